@@ -1,0 +1,1 @@
+"""seqbench's runner: suites -> cases -> isolated workers -> records -> tables and reports."""

@@ -1,0 +1,1 @@
+"""One module per CLI command: NAME, HELP, add_arguments(parser), main(args) -> exit status."""

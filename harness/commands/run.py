@@ -1,0 +1,64 @@
+"""`run SUITE`: run a suite's sweep and write a run folder."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from harness import console, results, runner, suite as suites
+from harness.errors import UserError
+
+NAME = "run"
+HELP = "run a suite (YAML) and write results/<suite>-<time>/"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", type=Path, help="suite file, e.g. suites/smoke.yaml")
+    parser.add_argument("--only", action="append", metavar="IMPL", help="run only this impl (repeatable)")
+    parser.add_argument("--where", help="keep cases matching, e.g. 'seq_len<=4096 and precision==fp16'")
+    parser.add_argument("--dry-run", action="store_true", help="list the cases, run nothing")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: the suite's, else cuda if present")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="parent folder of the run folder")
+    parser.add_argument("--resume", type=Path, metavar="RUN", help="finish an interrupted run folder")
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here; valid: cpu")
+    if requested in ("cpu", "cuda"):
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def main(args: argparse.Namespace) -> int:
+    suite = suites.load(args.suite)
+    device = resolve_device(args.device or suite.device)
+    cases = suites.expand(suite, device, where=args.where, only=args.only)
+    if args.only:
+        labels = {e.shown for e in suite.entries} | {e.name for e in suite.entries}
+        unknown = [o for o in args.only if o not in labels]
+        if unknown:
+            raise UserError(f"--only {unknown[0]}: not an impl of {args.suite}; valid: {', '.join(sorted(labels))}")
+    if args.dry_run:
+        for case in cases:
+            reason = suites.constraint_failure(suite, case)
+            console.console.print(f"{case.index:4d}  {case.describe()}" + (f"  (skip: {reason})" if reason else ""))
+        console.console.print(f"{len(cases)} cases on {device}")
+        return 0
+    if not cases:
+        raise UserError(f"{args.suite}: no cases left after --only/--where")
+    if args.resume:
+        run_dir = args.resume
+        done, previous, env = runner.resume(run_dir)
+    else:
+        run_dir = runner.new_run_dir(args.out, suite)
+        done, previous, env = set(), [], runner.start(run_dir, suite, device)
+    todo = sum(c.id not in done for c in cases)
+    console.console.print(f"{suite.name}: {todo} cases on {device} -> {run_dir}")
+    with console.progress(todo) as advance:
+        runner.run(suite, cases, run_dir, env, done, previous, on_record=advance)
+    frame = results.load(run_dir)
+    console.console.print(console.summary_table(frame, f"{suite.name}: median latency ({device})"))
+    console.console.print(f"{console.status_counts(frame)}; results in {run_dir}")
+    return 0

@@ -1,0 +1,74 @@
+"""What a run shows on the terminal: a progress bar, then a compact table."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(stderr=False, highlight=False)
+MARKS = {"wrong": "✗ wrong", "skipped": "– skip", "oom": "oom", "timeout": "timeout", "error": "error"}
+
+
+@contextmanager
+def progress(total: int) -> Iterator[Any]:
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                   console=console, transient=True)
+    with bar:
+        task = bar.add_task("running", total=total)
+
+        def advance(record: dict[str, Any]) -> None:
+            mark = "" if record["status"] == "ok" else f" ({record['status']})"
+            bar.update(task, advance=1, description=f"{record['label']}{mark}")
+
+        yield advance
+
+
+def summary_table(frame: pd.DataFrame, title: str) -> Table:
+    """impl (x the other swept axes) by the main swept axis: median latency or status."""
+    axes = list(frame["axes"].iloc[0]) if len(frame) and len(frame["axes"].iloc[0]) else []
+    main = "seq_len" if "seq_len" in axes else (axes[0] if axes else None)
+    others = [a for a in axes if a != main and frame[a].nunique(dropna=False) > 1]
+    table = Table(title=title, show_lines=False)
+    table.add_column("impl")
+    for axis in others:
+        table.add_column(axis)
+    columns = sorted(frame[main].dropna().unique()) if main else [None]
+    for value in columns:
+        table.add_column(f"{main}={value}" if main else "median", justify="right")
+    keys = ["label"] + others
+    for key, group in frame.groupby(keys, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        cells = [str(k) for k in key]
+        for value in columns:
+            match = group if main is None else group[group[main] == value]
+            cells.append(_cell(match))
+        table.add_row(*cells)
+    return table
+
+
+def _cell(rows: pd.DataFrame) -> str:
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    if row["status"] == "ok" and pd.notna(row.get("median_ms")):
+        noisy = "~" if bool(row.get("noisy", False)) else ""
+        return f"{noisy}{_ms(row['median_ms'])}"
+    return MARKS.get(row["status"], row["status"])
+
+
+def _ms(value: float) -> str:
+    if value >= 1000:
+        return f"{value / 1000:.2f} s"
+    if value >= 1:
+        return f"{value:.2f} ms"
+    return f"{value * 1000:.1f} µs"
+
+
+def status_counts(frame: pd.DataFrame) -> str:
+    counts = frame["status"].value_counts()
+    return ", ".join(f"{n} {s}" for s, n in counts.items())

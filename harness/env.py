@@ -1,0 +1,98 @@
+"""The environment a run was measured in (env.json), and its short id."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any
+
+import torch
+
+VOLATILE = ("collected_at", "git_dirty", "gpu_clocks")
+
+
+def collect(device: str) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "device": device,
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "triton": _version("triton"),
+        "numpy": _version("numpy"),
+        "pandas": _version("pandas"),
+        "flash_attn": _version("flash-attn"),
+        "seqbench": _version("seqbench"),
+        **_git(),
+    }
+    if device == "cuda" and torch.cuda.is_available():
+        env.update(_cuda())
+    env["env_id"] = env_id(env)
+    return env
+
+
+def env_id(env: dict[str, Any]) -> str:
+    """Equal for runs on the same machine and software, whatever the time."""
+    stable = {k: v for k, v in env.items() if k not in VOLATILE and k != "env_id"}
+    return hashlib.sha1(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _cuda() -> dict[str, Any]:
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    info = {"gpu": props.name, "gpu_count": torch.cuda.device_count(),
+            "gpu_memory_bytes": props.total_memory, "compute_capability": f"{props.major}.{props.minor}",
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        info["driver"] = pynvml.nvmlSystemGetDriverVersion()
+        info["gpu_clocks"] = {
+            "sm_max_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "mem_max_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+            "sm_now_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+        }
+        info["power_limit_w"] = pynvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000
+    except Exception as err:  # no pynvml or no NVML access: say so in the env
+        info["nvml"] = f"unavailable: {type(err).__name__}"
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git() -> dict[str, Any]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit or None, "git_dirty": bool(dirty) if commit else None}

@@ -1,0 +1,108 @@
+"""Where cases run: a spawned worker process, reused between cases.
+
+The worker imports torch once and serves cases over a pipe. A case that
+outlives its timeout is killed with its worker; a worker that dies (segfault,
+os._exit, the kernel's OOM killer) is recorded and replaced. The run goes on.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from typing import Any
+
+from harness import worker
+from harness.case import Case
+
+STARTUP_TIMEOUT_S = 300.0
+# glibc keeps freed memory for reuse, hiding a case's allocations from the RSS
+# high-water mark; a fixed mmap threshold sends every allocation >= 256 KiB to
+# mmap and back to the OS on free, so CPU peak memory is measured per pass.
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 1024)}
+
+
+def _serve(conn) -> None:
+    """Worker main loop: answer each case with its record until told to stop."""
+    import torch  # noqa: F401  (imported once per worker, before the first case)
+
+    conn.send("ready")
+    while True:
+        case = conn.recv()
+        if case is None:
+            return
+        conn.send(worker.execute(case))
+
+
+class LocalExecutor:
+    """One worker at a time: cases on one device never share it, so timings stay clean."""
+
+    def __init__(self) -> None:
+        self._ctx = mp.get_context("spawn")
+        self._proc = None
+        self._conn = None
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
+        saved = {k: os.environ.get(k) for k in WORKER_ENV}
+        os.environ.update(WORKER_ENV)  # spawn copies the parent's environment at start
+        try:
+            self._proc.start()
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+        child.close()  # so that a dead worker shows as EOF on our end
+        self._conn = parent
+        if not parent.poll(STARTUP_TIMEOUT_S) or parent.recv() != "ready":
+            self._kill()
+            raise RuntimeError("worker process did not start")
+
+    def run(self, case: Case) -> dict[str, Any]:
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        start = time.perf_counter()
+        timeout = float(case.measure.get("timeout_s", 120.0))
+        self._conn.send(case)
+        record: dict[str, Any] | None = None
+        try:
+            if self._conn.poll(timeout):
+                record = self._conn.recv()
+        except (EOFError, ConnectionResetError):
+            record = None
+        if record is None:
+            record = worker.base_record(case)
+            if self._proc.is_alive():
+                self._kill()
+                record.update(status="timeout", reason=f"still running after {timeout:g} s; killed")
+            else:
+                self._proc.join()
+                record.update(**_death(self._proc.exitcode))
+            self._proc = None
+        record["wall_s"] = time.perf_counter() - start
+        return record
+
+    def _kill(self) -> None:
+        self._proc.kill()
+        self._proc.join()
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            try:
+                self._conn.send(None)
+                self._proc.join(timeout=5)
+            except (BrokenPipeError, OSError):
+                pass
+            if self._proc.is_alive():
+                self._kill()
+        self._proc = None
+
+
+def _death(exitcode: int | None) -> dict[str, str]:
+    """Status and reason for a worker that died mid-case."""
+    if exitcode is not None and exitcode < 0:
+        sig = signal.Signals(-exitcode).name
+        if sig == "SIGKILL":  # we did not send it: on Linux this is the kernel's OOM killer
+            return {"status": "oom", "reason": "worker killed by SIGKILL (most likely the kernel's OOM killer)"}
+        return {"status": "error", "reason": f"worker crashed with {sig}"}
+    return {"status": "error", "reason": f"worker exited with status {exitcode} mid-case"}

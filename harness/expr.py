@@ -1,0 +1,83 @@
+"""Safe boolean expressions over case parameters (`--where`, suite constraints).
+
+Only comparisons, and/or/not, arithmetic and literals are allowed; the text is
+parsed with `ast` and walked, never passed to eval. A bare name that is not a
+parameter stands for itself as a string, so `precision == fp16` reads naturally.
+"""
+from __future__ import annotations
+
+import ast
+import operator
+from typing import Any, Iterable
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+           ast.Pow: operator.pow}
+_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+            ast.Gt: operator.gt, ast.GtE: operator.ge,
+            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
+
+
+class ExprError(ValueError):
+    pass
+
+
+class Expression:
+    """A parsed expression; `names` are the parameters it reads."""
+
+    def __init__(self, text: str, known_names: Iterable[str], words: Iterable[str] = ()):
+        self.text = text
+        try:
+            self.tree = ast.parse(text, mode="eval").body
+        except SyntaxError as err:
+            raise ExprError(f"cannot parse '{text}': {err.msg}") from None
+        self.known = set(known_names)
+        self.words = set(words)  # bare words allowed as strings (e.g. fp16, naive)
+        self._check(self.tree)
+        self.names = {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name) and n.id in self.known}
+
+    def _check(self, node: ast.AST) -> None:
+        allowed = (ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.BinOp,
+                   ast.Compare, ast.Name, ast.Load, ast.Constant, ast.Tuple, ast.List, *_BINARY, *_COMPARE)
+        for child in ast.walk(node):
+            if not isinstance(child, allowed):
+                raise ExprError(f"'{self.text}': {type(child).__name__} is not allowed "
+                                "(use comparisons, and/or/not, arithmetic, numbers and names)")
+            if isinstance(child, ast.Name) and child.id not in self.known | self.words | {"true", "false", "none"}:
+                raise ExprError(f"'{self.text}': unknown name '{child.id}'; valid: {', '.join(sorted(self.known))}")
+
+    def __call__(self, values: dict[str, Any]) -> bool:
+        try:
+            return bool(self._eval(self.tree, values))
+        except (TypeError, ZeroDivisionError) as err:
+            raise ExprError(f"'{self.text}' cannot be evaluated for {values}: {err}") from None
+
+    def _eval(self, node: ast.AST, values: dict[str, Any]) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in self.known:
+                return values.get(node.id)
+            return {"true": True, "false": False, "none": None}.get(node.id, node.id)
+        if isinstance(node, (ast.Tuple, ast.List)):
+            return [self._eval(e, values) for e in node.elts]
+        if isinstance(node, ast.BoolOp):
+            results = (self._eval(v, values) for v in node.values)
+            return all(results) if isinstance(node.op, ast.And) else any(results)
+        if isinstance(node, ast.UnaryOp):
+            operand = self._eval(node.operand, values)
+            return {ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos}[type(node.op)](operand)
+        if isinstance(node, ast.BinOp):
+            return _BINARY[type(node.op)](self._eval(node.left, values), self._eval(node.right, values))
+        if isinstance(node, ast.Compare):
+            left = self._eval(node.left, values)
+            for op, right_node in zip(node.ops, node.comparators):
+                right = self._eval(right_node, values)
+                try:
+                    if not _COMPARE[type(op)](left, right):
+                        return False
+                except TypeError:
+                    return False  # e.g. None < 4: the parameter does not apply to this case
+                left = right
+            return True
+        raise ExprError(f"'{self.text}': cannot evaluate {type(node).__name__}")

@@ -1,0 +1,1 @@
+"""How things are measured: timing (timer), statistics (stats), memory (memory), GPU state (gpu)."""

@@ -1,0 +1,76 @@
+"""Peak memory of one call, measured in its own pass (never while timing).
+
+CUDA: the caching allocator's peak, reset before the pass, as total and as
+extra over what was allocated before the call (the inputs); plus NVML's view
+of this process where pynvml works (it includes the CUDA context and cache).
+CPU: this process's peak resident set for the pass alone (Linux resets the
+high-water mark through /proc/self/clear_refs), total and extra.
+"""
+from __future__ import annotations
+
+import gc
+import os
+from typing import Callable
+
+import torch
+
+
+def peak(fn: Callable[[], object], device: str) -> dict[str, float]:
+    """{'peak_bytes', 'peak_extra_bytes', ...} for one call of `fn`."""
+    gc.collect()
+    return _cuda_peak(fn) if device == "cuda" else _cpu_peak(fn)
+
+
+def _cuda_peak(fn) -> dict[str, float]:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    top = torch.cuda.max_memory_allocated()
+    result = {"peak_bytes": float(top), "peak_extra_bytes": float(top - before)}
+    nvml = nvml_process_bytes()
+    if nvml is not None:
+        result["nvml_process_bytes"] = float(nvml)
+    return result
+
+
+def _cpu_peak(fn) -> dict[str, float]:
+    if not _reset_high_water_mark():
+        return {}  # no per-pass high-water mark on this OS: report nothing rather than a wrong figure
+    before = _status_kib("VmRSS")
+    fn()
+    top = _status_kib("VmHWM")
+    return {"peak_bytes": top * 1024.0, "peak_extra_bytes": max(top - before, 0) * 1024.0}
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} missing from /proc/self/status")
+
+
+def nvml_process_bytes() -> int | None:
+    """GPU memory NVML attributes to this process, or None where NVML is unavailable."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            if proc.pid == os.getpid():
+                return int(proc.usedGpuMemory or 0)
+    except Exception:  # pynvml missing, or no NVML permission (containers): not measurable here
+        return None
+    return None

@@ -1,0 +1,62 @@
+"""Adaptive timing of a zero-argument callable, with every sample kept.
+
+Samples come from well-kept timers: on CUDA `triton.testing.do_bench` (device
+events, L2 flushed between calls); on the CPU `torch.utils.benchmark.Timer`
+(threads pinned) over blocks sized to about a millisecond, so timer overhead
+stays out of fast calls. One stopping rule for both: keep sampling until the
+median's 95% CI is within `noise_target`, bounded by min/max samples and a
+time cap.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.utils.benchmark as tbench
+
+from harness.measure.stats import precise_enough
+
+BLOCK_TARGET_S = 1e-3  # CPU: aim for blocks of about 1 ms of work
+
+
+@dataclass(frozen=True)
+class TimerSettings:
+    min_reps: int = 5
+    max_reps: int = 200
+    noise_target: float = 0.02
+    max_time_s: float = 1.0
+    threads: int | None = None
+
+
+def measure(fn: Callable[[], object], device: str, settings: TimerSettings,
+            first_call_s: float) -> list[float]:
+    """Per-call times of `fn` in ms; `first_call_s` (already measured) sizes CPU blocks."""
+    sample = _cuda_sampler(fn) if device == "cuda" else _cpu_sampler(fn, settings, first_call_s)
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < settings.max_reps:
+        samples.extend(sample())
+        elapsed = time.perf_counter() - start
+        if len(samples) >= settings.min_reps and (
+            precise_enough(samples, settings.noise_target) or elapsed >= settings.max_time_s):
+            break
+    return samples[: settings.max_reps]
+
+
+def _cpu_sampler(fn, settings: TimerSettings, first_call_s: float) -> Callable[[], list[float]]:
+    threads = settings.threads or torch.get_num_threads()
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    number = max(1, math.ceil(BLOCK_TARGET_S / max(first_call_s, 1e-9)))
+    return lambda: [timer.timeit(number).mean * 1e3]
+
+
+def _cuda_sampler(fn) -> Callable[[], list[float]]:
+    try:
+        from triton.testing import do_bench
+    except ImportError:  # no triton: torch's timer synchronises CUDA itself
+        timer = tbench.Timer(stmt="fn()", globals={"fn": fn})
+        return lambda: [timer.timeit(1).mean * 1e3]
+    return lambda: list(do_bench(fn, warmup=1, rep=20, return_mode="all"))

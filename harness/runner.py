@@ -1,0 +1,68 @@
+"""Run a suite's cases into a run folder, one record at a time."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from harness import env as environment
+from harness import results, worker
+from harness.case import Case
+from harness.errors import UserError
+from harness.executor import LocalExecutor
+from harness.pruning import Pruner
+from harness.suite import Suite, constraint_failure
+
+
+def new_run_dir(out: Path, suite: Suite) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = out / f"{suite.name}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    return run_dir
+
+
+def start(run_dir: Path, suite: Suite, device: str) -> dict[str, Any]:
+    """Write suite.yaml and env.json into a new run folder; return the env."""
+    (run_dir / "suite.yaml").write_text(yaml.safe_dump(suite.model_dump(), sort_keys=False))
+    env = environment.collect(device)
+    (run_dir / "env.json").write_text(json.dumps(env, indent=2, default=str))
+    return env
+
+
+def resume(run_dir: Path) -> tuple[set[str], list[dict[str, Any]], dict[str, Any]]:
+    """Ids of the cases already recorded in `run_dir`, those records, and its env."""
+    if not (run_dir / "env.json").exists():
+        raise UserError(f"--resume {run_dir}: not a run folder (no env.json)")
+    records = results.read_records(run_dir) if (run_dir / results.RECORDS).exists() else []
+    return {r["case_id"] for r in records}, records, json.loads((run_dir / "env.json").read_text())
+
+
+def run(suite: Suite, cases: list[Case], run_dir: Path, env: dict[str, Any],
+        done: set[str] = frozenset(), previous: list[dict[str, Any]] = (),
+        on_record: Callable[[dict[str, Any]], None] = lambda r: None) -> None:
+    """Run every case not in `done`; each record is on disk before the next case starts."""
+    pruner = Pruner(suite.measure.budget_s)
+    for record in previous:
+        pruner.observe(record)
+    writer = results.RecordWriter(run_dir)
+    executor = LocalExecutor()
+    try:
+        for case in cases:
+            if case.id in done:
+                continue
+            reason = constraint_failure(suite, case) or pruner.reason(case.label, case.params, case.axes)
+            if reason:
+                record = worker.base_record(case) | {"status": "skipped", "reason": reason, "wall_s": 0.0}
+            else:
+                record = executor.run(case)
+            record["env_id"] = env["env_id"]
+            writer.append(record)
+            pruner.observe(record)
+            on_record(record)
+    finally:
+        executor.close()
+        writer.close()
+    results.write_table(run_dir)

@@ -1,0 +1,271 @@
+"""Suites: YAML files that declare a sweep, validated once here into typed models.
+
+Every mistake becomes a UserError of one line naming the file, the key and
+what would be valid. Past `load`, the rest of the harness trusts the types.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness import workloads
+from harness.case import Case
+from harness.errors import UserError
+from harness.expr import Expression, ExprError
+from impls import registry
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImplEntry(_Strict):
+    name: str
+    label: str | None = None  # defaults to name; needed when one impl appears twice
+    params: dict[str, Any] = {}
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
+
+
+class Measure(_Strict):
+    warmup: int = Field(2, ge=0)  # calls after the first, before timing
+    min_reps: int = Field(5, ge=1)
+    max_reps: int = Field(100, ge=1)
+    noise_target: float = Field(0.02, gt=0, lt=1)  # stop when the median's CI is within this fraction
+    noisy_above: float = Field(0.1, gt=0)  # IQR/median above this flags a case as noisy
+    max_time_s: float = Field(1.0, gt=0)  # time cap for the timing loop of one case
+    timeout_s: float = Field(120.0, gt=0)  # a case still running then is killed
+    budget_s: float | None = Field(None, gt=0)  # a case slower than this prunes its larger sizes
+    threads: int | None = Field(None, ge=1)  # CPU threads; default: all torch uses
+    check: bool = True  # compare against the reference before timing
+
+
+class Constraint(_Strict):
+    require: str  # expression over params, e.g. "window <= seq_len"
+    reason: str | None = None
+
+
+class Suite(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    workload: str
+    family: str
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    impls: list[str | ImplEntry] = Field(min_length=1)
+    sweep: dict[str, list[Any]] = {}
+    zip: list[dict[str, list[Any]]] = []  # each group's lists move together
+    fixed: dict[str, Any] = {}
+    measure: Measure = Measure()
+    constraints: list[Constraint] = []
+    baseline: str | None = None  # the impl label reports compare against
+
+    @property
+    def entries(self) -> list[ImplEntry]:
+        return [ImplEntry(name=e) if isinstance(e, str) else e for e in self.impls]
+
+
+def load(path: str | Path) -> Suite:
+    path = Path(path)
+    if not path.is_file():
+        near = sorted(str(p) for p in Path("suites").glob("*.yaml")) if Path("suites").is_dir() else []
+        raise UserError(f"{path}: no such suite file" + (f"; suites here: {', '.join(near)}" if near else ""))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{where}: invalid YAML: {getattr(err, 'problem', None) or err}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a suite must be a mapping with keys name, workload, family, impls, sweep")
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(f"{path}: {_describe(err, Suite)}") from None
+    _check_semantics(suite, path)
+    return suite
+
+
+def _describe(err: ValidationError, model: type[BaseModel]) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"] if not str(part).startswith(("str", "ImplEntry")))
+    if first["type"] == "extra_forbidden":
+        valid = list(_fields_at(model, first["loc"][:-1]))
+        close = difflib.get_close_matches(str(first["loc"][-1]), valid, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return f"{key}: unknown key; {hint}valid: {', '.join(valid)}"
+    if first["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {first['msg']} (got {first.get('input')!r})"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) model at `loc`, for 'valid:' hints."""
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif isinstance(part, str) and part in ("impls",):
+            model = ImplEntry
+    return list(model.model_fields)
+
+
+def _check_semantics(suite: Suite, path: Path) -> None:
+    def fail(key: str, msg: str):
+        raise UserError(f"{path}: {key}: {msg}")
+
+    if suite.workload not in workloads.names():
+        fail("workload", f"unknown workload '{suite.workload}'; valid: {', '.join(workloads.names())}")
+    if suite.family not in registry.families():
+        fail("family", f"unknown family '{suite.family}'; valid: {', '.join(registry.families())}")
+    try:
+        model = workloads.get(suite.workload).params_model(suite.family)
+    except KeyError as err:
+        fail("family", str(err.args[0]))
+    impls = _check_impls(suite, fail)
+    impl_params = {k: v for impl in impls for k, v in impl.params.items()}
+    known = set(model.model_fields) | set(impl_params)
+    seen: dict[str, str] = {}
+
+    def check_key(where: str, key: str, values: list[Any]):
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            fail(f"{where}.{key}", f"unknown parameter{f'; did you mean {close[0]}?' if close else ''}"
+                                   f" valid: {', '.join(sorted(known))}")
+        if key in seen:
+            fail(f"{where}.{key}", f"also set in {seen[key]}; give each parameter in one place")
+        seen[key] = where
+        if not values:
+            fail(f"{where}.{key}", "needs at least one value")
+        for value in values:
+            _check_value(model, impl_params, key, value, lambda msg: fail(f"{where}.{key}", msg))
+
+    for key, values in suite.sweep.items():
+        check_key("sweep", key, values)
+    for i, group in enumerate(suite.zip):
+        if len({len(v) for v in group.values()}) > 1:
+            fail(f"zip[{i}]", "the lists in a zipped group must have the same length")
+        for key, values in group.items():
+            check_key(f"zip[{i}]", key, values)
+    for key, value in suite.fixed.items():
+        check_key("fixed", key, [value])
+    names = _known_names(suite)
+    for i, constraint in enumerate(suite.constraints):
+        try:
+            Expression(constraint.require, names)
+        except ExprError as err:
+            fail(f"constraints[{i}].require", str(err))
+    if suite.baseline and suite.baseline not in {e.shown for e in suite.entries}:
+        fail("baseline", f"'{suite.baseline}' is not one of this suite's impls: "
+                         f"{', '.join(e.shown for e in suite.entries)}")
+
+
+def _check_impls(suite: Suite, fail) -> list[registry.Impl]:
+    impls, labels = [], set()
+    for i, entry in enumerate(suite.entries):
+        try:
+            impl = registry.get(suite.family, entry.name)
+        except registry.UnknownImpl as err:
+            fail(f"impls[{i}]", str(err))
+        if entry.shown in labels:
+            fail(f"impls[{i}]", f"'{entry.shown}' appears twice; give one of them a distinct label")
+        labels.add(entry.shown)
+        for key in entry.params:
+            if key not in impl.params:
+                fail(f"impls[{i}].params.{key}", f"{impl.name} takes no parameter '{key}'; "
+                                                 f"valid: {', '.join(impl.params) or 'none'}")
+        impls.append(impl)
+    return impls
+
+
+def _check_value(model: type[BaseModel], impl_params: dict[str, Any], key: str, value: Any, fail) -> None:
+    if key in model.model_fields:
+        try:
+            model.model_validate({key: value})
+        except ValidationError as err:
+            fail(f"{err.errors()[0]['msg']} (got {value!r})")
+        return
+    default = impl_params[key]
+    if default is not None and not isinstance(value, type(default)) and not (
+            isinstance(default, float) and isinstance(value, int)):
+        fail(f"expected {type(default).__name__} like the default {default!r} (got {value!r})")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+        fail(f"must be > 0 (got {value!r})")
+
+
+def expand(suite: Suite, device: str, where: str | None = None, only: list[str] | None = None) -> list[Case]:
+    """Every (point, impl) of the sweep as a Case, in run order: points outer, impls inner,
+    so slow drift of the machine touches every impl alike."""
+    axes = [((key,), [(v,) for v in values]) for key, values in suite.sweep.items()]
+    axes += [(tuple(group), list(zip(*group.values()))) for group in suite.zip]
+    axis_names = tuple(name for keys, _ in axes for name in keys)
+    entries = suite.entries
+    impls = {e.shown: registry.get(suite.family, e.name) for e in entries}
+    filter_expr = _where(where, suite, impls) if where else None
+    cases, seen = [], set()
+    for combo in itertools.product(*(values for _, values in axes)):
+        point = {k: v for (keys, _), values in zip(axes, combo) for k, v in zip(keys, values)}
+        for entry in entries:
+            impl = impls[entry.shown]
+            params = {**suite.fixed, **point, **entry.params}
+            # A swept impl param applies to the impls that take it; drop it for the rest.
+            params = {k: v for k, v in params.items()
+                      if k in impl.params or k not in _all_impl_params(impls)}
+            case = Case(suite=suite.name, workload=suite.workload, family=suite.family, impl=impl.name,
+                        label=entry.shown, params=params,
+                        impl_params=tuple(k for k in params if k in impl.params),
+                        axes=tuple(a for a in axis_names if a in params), device=device,
+                        measure=suite.measure.model_dump())
+            if case.id in seen:
+                continue
+            seen.add(case.id)
+            if only and entry.shown not in only and impl.name not in only:
+                continue
+            if filter_expr and not filter_expr(_names(case)):
+                continue
+            cases.append(case)
+    return [Case(**{**c.__dict__, "index": i}) for i, c in enumerate(cases)]
+
+
+def _all_impl_params(impls: dict[str, registry.Impl]) -> set[str]:
+    return {k for impl in impls.values() for k in impl.params}
+
+
+def _names(case: Case) -> dict[str, Any]:
+    return {**case.params, "impl": case.impl, "label": case.label}
+
+
+def _where(text: str, suite: Suite, impls: dict[str, registry.Impl]) -> Expression:
+    known = _known_names(suite)
+    words = {str(v) for values in suite.sweep.values() for v in values} | set(impls)
+    words |= {i.name for i in impls.values()} | {"fp32", "fp16", "bf16", "int8", "fwd", "fwd_bwd"}
+    try:
+        return Expression(text, known, words)
+    except ExprError as err:
+        raise UserError(f"--where: {err}") from None
+
+
+def _known_names(suite: Suite) -> set[str]:
+    model = workloads.get(suite.workload).params_model(suite.family)
+    impls = {e.shown: registry.get(suite.family, e.name) for e in suite.entries}
+    return set(model.model_fields) | _all_impl_params(impls) | {"impl", "label"}
+
+
+def constraint_failure(suite: Suite, case: Case) -> str | None:
+    """The reason `case` violates one of the suite's constraints, or None.
+
+    A constraint applies only to cases that have every parameter it names
+    (`window <= seq_len` says nothing about an impl without a window)."""
+    values = _names(case)
+    for c in suite.constraints:
+        expr = Expression(c.require, _known_names(suite))
+        if expr.names <= set(values) and not expr(values):
+            return c.reason or f"constraint not met: {c.require}"
+    return None

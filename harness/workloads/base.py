@@ -1,0 +1,77 @@
+"""The Workload contract: what is measured for a case.
+
+A workload builds inputs, runs the impl and checks it against its reference;
+it returns a `Prepared` whose `run` the worker times. It never times itself
+and never writes a file.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.case import Case
+from impls.registry import Impl
+
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
+
+
+class CommonParams(BaseModel):
+    """Params every workload accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+    precision: Precision = "fp32"
+    seed: int = Field(0, ge=0)
+
+
+@dataclass
+class Prepared:
+    run: Callable[[], object]  # the timed region: one call is one unit of `work`
+    check: Callable[[], dict[str, float]] | None = None  # errors vs reference; must set within_tolerance
+    work: dict[str, float] = field(default_factory=dict)  # per call: flops, bytes_moved, tokens, expected_peak_bytes
+    stats: Callable[[], dict[str, float]] | None = None  # metrics read once after timing (quality, decode stats)
+    timed: bool = True  # False where the result is quality, not speed (train)
+
+
+class Workload:
+    name: ClassVar[str]
+
+    def params_model(self, family: str) -> type[BaseModel]:
+        """The pydantic model of the params this workload reads for `family`."""
+        raise NotImplementedError
+
+    def prepare(self, case: Case, impl: Impl) -> Prepared:
+        raise NotImplementedError
+
+
+_WORKLOADS: dict[str, Workload] = {}
+
+
+def register_workload(cls: type[Workload]) -> type[Workload]:
+    _WORKLOADS[cls.name] = cls()
+    return cls
+
+
+def _load_all() -> None:
+    import harness.workloads as package
+
+    for module in pkgutil.iter_modules(package.__path__, prefix="harness.workloads."):
+        importlib.import_module(module.name)
+
+
+def get(name: str) -> Workload:
+    _load_all()
+    return _WORKLOADS[name]
+
+
+def names() -> list[str]:
+    _load_all()
+    return sorted(_WORKLOADS)
+
+
+def extra_args(params: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """The params not declared by `model` (they belong to the impl)."""
+    return {k: v for k, v in params.items() if k not in model.model_fields}

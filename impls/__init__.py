@@ -1,0 +1,1 @@
+"""Every implementation seqbench can measure, registered by family (see impls.registry)."""

@@ -1,0 +1,137 @@
+"""The one place implementations are found.
+
+Every impl registers itself with `@register(family, name, ...)`, declaring what
+it needs (requirements), where it runs (devices) and which precisions it
+supports. `available()` answers whether a case can run here, and if not, why,
+in words a person can read. The harness finds impls only through this module.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+DEVICES = ("cpu", "cuda")
+
+# A requirement takes (device, precision) and returns None when met, or the
+# reason it is not ("flash-attn is not installed").
+Requirement = Callable[[str, str], "str | None"]
+
+
+@dataclass(frozen=True)
+class Impl:
+    family: str
+    name: str
+    fn: Any  # a function (attention) or an nn.Module class (mixers, models)
+    requires: tuple[Requirement, ...] = ()
+    precisions: frozenset[str] = frozenset(("fp32", "fp16", "bf16"))
+    devices: frozenset[str] = frozenset(DEVICES)
+    exact: bool = True
+    reference: str | None = None  # the impl this one must equal (same family)
+    flops: Callable[..., float] | None = None  # analytic FLOPs from case params
+    bytes_moved: Callable[..., float] | None = None  # minimum bytes from case params
+    backward: bool = True  # supports forward+backward
+    params: dict[str, Any] = field(default_factory=dict)  # the impl's own params and defaults
+    doc: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class UnknownImpl(LookupError):
+    def __init__(self, family: str, name: str, valid: list[str]):
+        close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(valid) or 'none'}"
+        super().__init__(f"unknown {family} impl '{name}' ({hint})")
+        self.family, self.name, self.close, self.valid = family, name, close, valid
+
+
+_REGISTRY: dict[str, dict[str, Impl]] = {}
+_loaded = False
+
+
+def register(
+    family: str,
+    name: str,
+    *,
+    requires: tuple[Requirement, ...] | list[Requirement] = (),
+    precisions: tuple[str, ...] | list[str] = ("fp32", "fp16", "bf16"),
+    devices: tuple[str, ...] | list[str] = DEVICES,
+    exact: bool = True,
+    reference: str | None = None,
+    flops: Callable[..., float] | None = None,
+    bytes_moved: Callable[..., float] | None = None,
+    backward: bool = True,
+    params: dict[str, Any] | None = None,
+    doc: str | None = None,
+    **meta: Any,
+) -> Callable[[Any], Any]:
+    """Decorator: record `fn` as impl `name` of `family`; returns `fn` unchanged."""
+    bad = set(precisions) - set(PRECISIONS)
+    if bad:
+        raise ValueError(f"{family}/{name}: unknown precisions {sorted(bad)}; valid: {PRECISIONS}")
+
+    def decorate(fn: Any) -> Any:
+        entry = _REGISTRY.setdefault(family, {})
+        if name in entry and entry[name].fn is not fn:
+            raise ValueError(f"{family}/{name} is registered twice ({entry[name].fn} and {fn})")
+        entry[name] = Impl(
+            family=family, name=name, fn=fn, requires=tuple(requires),
+            precisions=frozenset(precisions), devices=frozenset(devices), exact=exact,
+            reference=reference, flops=flops, bytes_moved=bytes_moved, backward=backward,
+            params=dict(params or {}),
+            doc=doc or (getattr(fn, "__doc__", None) or "").strip().split("\n")[0], meta=meta,
+        )
+        return fn
+
+    return decorate
+
+
+def load_all() -> None:
+    """Import every module under `impls`, and the user's own modules named in
+    SEQBENCH_PLUGINS (comma-separated), so that their @register calls run."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import impls
+
+    for module in pkgutil.walk_packages(impls.__path__, prefix="impls."):
+        importlib.import_module(module.name)
+    for name in filter(None, os.environ.get("SEQBENCH_PLUGINS", "").split(",")):
+        importlib.import_module(name.strip())
+
+
+def families() -> list[str]:
+    load_all()
+    return sorted(_REGISTRY)
+
+
+def names(family: str) -> list[str]:
+    load_all()
+    return sorted(_REGISTRY.get(family, {}))
+
+
+def get(family: str, name: str) -> Impl:
+    load_all()
+    if family not in _REGISTRY:
+        raise UnknownImpl("family", family, sorted(_REGISTRY))
+    try:
+        return _REGISTRY[family][name]
+    except KeyError:
+        raise UnknownImpl(family, name, names(family)) from None
+
+
+def available(impl: Impl, device: str, precision: str) -> tuple[bool, str]:
+    """(True, "") when `impl` can run on `device` at `precision`, else (False, reason)."""
+    if device not in impl.devices:
+        return False, f"{impl.name} runs only on {', '.join(sorted(impl.devices))}"
+    if precision not in impl.precisions:
+        return False, f"{impl.name} supports {', '.join(sorted(impl.precisions))}, not {precision}"
+    for requirement in impl.requires:
+        reason = requirement(device, precision)
+        if reason:
+            return False, reason
+    return True, ""

@@ -1,0 +1,61 @@
+"""Reusable requirements for `register(requires=...)`.
+
+Each returns a function (device, precision) -> None when met, or a reason.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+
+import torch
+
+
+def cuda(device: str, precision: str) -> str | None:
+    if device != "cuda":
+        return "needs a CUDA GPU"
+    if not torch.cuda.is_available():
+        return "CUDA is not available"
+    return None
+
+
+def module(name: str, pip_name: str | None = None):
+    """Needs the importable module `name` (installed as `pip_name`)."""
+
+    def check(device: str, precision: str) -> str | None:
+        if _importable(name):
+            return None
+        return f"{pip_name or name} is not installed"
+
+    return check
+
+
+def capability(major: int, minor: int = 0):
+    """Needs a CUDA device of compute capability >= major.minor."""
+
+    def check(device: str, precision: str) -> str | None:
+        reason = cuda(device, precision)
+        if reason:
+            return reason
+        have = torch.cuda.get_device_capability()
+        if have < (major, minor):
+            return f"needs compute capability >= {major}.{minor}, this GPU has {have[0]}.{have[1]}"
+        return None
+
+    return check
+
+
+def triton(device: str, precision: str) -> str | None:
+    """Triton compiles for CUDA; on the CPU it runs only under TRITON_INTERPRET=1."""
+    if not _importable("triton"):
+        return "triton is not installed"
+    if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        return "triton runs on the CPU only under TRITON_INTERPRET=1"
+    if device == "cuda":
+        return cuda(device, precision)
+    return None
+
+
+@lru_cache(maxsize=None)
+def _importable(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
