@@ -64,27 +64,28 @@ class LocalExecutor:
         start = time.perf_counter()
         timeout = float(case.measure.get("timeout_s", 120.0))
         self._conn.send(case)
-        record: dict[str, Any] | None = None
-        try:
-            if self._conn.poll(timeout):
+        if self._conn.poll(timeout):
+            try:
                 record = self._conn.recv()
-        except (EOFError, ConnectionResetError):
-            record = None
-        if record is None:
-            record = worker.base_record(case)
-            if self._proc.is_alive():
-                self._kill()
-                record.update(status="timeout", reason=f"still running after {timeout:g} s; killed")
-            else:
-                self._proc.join()
-                record.update(**_death(self._proc.exitcode))
-            self._proc = None
+            except (EOFError, ConnectionResetError):  # the worker died mid-case
+                self._proc.join(timeout=10)
+                record = worker.base_record(case) | _death(self._proc.exitcode)
+                self._discard()
+        else:
+            self._kill()
+            record = worker.base_record(case) | {
+                "status": "timeout", "reason": f"still running after {timeout:g} s; killed"}
+            self._discard()
         record["wall_s"] = time.perf_counter() - start
         return record
 
     def _kill(self) -> None:
         self._proc.kill()
         self._proc.join()
+
+    def _discard(self) -> None:
+        self._conn.close()
+        self._proc = None
 
     def close(self) -> None:
         if self._proc is not None and self._proc.is_alive():

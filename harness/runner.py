@@ -15,6 +15,7 @@ from harness.errors import UserError
 from harness.executor import LocalExecutor
 from harness.pruning import Pruner
 from harness.suite import Suite, constraint_failure
+from impls import registry
 
 
 def new_run_dir(out: Path, suite: Suite) -> Path:
@@ -40,6 +41,12 @@ def resume(run_dir: Path) -> tuple[set[str], list[dict[str, Any]], dict[str, Any
     return {r["case_id"] for r in records}, records, json.loads((run_dir / "env.json").read_text())
 
 
+def unavailable(case: Case) -> str | None:
+    """Why the case's impl cannot run here, decided before a worker is bothered."""
+    ok, reason = registry.available(registry.get(case.family, case.impl), case.device, case.precision)
+    return None if ok else reason
+
+
 def run(suite: Suite, cases: list[Case], run_dir: Path, env: dict[str, Any],
         done: set[str] = frozenset(), previous: list[dict[str, Any]] = (),
         on_record: Callable[[dict[str, Any]], None] = lambda r: None) -> None:
@@ -53,7 +60,8 @@ def run(suite: Suite, cases: list[Case], run_dir: Path, env: dict[str, Any],
         for case in cases:
             if case.id in done:
                 continue
-            reason = constraint_failure(suite, case) or pruner.reason(case.label, case.params, case.axes)
+            reason = (constraint_failure(suite, case) or unavailable(case)
+                      or pruner.reason(case.label, case.params, case.axes))
             if reason:
                 record = worker.base_record(case) | {"status": "skipped", "reason": reason, "wall_s": 0.0}
             else:

@@ -43,8 +43,8 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         for case in cases:
             reason = suites.constraint_failure(suite, case)
-            console.console.print(f"{case.index:4d}  {case.describe()}" + (f"  (skip: {reason})" if reason else ""))
-        console.console.print(f"{len(cases)} cases on {device}")
+            print(f"{case.index:4d}  {case.describe()}" + (f"  (skip: {reason})" if reason else ""))
+        print(f"{len(cases)} cases on {device}")
         return 0
     if not cases:
         raise UserError(f"{args.suite}: no cases left after --only/--where")

@@ -1,0 +1,86 @@
+"""The exact attention impls equal fp64 attention on random inputs: shapes, causal, GQA, fwd and bwd."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from impls import registry
+from impls.attention import masks
+from impls.attention.reference import attention_fp64
+from impls.precision import FLOAT_DTYPES
+
+TOLERANCE = {"fp32": 2e-5, "fp16": 4e-3, "bf16": 3e-2}  # max abs error / max |expected|
+EXACT = ["naive", "sdpa_math", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn"]
+SHAPES = [  # (B, Hq, Hkv, N, M, D)
+    (1, 1, 1, 1, 1, 32),
+    (3, 4, 4, 17, 17, 64),
+    (2, 4, 2, 33, 33, 32),   # GQA
+    (1, 4, 1, 5, 40, 128),   # MQA, cross/cached: queries at the end of a longer key sequence
+]
+
+
+def qkv(shape, dtype, seed=0):
+    b, hq, hkv, n, m, d = shape
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=gen).to(dtype) for s in ((b, hq, n, d), (b, hkv, m, d), (b, hkv, m, d))]
+
+
+def relative_error(out, expected):
+    return float((out.double() - expected).abs().max() / expected.abs().max())
+
+
+def runnable(name, precision):
+    impl = registry.get("attention", name)
+    ok, reason = registry.available(impl, "cpu", precision)
+    if not ok:
+        pytest.skip(f"{name} cannot run here: {reason}")
+    return impl
+
+
+@pytest.mark.parametrize("name", EXACT)
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("causal", [False, True])
+def test_forward_matches_fp64(name, precision, shape, causal):
+    impl = runnable(name, precision)
+    q, k, v = qkv(shape, FLOAT_DTYPES[precision])
+    out = impl.fn(q, k, v, causal=causal)
+    assert out.shape == q.shape and out.dtype == q.dtype
+    assert relative_error(out, attention_fp64(q, k, v, causal=causal)) <= TOLERANCE[precision]
+
+
+@pytest.mark.parametrize("name", EXACT)
+@pytest.mark.parametrize("causal", [False, True])
+def test_backward_matches_fp64(name, causal):
+    impl = runnable(name, "fp32")
+    inputs = [t.requires_grad_() for t in qkv((2, 4, 2, 19, 19, 32), torch.float32, seed=1)]
+    inputs64 = [t.detach().double().requires_grad_() for t in inputs]
+    grad = torch.randn(2, 4, 19, 32, generator=torch.Generator().manual_seed(2))
+    impl.fn(*inputs, causal=causal).backward(grad)
+    attention_fp64(*inputs64, causal=causal).backward(grad.double())
+    for got, expected in zip(inputs, inputs64):
+        assert relative_error(got.grad, expected.grad) <= 1e-4
+
+
+def test_causal_mask_is_bottom_right_aligned():
+    mask = masks.causal(2, 4)
+    assert mask.tolist() == [[True, True, True, False], [True, True, True, True]]
+    with pytest.raises(ValueError, match="kv_len >= seq_len"):
+        masks.causal(4, 2)
+
+
+def test_reference_is_softmax_of_scores_by_brute_force():
+    q, k, v = qkv((1, 1, 1, 3, 3, 4), torch.float64, seed=3)
+    out = attention_fp64(q, k, v, causal=True)
+    for i in range(3):
+        scores = torch.tensor([float(q[0, 0, i] @ k[0, 0, j]) / 2.0 for j in range(i + 1)], dtype=torch.float64)
+        expected = sum(w * v[0, 0, j] for j, w in enumerate(torch.softmax(scores, 0)))
+        torch.testing.assert_close(out[0, 0, i], expected)
+
+
+def test_grouped_heads_share_their_kv_head():
+    q, k, v = qkv((1, 4, 2, 6, 6, 8), torch.float64, seed=4)
+    out = attention_fp64(q, k, v, causal=False)
+    # query heads 0,1 use kv head 0; heads 2,3 use kv head 1
+    alone = attention_fp64(q[:, 2:3], k[:, 1:2], v[:, 1:2], causal=False)
+    torch.testing.assert_close(out[:, 2:3], alone)

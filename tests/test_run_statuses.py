@@ -1,0 +1,101 @@
+"""A run survives every way a case can fail, records each as a row, and can be resumed after kill -9."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.results import load, read_records
+from tests.conftest import PLUGINS, ROOT, TINY_MEASURE, harness_cli, tiny_attention_suite
+
+
+def only_run_dir(out: Path) -> Path:
+    runs = list(out.iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.mark.slow
+def test_every_failure_mode_becomes_a_row_and_the_run_goes_on(write_suite, tmp_path):
+    impls = ["test_oom", "test_hang", "test_exit", "test_segfault", "test_wrong", "test_raises", "naive"]
+    suite = tiny_attention_suite(impls=impls, sweep={"seq_len": [16, 32]},
+                                 measure={**TINY_MEASURE, "timeout_s": 4})
+    result = harness_cli("run", str(write_suite(suite)), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    frame = load(only_run_dir(tmp_path / "out")).set_index(["label", "seq_len"])
+    status = frame["status"].to_dict()
+    assert status[("test_oom", 16)] == "oom"
+    assert status[("test_oom", 32)] == "skipped"  # pruned: larger than a size that ran out of memory
+    assert frame.loc[("test_oom", 32), "reason"] == "pruned: oom at seq_len=16"
+    assert status[("test_hang", 16)] == "timeout"
+    assert status[("test_hang", 32)] == "skipped"
+    assert status[("test_exit", 16)] == status[("test_exit", 32)] == "error"
+    assert "exited with status 3" in frame.loc[("test_exit", 16), "reason"]
+    assert "SIGSEGV" in frame.loc[("test_segfault", 16), "reason"]
+    assert status[("test_wrong", 16)] == "wrong"
+    assert frame.loc[("test_wrong", 16), "rel_err"] > frame.loc[("test_wrong", 16), "tolerance"]
+    assert status[("test_raises", 32)] == "error"
+    assert "ValueError: shapes do not line up" in frame.loc[("test_raises", 32), "reason"]
+    assert status[("naive", 16)] == status[("naive", 32)] == "ok"
+    assert frame.loc[("naive", 32), "n_samples"] >= 3
+
+
+def test_unavailable_impl_is_skipped_with_its_reason(write_suite, tmp_path):
+    suite = tiny_attention_suite(impls=["naive", "sdpa_cudnn"], sweep={"seq_len": [16]})
+    result = harness_cli("run", str(write_suite(suite)), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    frame = load(only_run_dir(tmp_path / "out")).set_index("label")
+    assert frame.loc["sdpa_cudnn", "status"] == "skipped"
+    assert "CUDNN_ATTENTION" in frame.loc["sdpa_cudnn", "reason"]
+    assert frame.loc["naive", "status"] == "ok"
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(write_suite, tmp_path):
+    seq_lens = [8, 12, 16, 20, 24, 28, 32, 36]
+    suite = tiny_attention_suite(impls=["test_slow"], sweep={"seq_len": seq_lens},
+                                 measure={**TINY_MEASURE, "min_reps": 3, "max_reps": 3})
+    path, out = write_suite(suite), tmp_path / "out"
+    env = {**os.environ, "SEQBENCH_PLUGINS": PLUGINS, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(path), "--out", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = list(out.glob("*/records.jsonl")) if out.exists() else []
+        if runs and len(runs[0].read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker, mid-case
+    proc.wait()
+    run_dir = only_run_dir(out)
+    before = read_records(run_dir)
+    assert 3 <= len(before) < len(seq_lens)
+    assert not (run_dir / "records.parquet").exists()
+
+    result = harness_cli("run", str(path), "--resume", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    after = read_records(run_dir)
+    assert sorted(r["params"]["seq_len"] for r in after) == seq_lens
+    assert len({r["case_id"] for r in after}) == len(seq_lens)
+    assert [r["case_id"] for r in after[: len(before)]] == [r["case_id"] for r in before]
+    assert all(r["status"] == "ok" for r in after)
+    assert len(load(run_dir)) == len(seq_lens)  # parquet written at the end holds every case
+
+
+def test_records_jsonl_survives_a_half_written_line(tmp_path):
+    from harness.results import RecordWriter
+
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps({"case_id": "a", "status": "ok"}) + "\n" + '{"case_id": "b", "sta')
+    assert [r["case_id"] for r in read_records(tmp_path)] == ["a"]
+    writer = RecordWriter(tmp_path)  # resuming cuts the partial line before appending
+    writer.append({"case_id": "c", "status": "ok"})
+    writer.close()
+    assert [r["case_id"] for r in read_records(tmp_path)] == ["a", "c"]

@@ -1,0 +1,100 @@
+"""Sweep expansion, zipped axes, constraints, --where/--only, and budget pruning rules."""
+from __future__ import annotations
+
+import pytest
+
+from harness import suite as suites
+from harness.expr import Expression, ExprError
+from harness.pruning import Pruner
+from tests.conftest import tiny_attention_suite
+
+
+def load(write_suite, **change):
+    return suites.load(write_suite(tiny_attention_suite(**change)))
+
+
+def test_cartesian_product_times_impls(write_suite):
+    suite = load(write_suite, impls=["naive", "sdpa_math"], sweep={"seq_len": [16, 32, 64], "causal": [False, True]})
+    cases = suites.expand(suite, "cpu")
+    assert len(cases) == 3 * 2 * 2
+    assert [c.index for c in cases] == list(range(12))
+    assert len({c.id for c in cases}) == 12
+    # points outer, impls inner: every impl sees the machine in the same state
+    assert [c.label for c in cases[:4]] == ["naive", "sdpa_math", "naive", "sdpa_math"]
+
+
+def test_zipped_axes_move_together(write_suite):
+    suite = load(write_suite, sweep={"causal": [False]}, fixed={"head_dim": 16},
+                 zip=[{"seq_len": [16, 32], "batch": [4, 2], "heads": [1, 2]}])
+    points = [(c.params["seq_len"], c.params["batch"], c.params["heads"]) for c in suites.expand(suite, "cpu")]
+    assert points == [(16, 4, 1), (32, 2, 2)]
+
+
+def test_case_ids_are_stable_across_loads(write_suite):
+    first = [c.id for c in suites.expand(load(write_suite), "cpu")]
+    second = [c.id for c in suites.expand(load(write_suite), "cpu")]
+    assert first == second
+
+
+def test_impl_param_sweep_applies_only_to_impls_that_take_it(write_suite):
+    # test_slow takes no window; a suite param sweep over an impl param must not duplicate it.
+    from impls.registry import register
+
+    register("attention", "test_windowed", params={"window": 8})(lambda q, k, v, *, causal, window=8: q)
+    suite = load(write_suite, impls=["naive", "test_windowed"], sweep={"seq_len": [16], "window": [4, 8]})
+    labels = [(c.label, c.params.get("window")) for c in suites.expand(suite, "cpu")]
+    assert labels == [("naive", None), ("test_windowed", 4), ("test_windowed", 8)]
+
+
+def test_constraints_skip_with_reason_only_where_they_apply(write_suite):
+    suite = load(write_suite, sweep={"seq_len": [16, 32], "kv_heads": [2, 3]},
+                 constraints=[{"require": "heads % kv_heads == 0", "reason": "kv_heads must divide heads"}])
+    reasons = {(c.params["kv_heads"]): suites.constraint_failure(suite, c) for c in suites.expand(suite, "cpu")}
+    assert reasons == {2: None, 3: "kv_heads must divide heads"}
+
+
+def test_where_and_only_filter_cases(write_suite):
+    suite = load(write_suite, impls=["naive", "sdpa_math"],
+                 sweep={"seq_len": [16, 32, 64], "precision": ["fp32", "fp16"]})
+    kept = suites.expand(suite, "cpu", where="seq_len <= 32 and precision == fp16", only=["sdpa_math"])
+    assert [(c.label, c.params["seq_len"], c.precision) for c in kept] == [
+        ("sdpa_math", 16, "fp16"), ("sdpa_math", 32, "fp16")]
+
+
+@pytest.mark.parametrize("text", ["__import__('os').system('x')", "seq_len.__class__", "[x for x in y]",
+                                  "f(1)", "lambda: 1", "seq_len if 1 else 2"])
+def test_expressions_allow_no_code(text):
+    with pytest.raises(ExprError):
+        Expression(text, {"seq_len", "x", "y", "f"})
+
+
+def test_expression_arithmetic_and_words():
+    expr = Expression("seq_len * 2 >= window and precision in [fp16, bf16] and not causal",
+                      {"seq_len", "window", "precision", "causal"}, words={"fp16", "bf16"})
+    assert expr({"seq_len": 64, "window": 128, "precision": "bf16", "causal": False})
+    assert not expr({"seq_len": 63, "window": 128, "precision": "bf16", "causal": False})
+    assert not expr({"seq_len": 64, "window": 128, "precision": "fp32", "causal": False})
+
+
+def record(label, status, wall_s=0.1, **params):
+    return {"label": label, "status": status, "wall_s": wall_s, "params": params}
+
+
+def test_pruning_skips_larger_sizes_of_the_same_impl_only():
+    pruner = Pruner()
+    pruner.observe(record("naive", "oom", seq_len=8192, batch=1, precision="fp32"))
+    axes = ("seq_len", "batch", "precision")
+    assert pruner.reason("naive", {"seq_len": 16384, "batch": 1, "precision": "fp32"}, axes) == \
+        "pruned: oom at seq_len=8192"
+    assert pruner.reason("naive", {"seq_len": 16384, "batch": 2, "precision": "fp32"}, axes) is not None
+    assert pruner.reason("naive", {"seq_len": 4096, "batch": 2, "precision": "fp32"}, axes) is None
+    assert pruner.reason("naive", {"seq_len": 16384, "batch": 1, "precision": "fp16"}, axes) is None
+    assert pruner.reason("chunked", {"seq_len": 16384, "batch": 1, "precision": "fp32"}, axes) is None
+
+
+def test_budget_prunes_after_a_slow_case_but_keeps_it():
+    pruner = Pruner(budget_s=2.0)
+    pruner.observe(record("naive", "ok", wall_s=0.5, seq_len=1024))
+    assert pruner.reason("naive", {"seq_len": 2048}, ("seq_len",)) is None
+    pruner.observe(record("naive", "ok", wall_s=3.0, seq_len=2048))
+    assert pruner.reason("naive", {"seq_len": 4096}, ("seq_len",)).startswith("pruned: over the 2 s budget")
