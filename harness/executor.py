@@ -35,7 +35,10 @@ def _serve(conn) -> None:
 
 
 class LocalExecutor:
-    """One worker at a time: cases on one device never share it, so timings stay clean."""
+    """One worker at a time: cases on one device never share it, so timings stay clean.
+
+    The worker is replaced after a crash, a timeout or an out-of-memory error,
+    so no case inherits a fragmented allocator or a wedged device."""
 
     def __init__(self) -> None:
         self._ctx = mp.get_context("spawn")
@@ -67,6 +70,8 @@ class LocalExecutor:
         if self._conn.poll(timeout):
             try:
                 record = self._conn.recv()
+                if record["status"] == "oom":  # a fresh allocator for the next case
+                    self.close()
             except (EOFError, ConnectionResetError):  # the worker died mid-case
                 self._proc.join(timeout=10)
                 record = worker.base_record(case) | _death(self._proc.exitcode)

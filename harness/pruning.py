@@ -1,7 +1,7 @@
 """Budget pruning: once an impl fails at a size, its larger sizes are not tried.
 
-A case that ran out of memory, timed out or went over the suite's per-case
-budget "dominates" every later case of the same impl that equals it on all
+A case that ran out of memory, timed out, or whose single call took longer
+than the suite's per-case budget "dominates" every later case of the same impl that equals it on all
 non-size params and is at least as large on every numeric swept axis: those
 are recorded as skipped, with the failure that pruned them.
 """
@@ -20,8 +20,8 @@ class Pruner:
     def observe(self, record: dict[str, Any]) -> None:
         if record["status"] in PRUNING_STATUSES:
             self._failures.append((record, record["status"]))
-        elif self.budget_s and record["status"] in ("ok", "wrong") and record.get("wall_s", 0) > self.budget_s:
-            self._failures.append((record, f"over the {self.budget_s:g} s budget ({record['wall_s']:.1f} s)"))
+        elif self.budget_s and record["status"] in ("ok", "wrong") and _call_s(record) > self.budget_s:
+            self._failures.append((record, f"one call over the {self.budget_s:g} s budget ({_call_s(record):.2f} s)"))
 
     def reason(self, label: str, params: dict[str, Any], axes: list[str] | tuple[str, ...]) -> str | None:
         for failed, why in self._failures:
@@ -30,6 +30,12 @@ class Pruner:
                 where = ", ".join(f"{a}={failed['params'][a]}" for a in larger)
                 return f"pruned: {why} at {where}"
         return None
+
+
+def _call_s(record: dict[str, Any]) -> float:
+    """Seconds one call of the case takes: its median, else its first call."""
+    metrics = record.get("metrics", {})
+    return metrics.get("median_ms", metrics.get("first_call_ms", 0.0)) / 1e3
 
 
 def _larger_axes(failed: dict[str, Any], label: str, params: dict[str, Any], axes) -> list[str]:

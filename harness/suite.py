@@ -42,7 +42,7 @@ class Measure(_Strict):
     noisy_above: float = Field(0.1, gt=0)  # IQR/median above this flags a case as noisy
     max_time_s: float = Field(1.0, gt=0)  # time cap for the timing loop of one case
     timeout_s: float = Field(120.0, gt=0)  # a case still running then is killed
-    budget_s: float | None = Field(None, gt=0)  # a case slower than this prunes its larger sizes
+    budget_s: float | None = Field(None, gt=0)  # one call slower than this prunes larger sizes
     threads: int | None = Field(None, ge=1)  # CPU threads; default: all torch uses
     check: bool = True  # compare against the reference before timing
 

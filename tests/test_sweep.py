@@ -76,8 +76,8 @@ def test_expression_arithmetic_and_words():
     assert not expr({"seq_len": 64, "window": 128, "precision": "fp32", "causal": False})
 
 
-def record(label, status, wall_s=0.1, **params):
-    return {"label": label, "status": status, "wall_s": wall_s, "params": params}
+def record(label, status, median_ms=100.0, **params):
+    return {"label": label, "status": status, "params": params, "metrics": {"median_ms": median_ms}}
 
 
 def test_pruning_skips_larger_sizes_of_the_same_impl_only():
@@ -94,7 +94,7 @@ def test_pruning_skips_larger_sizes_of_the_same_impl_only():
 
 def test_budget_prunes_after_a_slow_case_but_keeps_it():
     pruner = Pruner(budget_s=2.0)
-    pruner.observe(record("naive", "ok", wall_s=0.5, seq_len=1024))
+    pruner.observe(record("naive", "ok", median_ms=500, seq_len=1024))
     assert pruner.reason("naive", {"seq_len": 2048}, ("seq_len",)) is None
-    pruner.observe(record("naive", "ok", wall_s=3.0, seq_len=2048))
-    assert pruner.reason("naive", {"seq_len": 4096}, ("seq_len",)).startswith("pruned: over the 2 s budget")
+    pruner.observe(record("naive", "ok", median_ms=3000, seq_len=2048))
+    assert pruner.reason("naive", {"seq_len": 4096}, ("seq_len",)).startswith("pruned: one call over the 2 s budget")

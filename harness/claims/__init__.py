@@ -1,0 +1,1 @@
+"""Published claims, checked against what seqbench measures (claims/claims.yaml)."""

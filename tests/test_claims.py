@@ -1,0 +1,102 @@
+"""Claim verdicts from hand-made records: every verdict is reachable, and the registry is consistent."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from harness.claims import model
+from harness.claims.evaluate import NOT_APPLICABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, evaluate
+from harness.claims.model import Claim
+
+
+def make_claim(**change) -> Claim:
+    spec = {"id": "fast", "claim": "B is 2-4x faster than A", "source": "a paper, Table 1",
+            "conditions": "GPU X, fp16", "suite": "suites/smoke.yaml",
+            "metric": {"kind": "ratio", "numerator": "A", "denominator": "B", "match": ["seq_len"]},
+            "claimed": {"at_least": 2.0, "at_most": 4.0}, "tolerance": 0.0}
+    spec.update(change)
+    return Claim.model_validate(spec)
+
+
+def frame(rows):
+    return pd.DataFrame([{"status": "ok", "device": "cpu", **r} for r in rows])
+
+
+def timings(a_over_b: dict[int, float]):
+    rows = []
+    for n, ratio in a_over_b.items():
+        rows += [{"label": "A", "seq_len": n, "median_ms": ratio}, {"label": "B", "seq_len": n, "median_ms": 1.0}]
+    return frame(rows)
+
+
+@pytest.mark.parametrize("ratios, verdict", [
+    ({128: 2.5, 256: 3.9}, REPRODUCED),
+    ({128: 1.2, 256: 3.0}, PARTLY),
+    ({128: 1.1, 256: 1.3}, NOT_REPRODUCED),
+])
+def test_ratio_verdicts(ratios, verdict):
+    result = evaluate(make_claim(), timings(ratios), "cpu")
+    assert result.verdict == verdict
+    assert sorted(result.values) == sorted(ratios.values())
+
+
+def test_wrong_cases_never_count():
+    data = timings({128: 3.0})
+    data.loc[data["label"] == "B", "status"] = "wrong"
+    assert evaluate(make_claim(), data, "cpu").verdict == NOT_APPLICABLE
+
+
+def test_gpu_claim_is_not_applicable_on_cpu_records():
+    result = evaluate(make_claim(needs={"device": "cuda"}), timings({128: 3.0}), "cpu")
+    assert result.verdict == NOT_APPLICABLE and "CUDA" in result.note
+
+
+def test_gpu_claim_judged_from_gpu_records_anywhere():
+    data = timings({128: 3.0})
+    data["device"] = "cuda"
+    assert evaluate(make_claim(needs={"device": "cuda"}), data, "cpu").verdict == REPRODUCED
+
+
+def test_missing_library_is_the_reason():
+    result = evaluate(make_claim(needs={"modules": ["surely_not_installed_xyz"]}), frame([]), "cpu")
+    assert result.verdict == NOT_APPLICABLE and "surely_not_installed_xyz" in result.note
+
+
+def test_exponent_from_a_power_law():
+    rows = [{"label": "A", "seq_len": n, "median_ms": 0.001 * n ** 2} for n in (512, 1024, 2048, 4096)]
+    claim = make_claim(metric={"kind": "exponent", "numerator": "A", "axis": "seq_len"},
+                       claimed={"about": 2.0}, tolerance=0.05)
+    result = evaluate(claim, frame(rows), "cpu")
+    assert result.verdict == REPRODUCED and result.values[0] == pytest.approx(2.0)
+
+
+def test_exponent_needs_three_points():
+    rows = [{"label": "A", "seq_len": n, "median_ms": n} for n in (512, 1024)]
+    claim = make_claim(metric={"kind": "exponent", "numerator": "A", "axis": "seq_len"}, claimed={"about": 1.0})
+    assert evaluate(claim, frame(rows), "cpu").verdict == NOT_APPLICABLE
+
+
+def test_column_and_where_and_aggregate():
+    rows = [{"label": "paged", "rate": r, "kv_waste": w} for r, w in ((1, 0.02), (2, 0.03), (4, 0.5))]
+    claim = make_claim(metric={"kind": "column", "numerator": "paged", "column": "kv_waste", "where": "rate <= 2"},
+                       claimed={"at_most": 0.04})
+    assert evaluate(claim, frame(rows), "cpu").verdict == REPRODUCED
+    worst = make_claim(metric={"kind": "column", "numerator": "paged", "column": "kv_waste", "aggregate": "max"},
+                       claimed={"at_most": 0.04})
+    result = evaluate(worst, frame(rows), "cpu")
+    assert result.values == [0.5] and result.verdict == NOT_REPRODUCED
+
+
+def test_difference_metric():
+    rows = [{"label": "alibi", "ppl": 5.0, "seq_len": 1}, {"label": "sinusoidal", "ppl": 9.0, "seq_len": 1}]
+    claim = make_claim(metric={"kind": "difference", "numerator": "alibi", "denominator": "sinusoidal",
+                               "column": "ppl", "match": ["seq_len"]}, claimed={"at_most": 0.0})
+    assert evaluate(claim, frame(rows), "cpu").values == [-4.0]
+
+
+@pytest.mark.parametrize("claimed, value, tolerance, holds", [
+    ({"at_least": 2}, 1.9, 0.1, True), ({"at_least": 2}, 1.7, 0.1, False),
+    ({"at_most": 0.04}, 0.043, 0.1, True), ({"about": 1.0}, 1.2, 0.1, False),
+])
+def test_tolerance_widens_each_bound(claimed, value, tolerance, holds):
+    assert model.Claimed.model_validate(claimed).holds(value, tolerance) == holds
