@@ -68,8 +68,12 @@ def bigbird_mask(n: int, causal: bool, block_size: int = 64, window_blocks: int 
     return blocks.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)[:n, :n]
 
 
-def key_block_lists(blocks: torch.Tensor, global_blocks: int) -> torch.Tensor:
-    """(nb, K) key blocks each non-global query block sees, padded with -1; global rows all -1."""
+@lru_cache(maxsize=32)
+def key_block_lists(n_blocks: int, block_size: int, window_blocks: int, global_blocks: int,
+                    num_random_blocks: int, seed: int, causal: bool) -> torch.Tensor:
+    """(nb, K) key blocks each non-global query block sees, padded with -1; global rows all -1.
+    Cached per pattern (callers must not modify it): building it is Python work per block."""
+    blocks = block_mask(n_blocks, block_size, window_blocks, global_blocks, num_random_blocks, seed, causal)
     rows = [torch.nonzero(row).flatten() if a >= global_blocks else torch.empty(0, dtype=torch.long)
             for a, row in enumerate(blocks)]
     width = max([len(r) for r in rows] + [1])
@@ -77,6 +81,16 @@ def key_block_lists(blocks: torch.Tensor, global_blocks: int) -> torch.Tensor:
     for a, r in enumerate(rows):
         lists[a, :len(r)] = r
     return lists
+
+
+@lru_cache(maxsize=8)
+def _layout(n: int, block_size: int, window_blocks: int, global_blocks: int, num_random_blocks: int,
+            seed: int, causal: bool, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(key-block lists, pair mask) of the gathered layout: listed blocks are attended, up to causality."""
+    lists = key_block_lists(-(-n // block_size), block_size, window_blocks, global_blocks, num_random_blocks,
+                            seed, causal)
+    keep = (lambda i, j: j <= i) if causal else (lambda i, j: torch.ones_like(i == j))
+    return lists, blocksparse.layout_mask(lists, keep, block_size, n, device)
 
 
 @register("attention", "bigbird", exact=False, reference="bigbird_reference",
@@ -90,11 +104,9 @@ def bigbird(q, k, v, *, causal: bool, scale: float | None = None, block_size: in
     k, v = masks.repeat_kv(k, q.shape[1]), masks.repeat_kv(v, q.shape[1])
     scale = blocksparse.default_scale(q, scale)
     n = q.shape[-2]
-    n_blocks = -(-n // block_size)
-    blocks = block_mask(n_blocks, block_size, window_blocks, global_blocks, num_random_blocks, seed, causal)
-    keep = (lambda i, j: j <= i) if causal else (lambda i, j: torch.ones_like(i == j))
-    out, _ = blocksparse.gathered_attention(q, k, v, key_block_lists(blocks, global_blocks), keep,
-                                            block_size, scale)
+    lists, allowed = _layout(n, block_size, window_blocks, global_blocks, num_random_blocks, seed, causal,
+                             str(q.device))
+    out, _ = blocksparse.gathered_attention(q, k, v, lists, allowed, block_size, scale)
     g = min(global_blocks * block_size, n)
     if g:  # global query rows see every key
         allowed = (torch.arange(g, device=q.device)[:, None] >= torch.arange(n, device=q.device)[None, :]
@@ -111,8 +123,7 @@ def _pairs(p: dict) -> tuple[int, int]:
     settings = {key: int(p.get(key, PARAMS[key])) for key in
                 ("window_blocks", "global_blocks", "num_random_blocks", "seed")}
     n_blocks = -(-n // size)
-    blocks = block_mask(n_blocks, size, causal=bool(p.get("causal")), **settings)
-    width = key_block_lists(blocks, settings["global_blocks"]).shape[1]
+    width = key_block_lists(n_blocks, size, causal=bool(p.get("causal")), **settings).shape[1]
     return n_blocks * size * width * size + min(settings["global_blocks"] * size, n) * n, n
 
 

@@ -36,11 +36,14 @@ def masked_attention(q, k, v, allowed: torch.Tensor, scale: float) -> tuple[torc
     q (..., n, D), k and v (..., m, D), allowed broadcastable to (..., n, m).
     Returns out (..., n, D) in fp32 and lse (..., n) in fp32 (natural log).
     """
-    scores = (q @ k.transpose(-1, -2)).float() * scale  # (..., n, m)
+    scores = ((q * scale) @ k.transpose(-1, -2)).float()  # (..., n, m); scaling q is the cheaper pass
     scores = scores.masked_fill(~allowed, MASKED)
-    lse = torch.logsumexp(scores, dim=-1)  # (..., n)
-    probs = torch.exp(scores - lse[..., None])
-    return (probs.to(v.dtype) @ v).float(), lse
+    # The shift only guards exp; the result does not depend on it, so no gradient flows through it.
+    row_max = scores.amax(dim=-1, keepdim=True).detach()
+    probs = torch.exp(scores - row_max)  # one exp per pair (logsumexp + softmax would take two)
+    total = probs.sum(dim=-1, keepdim=True)
+    out = (probs.to(v.dtype) @ v).float() / total  # normalise the (n, D) output, not the (n, m) probs
+    return out, (row_max + total.log()).squeeze(-1)
 
 
 def merge(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -60,20 +63,32 @@ def neighbour_blocks(n_query_blocks: int, n_key_blocks: int, offsets: list[int])
     return blocks.masked_fill((blocks < 0) | (blocks >= n_key_blocks), -1)
 
 
-def gathered_attention(q, k, v, key_blocks: torch.Tensor, keep: Keep, block: int,
+def layout_mask(key_blocks: torch.Tensor, keep: Keep, block: int, m: int, device=None) -> torch.Tensor:
+    """(nqb, block, K*block) boolean: which pairs of a gathered layout are attended.
+
+    key_blocks (nqb, K) long, -1 = none; keep(i, j) masks absolute query i, key j;
+    keys past m (padding) and unlisted blocks are never attended. Depends only on
+    the shape and the pattern, so callers cache it (a sparsity layout)."""
+    nqb, per_row = key_blocks.shape[0], key_blocks.shape[1] * block
+    safe = key_blocks.clamp(min=0).to(device)
+    rows = torch.arange(nqb * block, device=device).view(nqb, block, 1)
+    cols = (safe[:, :, None] * block + torch.arange(block, device=device)).view(nqb, 1, per_row)
+    listed = (key_blocks >= 0).to(device).repeat_interleave(block, dim=1)[:, None, :]
+    return keep(rows, cols) & (cols < m) & listed
+
+
+def gathered_attention(q, k, v, key_blocks: torch.Tensor, allowed: torch.Tensor, block: int,
                        scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Each block of `block` queries attends to its own list of key blocks.
 
     q (B, H, N, D); k, v (B, H, M, D); key_blocks (ceil(N/block), K) long, -1 = none
-    (a block must not be listed twice in a row, or its keys would count twice).
-    The K key blocks are gathered into (B, H, nqb, K*block, D) and attended with one
-    batched matmul, so the cost is N * K * block pairs and nothing is N x M.
-    `keep(i, j)` masks pairs inside the gathered blocks. Returns out (B, H, N, D) fp32
-    and lse (B, H, N).
+    (a block must not be listed twice in a row, or its keys would count twice);
+    allowed: `layout_mask` of that layout. The K key blocks are gathered into
+    (B, H, nqb, K*block, D) and attended with one batched matmul, so the cost is
+    N * K * block pairs and nothing is N x M. Returns out (B, H, N, D) fp32, lse (B, H, N).
     """
     batch, heads, n, dim = q.shape
-    m = k.shape[-2]
-    nqb, nkb = key_blocks.shape[0], -(-m // block)
+    nqb, nkb = key_blocks.shape[0], -(-k.shape[-2] // block)
     per_row = key_blocks.shape[1] * block
     q_blocks = pad_seq(q, nqb * block).view(batch, heads, nqb, block, dim)
     safe = key_blocks.clamp(min=0).to(q.device)
@@ -82,10 +97,6 @@ def gathered_attention(q, k, v, key_blocks: torch.Tensor, keep: Keep, block: int
         return pad_seq(x, nkb * block).view(batch, heads, nkb, block, dim)[:, :, safe].reshape(
             batch, heads, nqb, per_row, dim)
 
-    rows = torch.arange(nqb * block, device=q.device).view(nqb, block, 1)
-    cols = (safe[:, :, None] * block + torch.arange(block, device=q.device)).view(nqb, 1, per_row)
-    listed = (key_blocks >= 0).to(q.device).repeat_interleave(block, dim=1)[:, None, :]
-    allowed = keep(rows, cols) & (cols < m) & listed  # (nqb, block, K*block)
     out, lse = masked_attention(q_blocks, gather(k), gather(v), allowed, scale)
     return (out.reshape(batch, heads, nqb * block, dim)[:, :, :n],
             lse.reshape(batch, heads, nqb * block)[:, :, :n])

@@ -9,7 +9,7 @@ matmul, with the pairs outside the window masked. Nothing is N x N.
 """
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache
 
 import torch
 
@@ -35,16 +35,25 @@ def layout(window: int, causal: bool) -> tuple[int, list[int]]:
     return max(reach, MIN_BLOCK), ([-1, 0] if causal else [-1, 0, 1])
 
 
+@lru_cache(maxsize=8)
+def window_layout(n: int, window: int, causal: bool, min_key: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(key_blocks, allowed) of the blocked window pattern over n positions, cached."""
+    block, offsets = layout(window, causal)
+    n_blocks = -(-n // block)
+    key_blocks = blocksparse.neighbour_blocks(n_blocks, n_blocks, offsets)
+
+    def keep(i, j):
+        return window_keep(i, j, window=window, causal=causal) & (j >= min_key)
+
+    return key_blocks, blocksparse.layout_mask(key_blocks, keep, block, n, device)
+
+
 def window_attention(q, k, v, *, window: int, causal: bool, scale: float,
                      min_key: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The window part as (out fp32 (B, H, N, D), lse (B, H, N)); keys j < min_key are left
     out (longformer counts them in its global part). k, v have as many heads as q."""
-    block, offsets = layout(window, causal)
-    n_blocks = -(-q.shape[-2] // block)
-    key_blocks = blocksparse.neighbour_blocks(n_blocks, n_blocks, offsets)
-    in_window = partial(window_keep, window=window, causal=causal)
-    keep = (lambda i, j: in_window(i, j) & (j >= min_key)) if min_key else in_window
-    return blocksparse.gathered_attention(q, k, v, key_blocks, keep, block, scale)
+    key_blocks, allowed = window_layout(q.shape[-2], window, causal, min_key, str(q.device))
+    return blocksparse.gathered_attention(q, k, v, key_blocks, allowed, layout(window, causal)[0], scale)
 
 
 def computed_pairs(n: int, window: int, causal: bool) -> int:
