@@ -90,7 +90,7 @@ def _layout(n: int, block_size: int, window_blocks: int, global_blocks: int, num
     lists = key_block_lists(-(-n // block_size), block_size, window_blocks, global_blocks, num_random_blocks,
                             seed, causal)
     keep = (lambda i, j: j <= i) if causal else (lambda i, j: torch.ones_like(i == j))
-    return lists, blocksparse.layout_mask(lists, keep, block_size, n, device)
+    return lists.to(device), blocksparse.layout_mask(lists, keep, block_size, n, device)
 
 
 @register("attention", "bigbird", exact=False, reference="bigbird_reference",

@@ -9,6 +9,9 @@ Masked scores are filled with a large finite negative (not -inf) so that a row
 with no keys in one part stays finite in both directions (its lse is ~ -1e9 and
 its weight in `merge` is exactly zero); every pattern here gives each row at
 least one key overall (its own position), so no row is empty after merging.
+
+Grouped heads (Hkv < Hq) are served by repeating K and V to Hq heads first: a
+copy the size of q, which keeps these impls linear in N.
 """
 from __future__ import annotations
 

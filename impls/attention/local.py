@@ -36,8 +36,9 @@ def layout(window: int, causal: bool) -> tuple[int, list[int]]:
 
 
 @lru_cache(maxsize=8)
-def window_layout(n: int, window: int, causal: bool, min_key: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(key_blocks, allowed) of the blocked window pattern over n positions, cached."""
+def window_layout(n: int, window: int, causal: bool, min_key: int,
+                  device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(key_blocks, allowed) of the blocked window pattern over n positions, on `device`, cached."""
     block, offsets = layout(window, causal)
     n_blocks = -(-n // block)
     key_blocks = blocksparse.neighbour_blocks(n_blocks, n_blocks, offsets)
@@ -45,7 +46,7 @@ def window_layout(n: int, window: int, causal: bool, min_key: int, device: str) 
     def keep(i, j):
         return window_keep(i, j, window=window, causal=causal) & (j >= min_key)
 
-    return key_blocks, blocksparse.layout_mask(key_blocks, keep, block, n, device)
+    return key_blocks.to(device), blocksparse.layout_mask(key_blocks, keep, block, n, device)
 
 
 def window_attention(q, k, v, *, window: int, causal: bool, scale: float,
@@ -62,18 +63,23 @@ def computed_pairs(n: int, window: int, causal: bool) -> int:
     return -(-n // block) * block * len(offsets) * block
 
 
+def _case_pairs(p: dict) -> tuple[int, int]:
+    """(computed pairs per head, N) for a case's params."""
+    n = int(p["seq_len"])
+    return computed_pairs(n, int(p.get("window", 256)), bool(p.get("causal"))), n
+
+
 def _flops(p: dict) -> float:
-    return cost.flops(p, pairs=computed_pairs(int(p["seq_len"]), int(p.get("window", 256)), bool(p.get("causal"))))
+    return cost.flops(p, pairs=_case_pairs(p)[0])
 
 
 def _bytes(p: dict) -> float:
-    n = int(p["seq_len"])
-    return blocksparse.work_bytes(p, computed_pairs(n, int(p.get("window", 256)), bool(p.get("causal"))) / n)
+    pairs, n = _case_pairs(p)
+    return blocksparse.work_bytes(p, pairs / n)
 
 
 def _peak(p: dict) -> float:
-    n = int(p["seq_len"])
-    pairs = computed_pairs(n, int(p.get("window", 256)), bool(p.get("causal")))
+    pairs, n = _case_pairs(p)
     return blocksparse.work_peak_bytes(p, pairs, pairs / n)
 
 
@@ -94,8 +100,10 @@ def local_mask(n: int, window: int, causal: bool, device=None) -> torch.Tensor:
     return window_keep(idx[:, None], idx[None, :], window=window, causal=causal)
 
 
-@register("attention", "local_reference", reference="local_reference", flops=cost.flops, bytes_moved=cost.bytes_moved,
-          params={"window": 256})
+# A masked reference is its own reference: run in a suite, it is checked against itself and
+# its distance from exact attention is reported as exact_rel_err.
+@register("attention", "local_reference", reference="local_reference", flops=cost.flops,
+          bytes_moved=cost.bytes_moved, params={"window": 256})
 def local_reference(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
     """Sliding-window attention as fp64 attention with an N x N mask (the spec of `local`)."""
     blocksparse.require_self_attention("local attention", q, k)
