@@ -24,9 +24,10 @@ TOLERANCE = {torch.float32: 2e-5, torch.float16: 5e-3, torch.bfloat16: 3e-2}
 SMALL = {
     "local": {"window": 5},
     "longformer": {"window": 5, "global_tokens": 3},
-    "bigbird": {"block_size": 4, "window_blocks": 3, "global_blocks": 1, "num_random_blocks": 2, "seed": 3},
+    "bigbird": {"block_size": 4, "window_blocks": 3, "global_blocks": 1, "num_random_blocks": 2,
+                "pattern_seed": 3},
     "sparse_strided": {"stride": 4},
-    "linformer": {"proj_k": 8, "seed": 1},
+    "linformer": {"proj_k": 8, "proj_seed": 1},
 }
 CAUSAL = {"local": [False, True], "longformer": [False, True], "bigbird": [False, True],
           "sparse_strided": [True], "linformer": [False]}
@@ -166,7 +167,8 @@ def test_sparse_strided_reference_matches_paper_definition(stride):
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_bigbird_reference_matches_brute_force(causal):
-    params = {"block_size": 3, "window_blocks": 3, "global_blocks": 1, "num_random_blocks": 1, "seed": 7}
+    params = {"block_size": 3, "window_blocks": 3, "global_blocks": 1, "num_random_blocks": 1,
+              "pattern_seed": 7}
     random = random_blocks(6, 3, 1, 1, 7, causal)  # 17 tokens in blocks of 3: 6 blocks
     check_against_brute_force("bigbird_reference", causal, params,
                               lambda i: bigbird_set(i, 17, 3, 3, 1, random, causal))

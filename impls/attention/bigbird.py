@@ -8,7 +8,8 @@ nb = ceil(N / block_size). Query block a sees key block c iff
 and, when causal, additionally key j <= query i (blocks c > a are dropped).
 Each non-global query block draws `num_random_blocks` distinct blocks it does
 not already see (only c < a when causal), from a torch.Generator seeded with
-`seed`, so the pattern is a function of (nb, params) alone.
+`pattern_seed`, so the pattern is a function of (nb, params) alone. (Not named
+`seed`: that is the workload's input seed, which must not move the pattern.)
 
 Computed blocked: each non-global query block gathers its listed key blocks
 into (B, H, nb, K*block_size, D) and attends with one batched matmul, so the
@@ -24,7 +25,7 @@ from impls.attention import blocksparse, cost, masks
 from impls.attention.reference import attention_fp64
 from impls.registry import register
 
-PARAMS = {"block_size": 64, "window_blocks": 3, "global_blocks": 1, "num_random_blocks": 2, "seed": 0}
+PARAMS = {"block_size": 64, "window_blocks": 3, "global_blocks": 1, "num_random_blocks": 2, "pattern_seed": 0}
 
 
 @lru_cache(maxsize=32)
@@ -61,10 +62,11 @@ def block_mask(n_blocks: int, block_size: int, window_blocks: int, global_blocks
 
 
 def bigbird_mask(n: int, causal: bool, block_size: int = 64, window_blocks: int = 3, global_blocks: int = 1,
-                 num_random_blocks: int = 2, seed: int = 0) -> torch.Tensor:
+                 num_random_blocks: int = 2, pattern_seed: int = 0) -> torch.Tensor:
     """(n, n) boolean element mask of the pattern (True = attend; causality added by the caller)."""
     n_blocks = -(-n // block_size)
-    blocks = block_mask(n_blocks, block_size, window_blocks, global_blocks, num_random_blocks, seed, causal)
+    blocks = block_mask(n_blocks, block_size, window_blocks, global_blocks, num_random_blocks, pattern_seed,
+                        causal)
     return blocks.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)[:n, :n]
 
 
@@ -98,14 +100,14 @@ def _layout(n: int, block_size: int, window_blocks: int, global_blocks: int, num
           peak_bytes=lambda p: _peak(p), params=PARAMS)
 def bigbird(q, k, v, *, causal: bool, scale: float | None = None, block_size: int = 64,
             window_blocks: int = 3, global_blocks: int = 1, num_random_blocks: int = 2,
-            seed: int = 0) -> torch.Tensor:
+            pattern_seed: int = 0) -> torch.Tensor:
     """Block-sparse window + global + random attention, O(N * K * block_size)."""
     blocksparse.require_self_attention("bigbird attention", q, k)
     k, v = masks.repeat_kv(k, q.shape[1]), masks.repeat_kv(v, q.shape[1])
     scale = blocksparse.default_scale(q, scale)
     n = q.shape[-2]
-    lists, allowed = _layout(n, block_size, window_blocks, global_blocks, num_random_blocks, seed, causal,
-                             str(q.device))
+    lists, allowed = _layout(n, block_size, window_blocks, global_blocks, num_random_blocks, pattern_seed,
+                             causal, str(q.device))
     out, _ = blocksparse.gathered_attention(q, k, v, lists, allowed, block_size, scale)
     g = min(global_blocks * block_size, n)
     if g:  # global query rows see every key
@@ -120,11 +122,11 @@ def _pairs(p: dict) -> tuple[int, int]:
     """(pairs computed per head, N): gathered blocks for every query block, plus global rows."""
     n = int(p["seq_len"])
     size = int(p.get("block_size", PARAMS["block_size"]))
-    settings = {key: int(p.get(key, PARAMS[key])) for key in
-                ("window_blocks", "global_blocks", "num_random_blocks", "seed")}
+    window, global_blocks, random, seed = (int(p.get(key, PARAMS[key])) for key in
+                                           ("window_blocks", "global_blocks", "num_random_blocks", "pattern_seed"))
     n_blocks = -(-n // size)
-    width = key_block_lists(n_blocks, size, causal=bool(p.get("causal")), **settings).shape[1]
-    return n_blocks * size * width * size + min(settings["global_blocks"] * size, n) * n, n
+    width = key_block_lists(n_blocks, size, window, global_blocks, random, seed, bool(p.get("causal"))).shape[1]
+    return n_blocks * size * width * size + min(global_blocks * size, n) * n, n
 
 
 def _bytes(p: dict) -> float:
@@ -141,9 +143,9 @@ def _peak(p: dict) -> float:
           bytes_moved=cost.bytes_moved, params=PARAMS)
 def bigbird_reference(q, k, v, *, causal: bool, scale: float | None = None, block_size: int = 64,
                       window_blocks: int = 3, global_blocks: int = 1, num_random_blocks: int = 2,
-                      seed: int = 0) -> torch.Tensor:
+                      pattern_seed: int = 0) -> torch.Tensor:
     """BigBird as fp64 attention with an N x N mask (the spec of `bigbird`)."""
     blocksparse.require_self_attention("bigbird attention", q, k)
     keep = bigbird_mask(q.shape[-2], causal, block_size, window_blocks, global_blocks, num_random_blocks,
-                        seed).to(q.device)
+                        pattern_seed).to(q.device)
     return attention_fp64(q, k, v, causal=causal, scale=scale, keep=keep).to(q.dtype)

@@ -121,10 +121,11 @@ def work_bytes(p: dict, key_rows: float) -> float:
 
 
 def work_peak_bytes(p: dict, pairs: float, key_rows: float) -> float:
-    """Extra memory of one forward call: fp32 scores and probabilities for `pairs`
-    (query, key) pairs per head, gathered K and V (`key_rows` per head) and the
-    fp32 output. Backward keeps the per-pair tensors for autograd, about 2x."""
+    """Extra memory of one forward call: three fp32 tensors per computed (query, key)
+    pair live at the peak of `masked_attention` (scores, shifted scores, probabilities),
+    gathered K and V (`key_rows` per head) and the fp32 output. Backward keeps the
+    per-pair tensors for autograd, about 2x."""
     b, hq, _, n, _, d = cost.shape(p)
     elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
-    forward = b * hq * (2 * pairs * 4 + 2 * key_rows * d * elem + 2 * n * d * 4)
+    forward = b * hq * (3 * pairs * 4 + 2 * key_rows * d * elem + 2 * n * d * 4)
     return forward * 2 if p.get("direction") == "fwd_bwd" else forward

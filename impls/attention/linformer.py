@@ -5,8 +5,9 @@
 so the scores are N x proj_k and the cost is O(N * proj_k) instead of O(N * M).
 In the paper E and F are learned; here, as an untrained op, they are fixed
 random Gaussian matrices scaled by 1/sqrt(M) (so a projected key has the scale
-of a key), drawn from a torch.Generator seeded with `seed`: the impl and its
-reference use identical E and F for the same (M, proj_k, seed). They are
+of a key), drawn from a torch.Generator seeded with `proj_seed`: the impl and its
+reference use identical E and F for the same (M, proj_k, proj_seed). (Not named
+`seed`: that is the workload's input seed, which must not move E and F.) They are
 parameters, made once per shape and cached, not per-call work.
 
 Not causal: a projected row mixes every position, so no causal mask exists.
@@ -23,7 +24,7 @@ import torch
 from impls.attention import cost, masks
 from impls.registry import register
 
-PARAMS = {"proj_k": 256, "seed": 0}
+PARAMS = {"proj_k": 256, "proj_seed": 0}
 
 
 @lru_cache(maxsize=4)
@@ -55,10 +56,10 @@ def _require_non_causal(causal: bool) -> None:
           flops=lambda p: _flops(p), bytes_moved=lambda p: _bytes(p), peak_bytes=lambda p: _peak(p),
           params=PARAMS)
 def linformer(q, k, v, *, causal: bool, scale: float | None = None, proj_k: int = 256,
-              seed: int = 0) -> torch.Tensor:
+              proj_seed: int = 0) -> torch.Tensor:
     """Low-rank attention over proj_k projected keys/values, O(N * proj_k)."""
     _require_non_causal(causal)
-    k_proj, v_proj = _projected(k, v, proj_k, seed)
+    k_proj, v_proj = _projected(k, v, proj_k, proj_seed)
     k_proj, v_proj = masks.repeat_kv(k_proj, q.shape[1]), masks.repeat_kv(v_proj, q.shape[1])
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k_proj.transpose(-1, -2)).float() * scale  # (B, Hq, N, proj_k)
@@ -94,10 +95,10 @@ def _peak(p: dict) -> float:
 @register("attention", "linformer_reference", reference="linformer_reference", flops=lambda p: _flops(p),
           bytes_moved=lambda p: _bytes(p), params=PARAMS)
 def linformer_reference(q, k, v, *, causal: bool, scale: float | None = None, proj_k: int = 256,
-                        seed: int = 0) -> torch.Tensor:
+                        proj_seed: int = 0) -> torch.Tensor:
     """The same math in float64 (the spec of `linformer`); returns q's dtype."""
     _require_non_causal(causal)
-    e, f = (x.to(q.device, torch.float64) for x in projections(k.shape[-2], proj_k, seed))
+    e, f = (x.to(q.device, torch.float64) for x in projections(k.shape[-2], proj_k, proj_seed))
     q64, k64, v64 = q.double(), k.double(), v.double()
     k_proj = masks.repeat_kv(e @ k64, q.shape[1])
     v_proj = masks.repeat_kv(f @ v64, q.shape[1])
