@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from impls.attention import blocksparse, cost, masks
+from impls.attention import blocksparse, cost
 from impls.registry import register
 
 
