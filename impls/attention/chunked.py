@@ -1,0 +1,130 @@
+"""Exact attention by blocks with an online softmax, in plain PyTorch.
+
+Queries are taken `block_size` at a time; for each query block the key blocks
+are visited in order while a running row max, row sum and fp32 output
+accumulator are rescaled (the FlashAttention recurrence). The full N x M score
+matrix never exists: the forward pass needs O(B*H*(N*D + block_size^2)) extra
+memory. Causal (bottom-right aligned) skips key blocks that lie wholly in the
+future and masks only the blocks that straddle the diagonal.
+
+Grouped heads (Hkv < Hq) are handled without copying K and V: the g = Hq/Hkv
+query heads of a group are stacked as extra rows of one matmul per KV head.
+
+Backward goes through autograd, which saves every block's scores and
+probabilities, so memory for forward+backward is O(N*M), not linear.
+"""
+from __future__ import annotations
+
+import torch
+
+from impls.attention import blocksparse, cost
+from impls.registry import register
+
+
+def _visited_keys(q_end: int, m: int, offset: int, causal: bool) -> int:
+    """How many keys (0..count-1) a query block ending at q_end must visit; offset = M - N."""
+    return min(m, q_end + offset) if causal else m
+
+
+def chunked(q, k, v, *, causal: bool, scale: float | None = None, block_size: int = 128) -> torch.Tensor:
+    """Exact attention, online softmax over (block_size x block_size) tiles."""
+    batch, heads, n, dim = q.shape
+    kv_heads, m = k.shape[1], k.shape[2]
+    if heads % kv_heads:
+        raise ValueError(f"query heads ({heads}) must be a multiple of kv heads ({kv_heads})")
+    if causal and n > m:
+        raise ValueError(f"causal attention needs kv_len >= seq_len, got seq_len={n}, kv_len={m}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    group = heads // kv_heads
+    scale = blocksparse.default_scale(q, scale)
+    grouped = q.reshape(batch, kv_heads, group, n, dim)
+    outs = []
+    for start in range(0, n, block_size):
+        end = min(start + block_size, n)
+        # scaling q once per block, not each (b x b) tile, saves one pass per tile
+        rows = grouped[:, :, :, start:end].reshape(batch, kv_heads, group * (end - start), dim) * scale
+        out = _query_block(rows, k, v, start, end, m - n, causal, block_size)
+        outs.append(out.view(batch, kv_heads, group, end - start, dim))
+    return torch.cat(outs, dim=3).reshape(batch, heads, n, dim)
+
+
+def _query_block(rows, k, v, start: int, end: int, offset: int, causal: bool, block: int) -> torch.Tensor:
+    """Output of queries [start, end) for every head of a group, in q's dtype.
+
+    rows (B, Hkv, g*b, D): the g query heads of a group stacked and pre-scaled, b = end - start;
+    k, v (B, Hkv, M, D). offset = M - N aligns the causal diagonal bottom-right.
+    """
+    m, width = k.shape[2], end - start
+    group = rows.shape[2] // width
+    row_max = rows.new_full(rows.shape[:3], float("-inf"), dtype=torch.float32)
+    row_sum = rows.new_zeros(rows.shape[:3], dtype=torch.float32)
+    acc = rows.new_zeros(rows.shape, dtype=torch.float32)
+    query_pos = torch.arange(start, end, device=rows.device).repeat(group)[:, None]  # (g*b, 1)
+    for k_start in range(0, _visited_keys(end, m, offset, causal), block):
+        k_end = min(k_start + block, m)
+        scores = (rows @ k[:, :, k_start:k_end].transpose(-1, -2)).float()  # (B, Hkv, g*b, bk)
+        if causal and k_end - 1 > start + offset:  # the block straddles the diagonal
+            key_pos = torch.arange(k_start, k_end, device=rows.device)[None, :]
+            scores = scores.masked_fill(key_pos > query_pos + offset, float("-inf"))
+        # Every row sees key 0 (offset >= 0), so row_max is finite after the first block.
+        new_max = torch.maximum(row_max, scores.amax(dim=-1))
+        rescale = torch.exp(row_max - new_max)
+        probs = torch.exp(scores - new_max[..., None])
+        row_sum = row_sum * rescale + probs.sum(dim=-1)
+        acc = acc * rescale[..., None] + (probs.to(v.dtype) @ v[:, :, k_start:k_end]).float()
+        row_max = new_max
+    return (acc / row_sum[..., None]).to(rows.dtype)
+
+
+def _tiles(n: int, m: int, causal: bool, block: int) -> list[tuple[int, int]]:
+    """(query rows, keys computed) for each query block, whole visited key blocks counted."""
+    out = []
+    for start in range(0, n, block):
+        end = min(start + block, n)
+        visited = _visited_keys(end, m, m - n, causal)
+        out.append((end - start, min(m, -(-visited // block) * block)))
+    return out
+
+
+def computed_pairs(n: int, m: int, causal: bool, block: int) -> int:
+    """(query, key) pairs per head the impl computes, masked ones in straddling blocks included."""
+    return sum(rows * keys for rows, keys in _tiles(n, m, causal, block))
+
+
+def _case_tiles(p: dict) -> list[tuple[int, int]]:
+    _, _, _, n, m, _ = cost.shape(p)
+    return _tiles(n, m, bool(p.get("causal")), int(p.get("block_size", 128)))
+
+
+def _flops(p: dict) -> float:
+    return cost.flops(p, pairs=sum(rows * keys for rows, keys in _case_tiles(p)))
+
+
+def _bytes(p: dict) -> float:
+    """Forward: q and o once, the visited K and V rows once per query block (a tile is
+    shared by the heads of a group). Backward adds the minimum gradient traffic."""
+    b, hq, hkv, n, m, d = cost.shape(p)
+    elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
+    kv_rows = sum(keys for _, keys in _case_tiles(p))
+    forward = (2 * b * hq * n * d + 2 * b * hkv * kv_rows * d) * elem
+    if p.get("direction") == "fwd_bwd":
+        return forward + cost.bytes_moved(p) - cost.bytes_moved({**p, "direction": "fwd"})
+    return forward
+
+
+def _peak(p: dict) -> float:
+    """Forward: output blocks and their concatenation, plus a few fp32 tiles. Backward:
+    autograd keeps about three fp32 tensors per computed pair."""
+    b, hq, _, n, m, d = cost.shape(p)
+    block = int(p.get("block_size", 128))
+    elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
+    tiles = b * hq * (4 * min(n, block) * min(m, block) * 4 + 2 * min(n, block) * d * 4)
+    forward = 2 * b * hq * n * d * elem + tiles
+    if p.get("direction") == "fwd_bwd":
+        return forward + 3 * b * hq * sum(rows * keys for rows, keys in _case_tiles(p)) * 4
+    return forward
+
+
+register("attention", "chunked", flops=_flops, bytes_moved=_bytes, peak_bytes=_peak,
+         params={"block_size": 128})(chunked)

@@ -1,0 +1,111 @@
+"""Sliding-window (local) attention, computed band-blocked in O(N * window).
+
+Pattern (self-attention only, M == N):
+  causal:     query i sees key j iff 0 <= i - j < window   (itself and window-1 before)
+  non-causal: query i sees key j iff |i - j| <= window // 2
+Queries are split into blocks no shorter than the window's reach; each block
+attends to its own and neighbouring key blocks, gathered into one batched
+matmul, with the pairs outside the window masked. Nothing is N x N.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from impls.attention import blocksparse, cost, masks
+from impls.attention.reference import attention_fp64
+from impls.registry import register
+
+MIN_BLOCK = 16  # tiny windows still get blocks big enough for a useful matmul
+
+
+def window_keep(i: torch.Tensor, j: torch.Tensor, *, window: int, causal: bool) -> torch.Tensor:
+    """True where query i may see key j (broadcastable index tensors)."""
+    if causal:
+        return (i - j >= 0) & (i - j < window)
+    return (i - j).abs() <= window // 2
+
+
+def layout(window: int, causal: bool) -> tuple[int, list[int]]:
+    """(block size, key-block offsets) such that the window fits in the listed blocks."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    reach = window - 1 if causal else window // 2  # farthest key from its query
+    return max(reach, MIN_BLOCK), ([-1, 0] if causal else [-1, 0, 1])
+
+
+@lru_cache(maxsize=8)
+def window_layout(n: int, window: int, causal: bool, min_key: int,
+                  device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(key_blocks, allowed) of the blocked window pattern over n positions, on `device`, cached."""
+    block, offsets = layout(window, causal)
+    n_blocks = -(-n // block)
+    key_blocks = blocksparse.neighbour_blocks(n_blocks, n_blocks, offsets)
+
+    def keep(i, j):
+        return window_keep(i, j, window=window, causal=causal) & (j >= min_key)
+
+    return key_blocks.to(device), blocksparse.layout_mask(key_blocks, keep, block, n, device)
+
+
+def window_attention(q, k, v, *, window: int, causal: bool, scale: float,
+                     min_key: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The window part as (out fp32 (B, H, N, D), lse (B, H, N)); keys j < min_key are left
+    out (longformer counts them in its global part). k, v have as many heads as q."""
+    key_blocks, allowed = window_layout(q.shape[-2], window, causal, min_key, str(q.device))
+    return blocksparse.gathered_attention(q, k, v, key_blocks, allowed, layout(window, causal)[0], scale)
+
+
+def computed_pairs(n: int, window: int, causal: bool) -> int:
+    """(query, key) pairs the blocked impl computes per head, masked ones included."""
+    block, offsets = layout(window, causal)
+    return -(-n // block) * block * len(offsets) * block
+
+
+def _case_pairs(p: dict) -> tuple[int, int]:
+    """(computed pairs per head, N) for a case's params."""
+    n = int(p["seq_len"])
+    return computed_pairs(n, int(p.get("window", 256)), bool(p.get("causal"))), n
+
+
+def _flops(p: dict) -> float:
+    return cost.flops(p, pairs=_case_pairs(p)[0])
+
+
+def _bytes(p: dict) -> float:
+    pairs, n = _case_pairs(p)
+    return blocksparse.work_bytes(p, pairs / n)
+
+
+def _peak(p: dict) -> float:
+    pairs, n = _case_pairs(p)
+    return blocksparse.work_peak_bytes(p, pairs, pairs / n)
+
+
+@register("attention", "local", exact=False, reference="local_reference", flops=_flops,
+          bytes_moved=_bytes, peak_bytes=_peak, params={"window": 256})
+def local(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
+    """Sliding-window attention, blocked: O(N * window) time and memory."""
+    blocksparse.require_self_attention("local attention", q, k)
+    k, v = masks.repeat_kv(k, q.shape[1]), masks.repeat_kv(v, q.shape[1])
+    scale = blocksparse.default_scale(q, scale)
+    out, _ = window_attention(q, k, v, window=window, causal=causal, scale=scale)
+    return out.to(q.dtype)
+
+
+def local_mask(n: int, window: int, causal: bool, device=None) -> torch.Tensor:
+    """(n, n) boolean mask of the window pattern (True = attend)."""
+    idx = torch.arange(n, device=device)
+    return window_keep(idx[:, None], idx[None, :], window=window, causal=causal)
+
+
+# A masked reference is its own reference: run in a suite, it is checked against itself and
+# its distance from exact attention is reported as exact_rel_err.
+@register("attention", "local_reference", reference="local_reference", flops=cost.flops,
+          bytes_moved=cost.bytes_moved, params={"window": 256})
+def local_reference(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
+    """Sliding-window attention as fp64 attention with an N x N mask (the spec of `local`)."""
+    blocksparse.require_self_attention("local attention", q, k)
+    return attention_fp64(q, k, v, causal=causal, scale=scale,
+                          keep=local_mask(q.shape[-2], window, causal, q.device)).to(q.dtype)

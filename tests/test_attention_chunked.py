@@ -1,0 +1,113 @@
+"""chunked: exact blocked attention with an online softmax, checked against the fp64 spec."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from impls import registry
+from impls.attention import cost
+from impls.attention.chunked import chunked, computed_pairs
+from impls.attention.reference import attention_fp64
+
+TOLERANCE = {torch.float32: 2e-5, torch.float16: 5e-3, torch.bfloat16: 3e-2}
+
+
+def qkv(batch, heads, kv_heads, n, m, dim, dtype=torch.float32, seed=0, grad=False):
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(batch, heads, n, dim), (batch, kv_heads, m, dim), (batch, kv_heads, m, dim)]
+    return [torch.randn(s, generator=gen).to(dtype).requires_grad_(grad) for s in shapes]
+
+
+def rel_err(out, expected):
+    return float((out.double() - expected.double()).abs().max() / expected.double().abs().max())
+
+
+# (batch, heads, kv_heads, seq_len, kv_len, head_dim, block_size): odd lengths, one-row
+# queries, blocks larger than the sequence, M > N (KV-cache alignment), grouped heads.
+SHAPES = [
+    (1, 2, 2, 1, 1, 32, 16),
+    (1, 2, 2, 1, 23, 32, 8),
+    (3, 2, 2, 37, 37, 64, 16),
+    (1, 4, 2, 45, 70, 32, 16),
+    (1, 4, 1, 20, 20, 128, 128),
+    (2, 6, 3, 33, 33, 64, 7),
+]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_chunked_matches_reference_on_odd_shapes(shape, causal):
+    b, hq, hkv, n, m, d, block = shape
+    q, k, v = qkv(b, hq, hkv, n, m, d)
+    out = chunked(q, k, v, causal=causal, block_size=block)
+    assert out.shape == q.shape and out.dtype == q.dtype
+    assert rel_err(out, attention_fp64(q, k, v, causal=causal)) < TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_chunked_low_precision_within_tolerance(dtype):
+    q, k, v = qkv(1, 4, 2, 29, 29, 32, dtype=dtype)
+    out = chunked(q, k, v, causal=True, block_size=8)
+    assert out.dtype == dtype
+    assert rel_err(out, attention_fp64(q, k, v, causal=True)) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_chunked_gradients_match_reference(causal):
+    q, k, v = qkv(2, 4, 2, 19, 19, 32, grad=True)
+    grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(1))
+    chunked(q, k, v, causal=causal, block_size=8).backward(grad_out)
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    attention_fp64(q64, k64, v64, causal=causal).backward(grad_out.double())
+    for t, t64 in ((q, q64), (k, k64), (v, v64)):
+        assert rel_err(t.grad, t64.grad) < 1e-4
+
+
+def test_chunked_grouped_heads_equal_repeated_kv():
+    """Hkv < Hq shares K/V across a group: same as repeating K/V to Hq heads."""
+    q, k, v = qkv(2, 8, 2, 25, 25, 32)
+    grouped = chunked(q, k, v, causal=True, block_size=8)
+    repeated = chunked(q, k.repeat_interleave(4, 1), v.repeat_interleave(4, 1), causal=True, block_size=8)
+    torch.testing.assert_close(grouped, repeated, rtol=1e-5, atol=1e-6)
+
+
+def test_chunked_rejects_heads_that_do_not_divide():
+    q, k, v = qkv(1, 3, 2, 8, 8, 16)
+    with pytest.raises(ValueError, match="multiple of kv heads"):
+        chunked(q, k, v, causal=False)
+
+
+def test_chunked_causal_flops_count_only_visited_blocks():
+    # N = M = 256, block 128: query block 0 visits key block 0, block 1 visits both
+    assert computed_pairs(256, 256, True, 128) == 128 * 128 + 128 * 256
+    assert computed_pairs(256, 256, False, 128) == 256 * 256
+    # the counted work is never less than the pairs really attended
+    for n, m, block in ((100, 100, 16), (37, 90, 8), (1, 5, 4)):
+        assert computed_pairs(n, m, True, block) >= cost.attended_pairs(n, m, True)
+    params = {"batch": 1, "heads": 2, "seq_len": 256, "head_dim": 64, "causal": True, "block_size": 128}
+    assert registry.get("attention", "chunked").flops(params) == 4.0 * 2 * 64 * (128 * 128 + 128 * 256)
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the most elements of any tensor an op creates."""
+
+    def __init__(self):
+        super().__init__()
+        self.most = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.most = max(self.most, t.numel())
+        return out
+
+
+def test_chunked_forward_never_materialises_the_score_matrix():
+    n, block = 512, 64
+    q, k, v = qkv(1, 1, 1, n, n, 16)
+    with torch.no_grad(), LargestTensor() as largest:
+        chunked(q, k, v, causal=False, block_size=block)
+    assert largest.most <= max(n * 16, block * block)  # the output, or one tile
+    assert largest.most < n * n // 8
