@@ -196,8 +196,6 @@ def _check_value(model: type[BaseModel], impl_params: dict[str, Any], key: str, 
     if default is not None and not isinstance(value, type(default)) and not (
             isinstance(default, float) and isinstance(value, int)):
         fail(f"expected {type(default).__name__} like the default {default!r} (got {value!r})")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
-        fail(f"must be > 0 (got {value!r})")
 
 
 def expand(suite: Suite, device: str, where: str | None = None, only: list[str] | None = None) -> list[Case]:

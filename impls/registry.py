@@ -4,6 +4,10 @@ Every impl registers itself with `@register(family, name, ...)`, declaring what
 it needs (requirements), where it runs (devices) and which precisions it
 supports. `available()` answers whether a case can run here, and if not, why,
 in words a person can read. The harness finds impls only through this module.
+
+Optional meta an impl may declare: `peak_bytes=fn(params)` (expected extra
+memory of one call) and `supports=fn(params) -> reason | None` (the modes it
+defines, e.g. causal only; a case outside them is skipped with that reason).
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ class Impl:
     backward: bool = True  # supports forward+backward
     params: dict[str, Any] = field(default_factory=dict)  # the impl's own params and defaults
     doc: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. peak_bytes=fn(params), supports=fn(params)
 
 
 class UnknownImpl(LookupError):

@@ -77,6 +77,10 @@ def _reject_impossible(p: AttentionParams, impl: Impl) -> None:
         raise Skip(f"causal attention needs kv_len >= seq_len (got {kv_len} < {p.seq_len})")
     if p.direction == "fwd_bwd" and not impl.backward:
         raise Skip(f"{impl.name} has no backward pass")
+    supports = impl.meta.get("supports")  # the impl's own limits, e.g. "causal only"
+    reason = supports(p.model_dump() | {"kv_len": kv_len}) if supports else None
+    if reason:
+        raise Skip(reason)
 
 
 def make_qkv(p: AttentionParams, device: str, requires_grad: bool = False, dtype=None):

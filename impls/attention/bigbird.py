@@ -95,7 +95,7 @@ def _layout(n: int, block_size: int, window_blocks: int, global_blocks: int, num
     return lists.to(device), blocksparse.layout_mask(lists, keep, block_size, n, device)
 
 
-@register("attention", "bigbird", exact=False, reference="bigbird_reference",
+@register("attention", "bigbird", exact=False, supports=blocksparse.self_attention_only, reference="bigbird_reference",
           flops=lambda p: cost.flops(p, pairs=_pairs(p)[0]), bytes_moved=lambda p: _bytes(p),
           peak_bytes=lambda p: _peak(p), params=PARAMS)
 def bigbird(q, k, v, *, causal: bool, scale: float | None = None, block_size: int = 64,

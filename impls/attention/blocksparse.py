@@ -105,6 +105,13 @@ def gathered_attention(q, k, v, key_blocks: torch.Tensor, allowed: torch.Tensor,
             lse.reshape(batch, heads, nqb * block)[:, :, :n])
 
 
+def self_attention_only(p: dict) -> str | None:
+    """`supports` for the sparse patterns: None, or why a case is outside what they define."""
+    if (p.get("kv_len") or p["seq_len"]) != p["seq_len"]:
+        return "this sparse pattern is defined for self-attention only (kv_len == seq_len)"
+    return None
+
+
 def require_self_attention(name: str, q: torch.Tensor, k: torch.Tensor) -> None:
     if q.shape[-2] != k.shape[-2]:
         raise ValueError(f"{name} is defined for self-attention only (kv_len == seq_len); "

@@ -48,11 +48,14 @@ def _projected(k, v, proj_k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor
 
 def _require_non_causal(causal: bool) -> None:
     if causal:
-        raise ValueError("linformer is not causal (each projected key mixes every position); "
-                         "run it with causal=false")
+        raise ValueError(NOT_CAUSAL + "; run it with causal=false")
+
+
+NOT_CAUSAL = "linformer has no causal form (each projected key mixes every position)"
 
 
 @register("attention", "linformer", exact=False, reference="linformer_reference",
+          supports=lambda p: NOT_CAUSAL if p.get("causal") else None,
           flops=lambda p: _flops(p), bytes_moved=lambda p: _bytes(p), peak_bytes=lambda p: _peak(p),
           params=PARAMS)
 def linformer(q, k, v, *, causal: bool, scale: float | None = None, proj_k: int = 256,

@@ -83,7 +83,7 @@ def _peak(p: dict) -> float:
     return blocksparse.work_peak_bytes(p, pairs, pairs / n)
 
 
-@register("attention", "local", exact=False, reference="local_reference", flops=_flops,
+@register("attention", "local", exact=False, supports=blocksparse.self_attention_only, reference="local_reference", flops=_flops,
           bytes_moved=_bytes, peak_bytes=_peak, params={"window": 256})
 def local(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
     """Sliding-window attention, blocked: O(N * window) time and memory."""

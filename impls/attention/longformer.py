@@ -37,7 +37,7 @@ def _causal_or_all(rows: int, cols: int, causal: bool, device) -> torch.Tensor:
     return torch.arange(rows, device=device)[:, None] >= torch.arange(cols, device=device)[None, :]
 
 
-@register("attention", "longformer", exact=False, reference="longformer_reference",
+@register("attention", "longformer", exact=False, supports=blocksparse.self_attention_only, reference="longformer_reference",
           flops=lambda p: cost.flops(p, pairs=_pairs(p)), bytes_moved=lambda p: _bytes(p),
           peak_bytes=lambda p: _peak(p), params=PARAMS)
 def longformer(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256,

@@ -55,7 +55,13 @@ def strided_part(q, k, v, *, stride: int, scale: float) -> tuple[torch.Tensor, t
     return out, lse.transpose(2, 3).reshape(batch, heads, rows * stride)[:, :, :n]
 
 
-@register("attention", "sparse_strided", exact=False, reference="sparse_strided_reference",
+def _causal_self_attention(p: dict) -> str | None:
+    if not p.get("causal"):
+        return "sparse_strided is defined for causal attention only"
+    return blocksparse.self_attention_only(p)
+
+
+@register("attention", "sparse_strided", exact=False, supports=_causal_self_attention, reference="sparse_strided_reference",
           flops=lambda p: cost.flops(p, pairs=_pairs(p)), bytes_moved=lambda p: _bytes(p),
           peak_bytes=lambda p: _peak(p), params=PARAMS)
 def sparse_strided(q, k, v, *, causal: bool, scale: float | None = None, stride: int = 128) -> torch.Tensor:
