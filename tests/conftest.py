@@ -1,0 +1,83 @@
+"""Shared fixtures: a real small run (made in this process, so it takes seconds) and its report."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import runner, suite as suites, worker
+from impls import registry
+from impls.attention.naive import naive
+
+XSS_LABEL = "<script>alert(1)</script>"
+XSS_REASON = "<img src=x onerror=alert(2)>"
+
+SUITE = f"""
+name: report-test
+description: "tiny sweep for report tests <b>not bold</b> & <script>alert(3)</script>"
+workload: op
+family: attention
+device: cpu
+impls: [naive, sdpa_math, {{name: test_wrong, label: "{XSS_LABEL}"}}, test_broken]
+baseline: naive
+sweep:
+  seq_len: [16, 64, 256]
+  causal: [false, true]
+fixed: {{batch: 1, heads: 2, head_dim: 16, precision: fp32}}
+measure: {{warmup: 1, min_reps: 6, max_reps: 12, noise_target: 0.2, max_time_s: 0.02, timeout_s: 30, threads: 1}}
+"""
+
+
+def _wrong(q, k, v, *, causal: bool, scale=None):
+    """Attention scaled by 1.5: fast and wrong, the case reports must never count as a speedup."""
+    return naive(q, k, v, causal=causal, scale=scale) * 1.5
+
+
+def _broken(q, k, v, *, causal: bool, scale=None):
+    raise ValueError(XSS_REASON)
+
+
+def _mmap_large_allocations() -> None:
+    """What the worker gets from MALLOC_MMAP_THRESHOLD_ (harness.executor): large buffers are
+    returned to the OS on free, so the per-pass RSS peak sees each case's own memory."""
+    libc = ctypes.util.find_library("c")
+    if libc:
+        ctypes.CDLL(libc).mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD (glibc); ignored elsewhere
+
+
+class InProcessExecutor:
+    """The runner's executor without the worker process: same records, no spawn start-up."""
+
+    def run(self, case):
+        return worker.execute(case)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    """results/report-test-<time>/ from a real run of a 24-case suite, with a wrong impl
+    (labelled with a script tag) and an impl that raises (its message an HTML tag)."""
+    registry.load_all()
+    _mmap_large_allocations()
+    registry.register("attention", "test_wrong", backward=False)(_wrong)
+    registry.register("attention", "test_broken", backward=False)(_broken)
+    root = tmp_path_factory.mktemp("run")
+    (root / "suite.yaml").write_text(SUITE)
+    threads = torch.get_num_threads()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(runner, "LocalExecutor", InProcessExecutor)
+            suite = suites.load(root / "suite.yaml")
+            run_dir = runner.new_run_dir(root / "results", suite)
+            env = runner.start(run_dir, suite, "cpu")
+            runner.run(suite, suites.expand(suite, "cpu"), run_dir, env)
+    finally:
+        torch.set_num_threads(threads)
+        for name in ("test_wrong", "test_broken"):
+            registry._REGISTRY["attention"].pop(name, None)  # keep `list` and other tests unaware of them
+    return run_dir

@@ -1,0 +1,121 @@
+"""report: a self-contained page from a real run; escaping; wrong cases never drawn as speedups."""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.offline
+import pytest
+
+from harness import cli
+from harness.analysis.crossover import crossovers
+from harness.analysis.pareto import pareto_front
+from harness.analysis.scaling import fit_exponent
+from harness.analysis.speedup import speedups
+from harness.report import data, figures
+from harness.report.style import esc
+
+from conftest import XSS_LABEL, XSS_REASON
+
+
+@pytest.fixture(scope="module")
+def report(small_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    assert cli.main(["report", str(small_run), "-o", str(out)]) == 0
+    return out.read_text()
+
+
+def test_report_is_one_self_contained_file_with_plotly_inlined_once(report):
+    assert report.count(plotly.offline.get_plotlyjs()[:200]) == 1
+    assert not re.search(r"<script[^>]*\bsrc=", report)  # nothing fetched: works offline
+    assert not re.search(r"<link[^>]*href=.https?:", report)
+    # every figure of the section is there: lines, heatmap, memory, roofline, quality
+    assert report.count('class="plotly-graph-div"') >= 5
+
+
+def test_user_text_is_escaped_everywhere(report):
+    assert XSS_LABEL not in report and XSS_REASON not in report and "<b>not bold</b>" not in report
+    assert esc(XSS_LABEL) in report  # shown, as text
+    assert esc(XSS_REASON) in report
+
+
+def test_report_lists_every_case_that_did_not_end_ok(small_run, report):
+    frame = pd.read_json(small_run / "records.jsonl", lines=True)
+    bad = frame[frame["status"] != "ok"]
+    assert set(bad["status"]) == {"wrong", "error"}
+    failures = report.split("<section id='failures'>")[1].split("</section>")[0]
+    assert failures.count("<tr>") - 1 == len(bad)  # one row per case, plus the header
+
+
+@pytest.fixture(scope="module")
+def section(small_run):
+    frame, runs = data.load_runs([small_run])
+    (only,) = data.sections(frame, runs, None)
+    return only
+
+
+def test_wrong_cases_are_never_speedups(section):
+    table = speedups(section.frame, section.baseline, section.axes)
+    wrong = table[table["label"] == XSS_LABEL]
+    assert len(wrong) == 6 and wrong["speedup"].isna().all() and (wrong["status"] == "wrong").all()
+    assert table.loc[table["label"] == "sdpa_math", "speedup"].notna().any()
+    figure = figures.speedup_heatmap(section, table, "median_ms")
+    heatmaps = [t for t in figure.data if isinstance(t, go.Heatmap)]
+    assert len(heatmaps) == 2  # one per value of causal, behind the dropdown
+    for heatmap in heatmaps:
+        rows = list(heatmap.y)
+        assert all(v is None for v in heatmap.z[rows.index(esc(XSS_LABEL))])
+        assert any(v is not None for v in heatmap.z[rows.index("sdpa_math")])
+
+
+def test_baseline_defaults_to_the_suite_and_can_be_overridden(small_run, section, tmp_path):
+    assert section.baseline == "naive"
+    out = tmp_path / "r.html"
+    assert cli.main(["report", str(small_run), "-o", str(out), "--baseline", "sdpa_math"]) == 0
+    assert "speedup vs sdpa_math" in out.read_text()
+
+
+def test_bad_report_requests_exit_two(small_run, tmp_path):
+    assert cli.main(["report", str(small_run), "--metric", "nonsense_ms", "-o", str(tmp_path / "a.html")]) == 2
+    assert cli.main(["report", str(small_run), "--baseline", "nope", "-o", str(tmp_path / "b.html")]) == 2
+    assert cli.main(["report", str(tmp_path / "missing"), "-o", str(tmp_path / "c.html")]) == 2
+
+
+def test_two_runs_share_one_report(small_run, tmp_path):
+    second = tmp_path / "second-run"
+    shutil.copytree(small_run, second)
+    out = tmp_path / "both.html"
+    assert cli.main(["report", str(small_run), str(second), "-o", str(out)]) == 0
+    frame, runs = data.load_runs([small_run, second])
+    (section,) = data.sections(frame, runs, None)
+    figure = figures.lines_vs_axis(section, "median_ms", "ms", "t")
+    names = {t.name for t in figure.data}
+    assert f"naive · {small_run.name}" in names and "naive · second-run" in names
+
+
+def test_fit_exponent_recovers_power_laws_from_ok_cases_only():
+    x = np.array([64, 128, 256, 512] * 2)
+    frame = pd.DataFrame({"label": ["quad"] * 4 + ["lin"] * 4, "seq_len": x, "status": "ok",
+                          "median_ms": np.r_[3e-4 * x[:4] ** 2, 0.01 * x[4:]]})
+    frame.loc[len(frame)] = {"label": "quad", "seq_len": 1024, "status": "wrong", "median_ms": 1e-9}
+    fits = fit_exponent(frame).set_index("label")
+    assert fits.loc["quad", "exponent"] == pytest.approx(2.0) and fits.loc["quad", "n_points"] == 4
+    assert fits.loc["lin", "exponent"] == pytest.approx(1.0) and fits.loc["lin", "r2"] == pytest.approx(1.0)
+
+
+def test_crossover_is_interpolated_in_log_log_space():
+    table = pd.DataFrame({"label": "fast", "seq_len": [64, 256, 1024], "speedup": [0.5, 2.0, 4.0]})
+    row = crossovers(table, "seq_len", ["label"]).iloc[0]
+    # log2 speedup goes -1 -> +1 between 64 and 256: halfway in log space is 128
+    assert row["faster"] == "above" and row["crossover"] == pytest.approx(128.0)
+    slower = crossovers(table.assign(speedup=[0.5, 0.6, 0.9]), "seq_len", ["label"]).iloc[0]
+    assert slower["faster"] == "nowhere" and math.isnan(slower["crossover"])
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    mask = pareto_front(np.array([1.0, 2.0, 3.0, 1.5, 2.0]), np.array([3.0, 1.0, 0.5, 3.0, 2.0]))
+    assert mask.tolist() == [True, True, True, False, False]
