@@ -24,10 +24,10 @@ device: cpu
 impls: [naive, sdpa_math, {{name: test_wrong, label: "{XSS_LABEL}"}}, test_broken]
 baseline: naive
 sweep:
-  seq_len: [16, 64, 256]
+  seq_len: [16, 48, 160]
   causal: [false, true]
-fixed: {{batch: 1, heads: 2, head_dim: 16, precision: fp32}}
-measure: {{warmup: 1, min_reps: 6, max_reps: 12, noise_target: 0.2, max_time_s: 0.02, timeout_s: 30, threads: 1}}
+fixed: {{batch: 1, heads: 4, head_dim: 16, precision: fp32}}
+measure: {{warmup: 1, min_reps: 5, max_reps: 8, noise_target: 0.2, max_time_s: 0.02, timeout_s: 30, threads: 1}}
 """
 
 
