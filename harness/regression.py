@@ -34,7 +34,7 @@ REFERENCE_SIZE = 256  # the reference op: a (256, 256) fp32 matmul, ~34 MFLOP
 TOLERANCE_FLOOR = 0.25  # never gate tighter than 25%: CI machines differ from run to run
 SPREAD_FACTOR = 3.0
 ROUNDS = 5  # interleaved rounds per measurement
-MEASURE = Measure(warmup=1, min_reps=5, max_reps=30, noise_target=0.05, max_time_s=0.2, timeout_s=60, threads=1)
+MEASURE = Measure(warmup=1, min_reps=5, max_reps=30, noise_target=0.05, max_time_s=0.1, timeout_s=60, threads=1)
 SETTINGS = timer.TimerSettings(min_reps=5, max_reps=30, noise_target=0.05, max_time_s=0.05, threads=1)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import runner, suite as suites, worker
+from harness import cli, runner, suite as suites, worker
 from impls import registry
 from impls.attention.naive import naive
 
@@ -48,6 +48,12 @@ def _mmap_large_allocations() -> None:
         ctypes.CDLL(libc).mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD (glibc); ignored elsewhere
 
 
+@pytest.fixture(scope="session")
+def hostile_text() -> dict[str, str]:
+    """The user-written strings small_run carries, which every page must show escaped."""
+    return {"label": XSS_LABEL, "reason": XSS_REASON, "description": "<b>not bold</b>"}
+
+
 class InProcessExecutor:
     """The runner's executor without the worker process: same records, no spawn start-up."""
 
@@ -81,3 +87,11 @@ def small_run(tmp_path_factory) -> Path:
         for name in ("test_wrong", "test_broken"):
             registry._REGISTRY["attention"].pop(name, None)  # keep `list` and other tests unaware of them
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def small_report(small_run, tmp_path_factory) -> Path:
+    """The HTML report of small_run, written by the CLI."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    assert cli.main(["report", str(small_run), "-o", str(out)]) == 0
+    return out

@@ -15,8 +15,6 @@ import subprocess
 
 import pytest
 
-from harness import cli
-
 pytestmark = pytest.mark.slow
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -54,20 +52,19 @@ def headless(binary: str, profile, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def page(small_run, tmp_path_factory):
+def page(small_report, tmp_path_factory):
     binary = browser()
     if binary is None:
         pytest.skip(f"no Chromium/Chrome binary on PATH (looked for {', '.join(BROWSERS)}); "
                     "install it with: apt-get install -y chromium")
     folder = tmp_path_factory.mktemp("browser")
-    report = folder / "report.html"
-    assert cli.main(["report", str(small_run), "-o", str(report)]) == 0
-    html = report.read_text()
+    html = small_report.read_text()
     instrumented = folder / "instrumented.html"
     instrumented.write_text(html.replace("<head>", "<head>" + RECORDER, 1))
-    dom = headless(binary, folder / "profile", "--dump-dom", instrumented.as_uri())
-    shot = headless(binary, folder / "profile-shot", f"--screenshot={folder / 'report.png'}", report.as_uri())
-    return {"html": html, "dom": dom, "shot": shot, "folder": folder}
+    # one browser start for both: the DOM after scripts ran, and a picture of the page
+    dom = headless(binary, folder / "profile", f"--screenshot={folder / 'report.png'}", "--dump-dom",
+                   instrumented.as_uri())
+    return {"html": html, "dom": dom, "folder": folder}
 
 
 def test_page_runs_without_script_errors(page):
@@ -88,5 +85,4 @@ def test_every_figure_is_drawn(page):
 
 def test_screenshot_is_saved(page):
     shot = page["folder"] / "report.png"
-    assert page["shot"].returncode == 0, page["shot"].stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 50_000  # a blank page compresses to a few KB
