@@ -1,6 +1,7 @@
 """report: a self-contained page from a real run; escaping; wrong cases never drawn as speedups."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -12,6 +13,7 @@ import pytest
 from harness import cli
 from harness.analysis.speedup import speedups
 from harness.report import data, figures
+from harness.report.build import build_report
 from harness.report.style import esc
 
 pytestmark = pytest.mark.slow  # the shared run fixture takes ~10 s on a loaded 2-core machine
@@ -91,3 +93,40 @@ def test_two_runs_share_one_report(small_run, tmp_path):
     figure = figures.lines_vs_axis(section, "median_ms", "ms", "t")
     names = {t.name for t in figure.data}
     assert f"naive · {small_run.name}" in names and "naive · second-run" in names
+
+
+def test_roofline_draws_calibrated_ceilings_once_per_machine(small_run, tmp_path):
+    second = tmp_path / "results" / "copy"
+    shutil.copytree(small_run, second)
+    env_id = data.load_runs([second])[1][0].env["env_id"]
+    (second.parent / f"calibration-{env_id}.json").write_text('{"matmul_tflops": {"fp32": 2.0}, "copy_gbps": 40}')
+    frame, runs = data.load_runs([small_run, second])
+    (section,) = data.sections(frame, runs, None)
+    lines = [t for t in figures.roofline(section, runs).data if t.name.startswith("ceiling")]
+    assert len(lines) == 1  # only the copy has a calibration file beside it
+    # min(peak, bandwidth x intensity): 40 GB/s x 10 FLOP/B = 0.4 TFLOP/s, capped at 2 TFLOP/s
+    ys = dict(zip(lines[0].x, lines[0].y))
+    assert all(y == pytest.approx(min(2.0, 40 * x / 1e3)) for x, y in ys.items())
+
+
+def _handmade_run(folder, records):
+    folder.mkdir(parents=True)
+    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+def test_report_survives_a_run_with_no_sweep_and_a_run_with_only_failures(tmp_path):
+    base = {"workload": "op", "family": "attention", "suite": "s", "device": "cpu", "reason": "", "samples_ms": []}
+    single = _handmade_run(tmp_path / "single", [
+        base | {"case_id": f"c{i}", "impl": name, "label": name, "axes": [], "params": {"seq_len": 64},
+                "status": "ok", "metrics": {"median_ms": ms, "n_samples": 5}}
+        for i, (name, ms) in enumerate([("a", 1.0), ("b", 2.0)])])
+    failed = _handmade_run(tmp_path / "failed", [
+        base | {"case_id": "f", "impl": "a", "label": "a", "axes": ["seq_len"], "params": {"seq_len": 64},
+                "status": "error", "reason": "boom", "metrics": {}}])
+    html, count = build_report([single, failed])
+    assert count >= 1 and "boom" in html
+
+
+def test_compare_rejects_a_metric_no_case_has(small_run):
+    assert cli.main(["compare", str(small_run), str(small_run), "--metric", "nonsense"]) == 2

@@ -201,12 +201,14 @@ def roofline(section: Section, runs: list[RunInfo]) -> go.Figure | None:
 
 def ceilings(runs: list[RunInfo], section: Section, low: float, high: float) -> list[tuple[str, list, list]]:
     """(name, x, y) of min(peak compute, bandwidth x intensity) per run with a calibration."""
-    out = []
+    out, seen = [], set()
     precisions = sorted(section.frame["precision"].dropna().unique()) if "precision" in section.frame else []
     for run in runs:
         cal = run.calibration
-        if not cal or run.name not in section.runs:
-            continue
+        env_id = run.env.get("env_id", run.name)
+        if not cal or run.name not in section.runs or env_id in seen:
+            continue  # runs on one machine share one set of ceilings
+        seen.add(env_id)
         gbps = cal.get("copy_gbps")
         peaks = cal.get("matmul_tflops")
         peaks = peaks if isinstance(peaks, dict) else ({p: peaks for p in precisions} if peaks else {})
@@ -216,7 +218,7 @@ def ceilings(runs: list[RunInfo], section: Section, low: float, high: float) -> 
             if not isinstance(peak, (int, float)) and not isinstance(gbps, (int, float)):
                 continue
             ys = [min(v for v in (peak, (gbps or math.inf) * x / 1e3) if isinstance(v, (int, float))) for x in xs]
-            out.append((esc(f"ceiling {precision} ({run.env.get('env_id', run.name)})"), xs, ys))
+            out.append((esc(f"ceiling {precision} ({env_id})"), xs, ys))
     return out
 
 
