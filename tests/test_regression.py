@@ -35,3 +35,29 @@ def test_wrong_impl_is_refused_before_timing(monkeypatch):
     monkeypatch.setitem(regression.registry._REGISTRY["attention"], "naive", wrong)
     with pytest.raises(regression.WrongResult):
         regression.prepare(case)
+
+
+class FakeBenchmark:
+    """Stands in for pytest-benchmark's fixture: records what it was asked to time."""
+
+    def __init__(self):
+        self.extra_info, self.timed = {}, []
+
+    def __call__(self, fn):
+        self.timed.append(fn)
+        return fn()
+
+
+def test_plugin_times_a_correct_impl_and_fails_a_wrong_one_untimed(monkeypatch):
+    from harness.pytest_plugin import bench_case
+
+    bench = FakeBenchmark()
+    errors = bench_case(bench, "attention", "naive", seq_len=32, heads=2, head_dim=8)
+    assert errors["within_tolerance"] == 1.0 and len(bench.timed) == 1 and bench.extra_info["impl"] == "naive"
+    impl = regression.registry.get("attention", "naive")
+    wrong = impl.__class__(**{**impl.__dict__, "fn": lambda q, k, v, **kw: impl.fn(q, k, v, **kw) + 1})
+    monkeypatch.setitem(regression.registry._REGISTRY["attention"], "naive", wrong)
+    bench = FakeBenchmark()
+    with pytest.raises(pytest.fail.Exception, match="wrong result"):
+        bench_case(bench, "attention", "naive", seq_len=32, heads=2, head_dim=8)
+    assert bench.timed == []
