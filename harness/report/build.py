@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from harness.analysis.speedup import speedups
 from harness.report import data, figures, tables
 from harness.report.page import PageSection, Part, render
@@ -55,12 +57,7 @@ def section_parts(section: data.Section, runs: list[data.RunInfo], metric: str) 
                       caption=f"Slope of log(value) against log({esc(section.x)}), ok cases only: "
                               "2 means quadratic growth, 0 flat."))
     parts.append(Part(f"Crossovers vs {section.baseline}",
-                      html=tables.crossover_table(section, table if table is not None else _empty())))
+                      html=tables.crossover_table(section, table if table is not None else pd.DataFrame())))
     parts.append(Part("Not ok here", html=tables.failures(section.frame, section)))
     return parts
 
-
-def _empty():
-    import pandas as pd
-
-    return pd.DataFrame()
