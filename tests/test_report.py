@@ -95,11 +95,15 @@ def test_two_runs_share_one_report(small_run, tmp_path):
     assert f"naive · {small_run.name}" in names and "naive · second-run" in names
 
 
-def test_roofline_draws_calibrated_ceilings_once_per_machine(small_run, tmp_path):
+@pytest.mark.parametrize("calibration", [
+    {"matmul_tflops": {"fp32": 2.0}, "copy_gbps": 40},
+    {"env_id": "x", "ceilings": {"flops": {"fp32": 2.0e12}, "bytes_per_s": 40e9}},  # harness calibrate's layout
+])
+def test_roofline_draws_calibrated_ceilings_once_per_machine(small_run, tmp_path, calibration):
     second = tmp_path / "results" / "copy"
     shutil.copytree(small_run, second)
     env_id = data.load_runs([second])[1][0].env["env_id"]
-    (second.parent / f"calibration-{env_id}.json").write_text('{"matmul_tflops": {"fp32": 2.0}, "copy_gbps": 40}')
+    (second.parent / f"calibration-{env_id}.json").write_text(json.dumps(calibration))
     frame, runs = data.load_runs([small_run, second])
     (section,) = data.sections(frame, runs, None)
     lines = [t for t in figures.roofline(section, runs).data if t.name.startswith("ceiling")]

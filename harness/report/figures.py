@@ -209,9 +209,7 @@ def ceilings(runs: list[RunInfo], section: Section, low: float, high: float) -> 
         if not cal or run.name not in section.runs or env_id in seen:
             continue  # runs on one machine share one set of ceilings
         seen.add(env_id)
-        gbps = cal.get("copy_gbps")
-        peaks = cal.get("matmul_tflops")
-        peaks = peaks if isinstance(peaks, dict) else ({p: peaks for p in precisions} if peaks else {})
+        peaks, gbps = ceiling_values(cal, precisions)
         xs = list(np.geomspace(low, high, 50))
         for precision in precisions or list(peaks):
             peak = peaks.get(precision)
@@ -220,6 +218,20 @@ def ceilings(runs: list[RunInfo], section: Section, low: float, high: float) -> 
             ys = [min(v for v in (peak, (gbps or math.inf) * x / 1e3) if isinstance(v, (int, float))) for x in xs]
             out.append((esc(f"ceiling {precision} ({env_id})"), xs, ys))
     return out
+
+
+def ceiling_values(cal: dict[str, Any], precisions: list[str]) -> tuple[dict[str, float], float | None]:
+    """({precision: peak TFLOP/s}, copy GB/s) from a calibration file, in either layout:
+    `harness calibrate`'s {"ceilings": {"flops": {precision: FLOP/s}, "bytes_per_s": B/s}}
+    or the short {"matmul_tflops": {precision: TFLOP/s} or a number, "copy_gbps": GB/s}."""
+    if isinstance(cal.get("ceilings"), dict):
+        flops, per_s = cal["ceilings"].get("flops") or {}, cal["ceilings"].get("bytes_per_s")
+        peaks = {p: v / 1e12 for p, v in flops.items() if isinstance(v, (int, float))}
+        return peaks, per_s / 1e9 if isinstance(per_s, (int, float)) else None
+    peaks = cal.get("matmul_tflops")
+    peaks = peaks if isinstance(peaks, dict) else ({p: peaks for p in precisions} if peaks else {})
+    gbps = cal.get("copy_gbps")
+    return peaks, gbps if isinstance(gbps, (int, float)) else None
 
 
 def quality_vs_speed(section: Section, metric: str) -> go.Figure | None:
