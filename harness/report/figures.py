@@ -28,6 +28,11 @@ def _log_axis(values: pd.Series) -> bool:
     return bool(len(numeric)) and bool((numeric > 0).all()) and numeric.max() / numeric.min() >= 10
 
 
+def _xs(values: pd.Series) -> pd.Series | list[str]:
+    """Axis values as plotted: numbers as they are, anything else escaped (tick labels are HTML)."""
+    return values if pd.api.types.is_numeric_dtype(values) else [esc(v) for v in values]
+
+
 def _point_text(row: pd.Series, section: Section, lines: list[str]) -> str:
     axes = ", ".join(f"{a}={row[a]}" for a in section.axes if a in row and pd.notna(row[a]))
     head = [f"<b>{esc(row['label'])}</b>"] + ([f"run {esc(row['run'])}"] if section.multi_run else [])
@@ -77,7 +82,7 @@ def lines_vs_axis(section: Section, y: str, y_title: str, title: str, with_ci: b
         wrong = rows[(rows["status"] == "wrong") & rows[y].notna()]
         if not wrong.empty:
             fig.add_trace(go.Scatter(
-                x=wrong[section.x], y=wrong[y], mode="markers", marker=WRONG, name="wrong result",
+                x=_xs(wrong[section.x]), y=wrong[y], mode="markers", marker=WRONG, name="wrong result",
                 hovertext=[_point_text(r, section, [f"<b>wrong</b>: {esc(r['reason'])}"]) for _, r in wrong.iterrows()],
                 hoverinfo="text"))
             group.append(len(fig.data) - 1)
@@ -101,7 +106,7 @@ def _line(section: Section, ok: pd.DataFrame, y: str, with_ci: bool, name: str, 
     if with_ci and {"ci_low_ms", "ci_high_ms"} <= set(ok.columns):
         error = dict(type="data", symmetric=False, array=(ok["ci_high_ms"] - ok[y]).clip(lower=0),
                      arrayminus=(ok[y] - ok["ci_low_ms"]).clip(lower=0), thickness=1, width=3)
-    return go.Scatter(x=ok[section.x], y=ok[y], mode="lines+markers", name=name, error_y=error,
+    return go.Scatter(x=_xs(ok[section.x]), y=ok[y], mode="lines+markers", name=name, error_y=error,
                       line=dict(color=color, dash=dash),
                       marker=dict(size=8, symbol=["circle-open" if n else "circle" for n in noisy],
                                   line=dict(width=2, color=color)),
@@ -122,8 +127,8 @@ def speedup_heatmap(section: Section, table: pd.DataFrame, metric: str) -> go.Fi
         if rows.empty:
             continue
         rows = rows.assign(row=[series_name(l, r, section.multi_run) for l, r in zip(rows["label"], rows["run"])],
-                           col=rows[section.x].map(str))
-        columns = [str(v) for v in sorted(rows[section.x].unique(), key=_order)]
+                           col=rows[section.x].map(esc))
+        columns = [esc(v) for v in sorted(rows[section.x].unique(), key=_order)]
         names = list(dict.fromkeys(rows["row"]))
         z = [[None] * len(columns) for _ in names]
         text = [[""] * len(columns) for _ in names]
@@ -133,7 +138,7 @@ def speedup_heatmap(section: Section, table: pd.DataFrame, metric: str) -> go.Fi
             if pd.notna(r["speedup"]) and r["status"] == "ok":
                 z[i][j] = math.log2(r["speedup"])
                 text[i][j] = ("~" if r["noisy"] else "") + f"{r['speedup']:.2f}x"
-            hover[i][j] = f"{r['row']}<br>{esc(section.x)}={esc(r['col'])}<br>" + (
+            hover[i][j] = f"{r['row']}<br>{esc(section.x)}={r['col']}<br>" + (
                 f"speedup {number(r['speedup'])}x vs {esc(section.baseline)}" if pd.notna(r["speedup"]) else "")
             if r["note"]:
                 hover[i][j] += f"<br><i>{esc(r['note'])}</i>"
