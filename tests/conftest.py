@@ -1,13 +1,21 @@
-"""Shared fixtures: suite files written on the fly, and running the CLI in-process or as a user would."""
+"""Shared fixtures: suite files written on the fly, the CLI run in-process or as a user
+would, and a real small run (made in this process, so it takes seconds) with its report."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+
+from harness import cli, runner, suite as suites, worker
+from impls import registry
+from impls.attention.naive import naive
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = "tests.fixtures.misbehaving"
@@ -48,3 +56,88 @@ def _test_impls_registered(monkeypatch):
     """In-process tests see the misbehaving impls too."""
     monkeypatch.setenv("SEQBENCH_PLUGINS", PLUGINS)
     import tests.fixtures.misbehaving  # noqa: F401
+
+
+XSS_LABEL = "<script>alert(1)</script>"
+XSS_REASON = "<img src=x onerror=alert(2)>"
+
+SUITE = f"""
+name: report-test
+description: "tiny sweep for report tests <b>not bold</b> & <script>alert(3)</script>"
+workload: op
+family: attention
+device: cpu
+impls: [naive, sdpa_math, {{name: report_wrong, label: "{XSS_LABEL}"}}, report_broken]
+baseline: naive
+sweep:
+  seq_len: [16, 48, 160]
+  causal: [false, true]
+fixed: {{batch: 1, heads: 4, head_dim: 16, precision: fp32}}
+measure: {{warmup: 1, min_reps: 5, max_reps: 8, noise_target: 0.2, max_time_s: 0.02, timeout_s: 30, threads: 1}}
+"""
+
+
+def _wrong(q, k, v, *, causal: bool, scale=None):
+    """Attention scaled by 1.5: fast and wrong, the case reports must never count as a speedup."""
+    return naive(q, k, v, causal=causal, scale=scale) * 1.5
+
+
+def _broken(q, k, v, *, causal: bool, scale=None):
+    raise ValueError(XSS_REASON)
+
+
+def _mmap_large_allocations() -> None:
+    """What the worker gets from MALLOC_MMAP_THRESHOLD_ (harness.executor): large buffers are
+    returned to the OS on free, so the per-pass RSS peak sees each case's own memory."""
+    libc = ctypes.util.find_library("c")
+    if libc:
+        ctypes.CDLL(libc).mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD (glibc); ignored elsewhere
+
+
+@pytest.fixture(scope="session")
+def hostile_text() -> dict[str, str]:
+    """The user-written strings small_run carries, which every page must show escaped."""
+    return {"label": XSS_LABEL, "reason": XSS_REASON, "description": "<b>not bold</b>"}
+
+
+class InProcessExecutor:
+    """The runner's executor without the worker process: same records, no spawn start-up."""
+
+    def run(self, case):
+        return worker.execute(case)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    """results/report-test-<time>/ from a real run of a 24-case suite, with a wrong impl
+    (labelled with a script tag) and an impl that raises (its message an HTML tag)."""
+    registry.load_all()
+    _mmap_large_allocations()
+    registry.register("attention", "report_wrong", backward=False)(_wrong)
+    registry.register("attention", "report_broken", backward=False)(_broken)
+    root = tmp_path_factory.mktemp("run")
+    (root / "suite.yaml").write_text(SUITE)
+    threads = torch.get_num_threads()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(runner, "LocalExecutor", InProcessExecutor)
+            suite = suites.load(root / "suite.yaml")
+            run_dir = runner.new_run_dir(root / "results", suite)
+            env = runner.start(run_dir, suite, "cpu")
+            runner.run(suite, suites.expand(suite, "cpu"), run_dir, env)
+    finally:
+        torch.set_num_threads(threads)
+        for name in ("report_wrong", "report_broken"):
+            registry._REGISTRY["attention"].pop(name, None)  # keep `list` and other tests unaware of them
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def small_report(small_run, tmp_path_factory) -> Path:
+    """The HTML report of small_run, written by the CLI."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    assert cli.main(["report", str(small_run), "-o", str(out)]) == 0
+    return out

@@ -1,0 +1,1 @@
+"""Numbers derived from run tables: scaling exponents, crossovers, Pareto fronts."""

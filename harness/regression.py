@@ -1,0 +1,169 @@
+"""Regression checks that survive a noisy machine: times relative to a reference op.
+
+A benchmark set (YAML: name, family, impl, workload, params per case) is timed
+with the harness timer, each case interleaved with a fixed reference matmul so
+that machine load slows both alike; a case's *normalized time* is its median
+divided by the reference's. A stored baseline (JSON) holds, per case, the
+normalized time and the tolerance measured from repeated runs
+(scripts/measure_benchmark_noise.py): tolerance = max(TOLERANCE_FLOOR,
+SPREAD_FACTOR x the relative spread seen across runs).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import yaml
+
+from harness import workloads
+from harness.case import Case
+from harness.suite import Measure
+from harness.errors import Skip, UserError  # noqa: F401  (Skip: re-exported for tests)
+from harness.executor import LocalExecutor
+from harness.measure import timer
+from harness.measure.stats import summarize
+from harness.workloads.base import Prepared
+from impls import registry
+
+REFERENCE_SIZE = 256  # the reference op: a (256, 256) fp32 matmul, ~34 MFLOP
+TOLERANCE_FLOOR = 0.25  # never gate tighter than 25%: CI machines differ from run to run
+SPREAD_FACTOR = 3.0
+ROUNDS = 5  # interleaved rounds per measurement
+MEASURE = Measure(warmup=1, min_reps=5, max_reps=30, noise_target=0.05, max_time_s=0.1, timeout_s=60, threads=1)
+SETTINGS = timer.TimerSettings(min_reps=5, max_reps=30, noise_target=0.05, max_time_s=0.05, threads=1)
+
+
+class WrongResult(AssertionError):
+    """The impl failed its correctness check: timing it would be meaningless."""
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    name: str
+    family: str
+    impl: str
+    workload: str = "op"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def load_set(path: str | Path) -> list[BenchCase]:
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        return [BenchCase(**entry) for entry in raw.get("cases", [])]
+    except TypeError as err:
+        raise UserError(f"{path}: cases: {err}; each case has name, family, impl, workload, params") from None
+
+
+def build_case(family: str, impl: str, workload: str = "op", device: str = "cpu", **params: Any) -> Case:
+    """The Case a suite would make for these params (no sweep axes; short timing settings)."""
+    entry = registry.get(family, impl)
+    model = workloads.get(workload).params_model(family)
+    unknown = set(params) - set(model.model_fields) - set(entry.params)
+    if unknown:
+        raise UserError(f"{family}/{impl}: unknown parameter(s) {sorted(unknown)}; valid: "
+                        f"{', '.join(sorted(set(model.model_fields) | set(entry.params)))}")
+    # every workload param spelled out, as a suite's `fixed` would: the cost models read them all
+    given = {k: v for k, v in params.items() if k in model.model_fields}
+    params = model(**given).model_dump() | params
+    return Case(suite="pytest", workload=workload, family=family, impl=impl, label=impl, params=params,
+                impl_params=tuple(k for k in params if k in entry.params), axes=(), device=device,
+                measure=MEASURE.model_dump())
+
+
+def prepare(case: Case) -> tuple[Prepared, dict[str, float]]:
+    """Build the case through its workload and check it before anything is timed.
+
+    Raises Skip when it cannot run here, WrongResult when it is outside tolerance."""
+    impl = registry.get(case.family, case.impl)
+    ok, reason = registry.available(impl, case.device, case.precision)
+    if not ok:
+        raise Skip(reason)
+    torch.manual_seed(case.params.get("seed", 0))
+    prepared = workloads.get(case.workload).prepare(case, impl)
+    errors = prepared.check() if prepared.check else {}
+    if not errors.get("within_tolerance", 1.0):
+        raise WrongResult(f"{case.describe()}: rel_err {errors.get('rel_err')} above tolerance "
+                          f"{errors.get('tolerance')}")
+    return prepared, errors
+
+
+def reference_op() -> Callable[[], object]:
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(REFERENCE_SIZE, REFERENCE_SIZE, generator=gen)
+    b = torch.randn(REFERENCE_SIZE, REFERENCE_SIZE, generator=gen)
+    return lambda: a @ b
+
+
+def interleaved_medians(runs: dict[str, Callable[[], object]], rounds: int = ROUNDS,
+                        settings: timer.TimerSettings = SETTINGS) -> dict[str, float]:
+    """Median ms per call of each callable, timed in alternation (a, b, a, b, ...) so that
+    load that comes and goes touches all of them; the median over rounds of each round's median."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads or threads)
+    try:
+        for run in runs.values():
+            run()  # first call (lazy init) outside the numbers
+        per_round: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(rounds):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                first = time.perf_counter() - start
+                per_round[name].append(summarize(timer.measure(run, "cpu", settings, first)).median_ms)
+    finally:
+        torch.set_num_threads(threads)
+    return {name: statistics.median(values) for name, values in per_round.items()}
+
+
+def normalized_times(cases: list[BenchCase], rounds: int = ROUNDS) -> dict[str, float]:
+    """Each case's median time divided by the reference matmul's, measured alongside it."""
+    out = {}
+    for bench in cases:
+        prepared, _ = prepare(build_case(bench.family, bench.impl, bench.workload, **bench.params))
+        medians = interleaved_medians({"case": prepared.run, "reference": reference_op()}, rounds)
+        out[bench.name] = medians["case"] / medians["reference"]
+    return out
+
+
+def baseline_from_runs(runs: list[dict[str, float]], environment: dict[str, Any]) -> dict[str, Any]:
+    """The stored baseline: per case the median normalized time over runs and its tolerance."""
+    cases = {}
+    for name in runs[0]:
+        values = [run[name] for run in runs if name in run]
+        center = statistics.median(values)
+        spread = (max(values) - min(values)) / center if center > 0 else 0.0
+        cases[name] = {"normalized": center, "spread": spread, "runs": values,
+                       "tolerance": max(TOLERANCE_FLOOR, SPREAD_FACTOR * spread)}
+    return {"reference": f"fp32 matmul {REFERENCE_SIZE}x{REFERENCE_SIZE}", "rounds": ROUNDS,
+            "tolerance_rule": f"max({TOLERANCE_FLOOR}, {SPREAD_FACTOR} x (max-min)/median over runs)",
+            "environment": environment, "cases": cases}
+
+
+def regressions(baseline: dict[str, Any], measured: dict[str, float]) -> list[str]:
+    """One line per case slower than its baseline by more than its tolerance."""
+    lines = []
+    for name, value in measured.items():
+        stored = baseline["cases"].get(name)
+        if stored and value > stored["normalized"] * (1 + stored["tolerance"]):
+            lines.append(f"{name}: {value / stored['normalized']:.2f}x its baseline "
+                         f"(tolerance {stored['tolerance']:.0%})")
+    return lines
+
+
+def run_in_worker(cases: list[Case]) -> list[dict[str, Any]]:
+    """Records of `cases` measured exactly as `harness run` measures them: in one isolated
+    worker process (memory figures need its fresh allocator; see harness.executor)."""
+    executor = LocalExecutor()
+    try:
+        return [executor.run(case) for case in cases]
+    finally:
+        executor.close()
+
+
+def write_json(path: str | Path, value: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,1 @@
+"""HTML reports: one self-contained page per set of runs (build.build_report)."""

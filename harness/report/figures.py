@@ -1,0 +1,282 @@
+"""Plotly figure builders, one per chart kind; each takes a Section and returns a Figure.
+
+Other swept axes (causal, precision, ...) become a dropdown (updatemenus) that
+shows one combination at a time; several runs share a chart, one dash style
+per run and one colour per impl. Every user-written string is escaped.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from harness.analysis.pareto import pareto_front
+from harness.report.data import RunInfo, Section
+from harness.report.style import bytes_text, colors, combo_title, dashes, esc, number, series_name
+
+LAYOUT = dict(template="plotly_white", height=460, margin=dict(l=70, r=30, t=80, b=60), title_x=0.01,
+              legend=dict(font=dict(size=11)), hoverlabel=dict(align="left"))
+WRONG = dict(symbol="x-thin-open", size=12, color="#d62728", line=dict(width=2))
+
+
+def _log_axis(values: pd.Series) -> bool:
+    """Logarithmic when the values are positive numbers spanning at least a decade."""
+    numeric = pd.to_numeric(values, errors="coerce").dropna()
+    return bool(len(numeric)) and bool((numeric > 0).all()) and numeric.max() / numeric.min() >= 10
+
+
+def _xs(values: pd.Series) -> pd.Series | list[str]:
+    """Axis values as plotted: numbers as they are, anything else escaped (tick labels are HTML)."""
+    return values if pd.api.types.is_numeric_dtype(values) else [esc(v) for v in values]
+
+
+def _point_text(row: pd.Series, section: Section, lines: list[str]) -> str:
+    axes = ", ".join(f"{a}={row[a]}" for a in section.axes if a in row and pd.notna(row[a]))
+    head = [f"<b>{esc(row['label'])}</b>"] + ([f"run {esc(row['run'])}"] if section.multi_run else [])
+    return "<br>".join(head + [esc(axes)] + lines)
+
+
+def _timing_lines(row: pd.Series) -> list[str]:
+    lines = [f"median {number(row.get('median_ms'), ' ms')} "
+             f"(95% CI {number(row.get('ci_low_ms'))}–{number(row.get('ci_high_ms'))} ms, "
+             f"n={number(row.get('n_samples'))})"]
+    if bool(row.get("noisy", False)):
+        lines.append(f"<i>noisy: IQR/median {number(100 * float(row.get('noise', math.nan)))}%</i>")
+    return lines
+
+
+def _dropdown(fig: go.Figure, groups: list[list[int]], titles: list[str], always: list[int] = ()) -> None:
+    """Show one group of traces at a time; `always` stays visible (ceilings)."""
+    total = len(fig.data)
+    for index in range(total):
+        fig.data[index].visible = index in groups[0] or index in always
+    if len(groups) < 2:
+        return
+    buttons = [dict(label=title, method="update",
+                    args=[{"visible": [i in group or i in always for i in range(total)]}])
+               for group, title in zip(groups, titles)]
+    # top right, above the legend, so it never covers the title on the left
+    fig.update_layout(updatemenus=[dict(buttons=buttons, direction="down", x=1, xanchor="right",
+                                        y=1.08, yanchor="bottom", showactive=True)])
+
+
+def lines_vs_axis(section: Section, y: str, y_title: str, title: str, with_ci: bool = False) -> go.Figure:
+    """`y` against the section's swept axis, one line per impl (and run); noisy points hollow,
+    wrong results as red crosses off the lines. Log-log where the axis spans a decade."""
+    fig = go.Figure()
+    palette, styles = colors(list(dict.fromkeys(section.frame["label"]))), dashes(section.runs)
+    groups, titles = [], []
+    for combo in section.combos():
+        rows = section.rows(combo)
+        group = []
+        for (label, run), series in rows.groupby(["label", "run"], sort=False):
+            ok = series[(series["status"] == "ok") & series[y].notna()].sort_values(section.x)
+            if ok.empty:
+                continue
+            fig.add_trace(_line(section, ok, y, with_ci, series_name(label, run, section.multi_run),
+                                palette[label], styles[run]))
+            group.append(len(fig.data) - 1)
+        wrong = rows[(rows["status"] == "wrong") & rows[y].notna()]
+        if not wrong.empty:
+            fig.add_trace(go.Scatter(
+                x=_xs(wrong[section.x]), y=wrong[y], mode="markers", marker=WRONG, name="wrong result",
+                hovertext=[_point_text(r, section, [f"<b>wrong</b>: {esc(r['reason'])}"]) for _, r in wrong.iterrows()],
+                hoverinfo="text"))
+            group.append(len(fig.data) - 1)
+        groups.append(group)
+        titles.append(combo_title(section.facets, combo))
+    _dropdown(fig, groups, titles)
+    log = _log_axis(section.frame[section.x])
+    values = section.frame.loc[section.frame["status"] == "ok", y] if y in section.frame else pd.Series([])
+    fig.update_layout(title=esc(title), **LAYOUT)
+    fig.update_xaxes(title=esc(section.x), type="log" if log else None)
+    fig.update_yaxes(title=esc(y_title), type="log" if log and bool((values.dropna() > 0).all()) else None)
+    return fig
+
+
+def _line(section: Section, ok: pd.DataFrame, y: str, with_ci: bool, name: str, color: str,
+          dash: str) -> go.Scatter:
+    noisy = ok["noisy"].fillna(False).astype(bool) if "noisy" in ok else pd.Series(False, index=ok.index)
+    text = [_point_text(r, section, _timing_lines(r) if with_ci else [f"{esc(y)} {_value(y, r[y])}"])
+            for _, r in ok.iterrows()]
+    error = None
+    if with_ci and {"ci_low_ms", "ci_high_ms"} <= set(ok.columns):
+        error = dict(type="data", symmetric=False, array=(ok["ci_high_ms"] - ok[y]).clip(lower=0),
+                     arrayminus=(ok[y] - ok["ci_low_ms"]).clip(lower=0), thickness=1, width=3)
+    return go.Scatter(x=_xs(ok[section.x]), y=ok[y], mode="lines+markers", name=name, error_y=error,
+                      line=dict(color=color, dash=dash),
+                      marker=dict(size=8, symbol=["circle-open" if n else "circle" for n in noisy],
+                                  line=dict(width=2, color=color)),
+                      hovertext=text, hoverinfo="text")
+
+
+def _value(column: str, value: Any) -> str:
+    return bytes_text(value) if column.endswith("bytes") else number(value)
+
+
+def speedup_heatmap(section: Section, table: pd.DataFrame, metric: str) -> go.Figure:
+    """log2(baseline / impl) per impl (rows) and swept value (columns); cells where either
+    side is not ok are blank with a marker and the status, never a number."""
+    fig = go.Figure()
+    groups, titles = [], []
+    for combo in section.combos():
+        rows = _match(table, section.facets, combo)
+        if rows.empty:
+            continue
+        rows = rows.assign(row=[series_name(l, r, section.multi_run) for l, r in zip(rows["label"], rows["run"])],
+                           col=rows[section.x].map(esc))
+        columns = [esc(v) for v in sorted(rows[section.x].unique(), key=_order)]
+        names = list(dict.fromkeys(rows["row"]))
+        z = [[None] * len(columns) for _ in names]
+        text = [[""] * len(columns) for _ in names]
+        hover = [[""] * len(columns) for _ in names]
+        for _, r in rows.iterrows():
+            i, j = names.index(r["row"]), columns.index(r["col"])
+            if pd.notna(r["speedup"]) and r["status"] == "ok":
+                z[i][j] = math.log2(r["speedup"])
+                text[i][j] = ("~" if r["noisy"] else "") + f"{r['speedup']:.2f}x"
+            hover[i][j] = f"{r['row']}<br>{esc(section.x)}={r['col']}<br>" + (
+                f"speedup {number(r['speedup'])}x vs {esc(section.baseline)}" if pd.notna(r["speedup"]) else "")
+            if r["note"]:
+                hover[i][j] += f"<br><i>{esc(r['note'])}</i>"
+        group = [len(fig.data)]
+        fig.add_trace(go.Heatmap(z=z, x=columns, y=names, text=text, texttemplate="%{text}", hovertext=hover,
+                                 hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-3, zmax=3,
+                                 colorbar=dict(title="speedup", tickvals=[-3, -2, -1, 0, 1, 2, 3],
+                                               ticktext=["1/8x", "1/4x", "1/2x", "1x", "2x", "4x", "8x"])))
+        bad = rows[rows["status"] != "ok"]
+        if not bad.empty:
+            fig.add_trace(go.Scatter(x=bad["col"], y=bad["row"], mode="markers+text", marker=WRONG,
+                                     text=[esc(s) for s in bad["status"]], textposition="top center",
+                                     name="not a speedup", showlegend=False,
+                                     hovertext=[f"{r['row']}: {esc(r['note'])}" for _, r in bad.iterrows()],
+                                     hoverinfo="text"))
+            group.append(len(fig.data) - 1)
+        groups.append(group)
+        titles.append(combo_title(section.facets, combo))
+    if groups:
+        _dropdown(fig, groups, titles)
+    fig.update_layout(title=esc(f"speedup vs {section.baseline} ({metric}; blue: faster, ~: noisy)"), **LAYOUT)
+    fig.update_xaxes(title=esc(section.x), type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def _match(table: pd.DataFrame, columns: list[str], combo: tuple) -> pd.DataFrame:
+    mask = pd.Series(True, index=table.index)
+    for column, value in zip(columns, combo):
+        mask &= table[column] == value
+    return table[mask]
+
+
+def _order(value: Any) -> tuple:
+    return (0, float(value), "") if isinstance(value, (int, float, np.number)) else (1, 0.0, str(value))
+
+
+def roofline(section: Section, runs: list[RunInfo]) -> go.Figure | None:
+    """Achieved TFLOP/s against arithmetic intensity (FLOP per byte of minimum traffic),
+    with the device's measured ceilings where a calibration file exists."""
+    frame = section.frame
+    if not {"flops", "bytes_moved", "tflops"} <= set(frame.columns):
+        return None
+    ok = frame[(frame["status"] == "ok") & (frame["flops"] > 0) & (frame["bytes_moved"] > 0) & frame["tflops"].notna()]
+    if ok.empty:
+        return None
+    ok = ok.assign(intensity=ok["flops"] / ok["bytes_moved"])
+    fig = go.Figure()
+    palette, styles = colors(list(dict.fromkeys(frame["label"]))), dashes(section.runs)
+    for (label, run), series in ok.groupby(["label", "run"], sort=False):
+        text = [_point_text(r, section, [f"{number(r['intensity'])} FLOP/B, {number(r['tflops'])} TFLOP/s"])
+                for _, r in series.iterrows()]
+        fig.add_trace(go.Scatter(x=series["intensity"], y=series["tflops"], mode="markers",
+                                 name=series_name(label, run, section.multi_run), hovertext=text, hoverinfo="text",
+                                 marker=dict(size=9, color=palette[label],
+                                             symbol="circle" if styles[run] == "solid" else "diamond")))
+    low, high = ok["intensity"].min() / 2, ok["intensity"].max() * 2
+    for name, xs, ys in ceilings(runs, section, low, high):
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line=dict(color="#555", dash="dot")))
+    fig.update_layout(title="roofline: achieved TFLOP/s vs arithmetic intensity", **LAYOUT)
+    fig.update_xaxes(title="arithmetic intensity (FLOP/byte)", type="log")
+    fig.update_yaxes(title="TFLOP/s", type="log")
+    return fig
+
+
+def ceilings(runs: list[RunInfo], section: Section, low: float, high: float) -> list[tuple[str, list, list]]:
+    """(name, x, y) of min(peak compute, bandwidth x intensity) per run with a calibration."""
+    out, seen = [], set()
+    precisions = sorted(section.frame["precision"].dropna().unique()) if "precision" in section.frame else []
+    for run in runs:
+        cal = run.calibration
+        env_id = run.env.get("env_id", run.name)
+        if not cal or run.name not in section.runs or env_id in seen:
+            continue  # runs on one machine share one set of ceilings
+        seen.add(env_id)
+        peaks, gbps = ceiling_values(cal, precisions)
+        xs = list(np.geomspace(low, high, 50))
+        for precision in precisions or list(peaks):
+            peak = peaks.get(precision)
+            if not isinstance(peak, (int, float)) and not isinstance(gbps, (int, float)):
+                continue
+            ys = [min(v for v in (peak, (gbps or math.inf) * x / 1e3) if isinstance(v, (int, float))) for x in xs]
+            out.append((esc(f"ceiling {precision} ({env_id})"), xs, ys))
+    return out
+
+
+def ceiling_values(cal: dict[str, Any], precisions: list[str]) -> tuple[dict[str, float], float | None]:
+    """({precision: peak TFLOP/s}, copy GB/s) from a calibration file, in either layout:
+    `harness calibrate`'s {"ceilings": {"flops": {precision: FLOP/s}, "bytes_per_s": B/s}}
+    or the short {"matmul_tflops": {precision: TFLOP/s} or a number, "copy_gbps": GB/s}."""
+    if isinstance(cal.get("ceilings"), dict):
+        flops, per_s = cal["ceilings"].get("flops") or {}, cal["ceilings"].get("bytes_per_s")
+        peaks = {p: v / 1e12 for p, v in flops.items() if isinstance(v, (int, float))}
+        return peaks, per_s / 1e9 if isinstance(per_s, (int, float)) else None
+    peaks = cal.get("matmul_tflops")
+    peaks = peaks if isinstance(peaks, dict) else ({p: peaks for p in precisions} if peaks else {})
+    gbps = cal.get("copy_gbps")
+    return peaks, gbps if isinstance(gbps, (int, float)) else None
+
+
+def quality_vs_speed(section: Section, metric: str) -> go.Figure | None:
+    """Error against time for each point of the sweep (dropdown), Pareto front marked."""
+    frame = section.frame
+    error = "exact_rel_err" if "exact_rel_err" in frame and frame["exact_rel_err"].notna().any() else "rel_err"
+    if error not in frame or not frame[error].notna().any():
+        return None
+    fig = go.Figure()
+    palette = colors(list(dict.fromkeys(frame["label"])))
+    groups, titles = [], []
+    columns = section.facets + [section.x]
+    for combo in section.combos(with_x=True):
+        rows = section.rows(combo, with_x=True)
+        rows = rows[rows["status"].isin(["ok", "wrong"]) & rows[metric].notna() & rows[error].notna()]
+        if rows.empty:
+            continue
+        group = []
+        for (label, run), series in rows.groupby(["label", "run"], sort=False):
+            text = [_point_text(r, section, [f"{esc(metric)} {number(r[metric])}", f"{error} {number(r[error])}"]
+                                + ([f"<b>wrong</b>: {esc(r['reason'])}"] if r["status"] == "wrong" else []))
+                    for _, r in series.iterrows()]
+            fig.add_trace(go.Scatter(x=series[metric], y=series[error], mode="markers", hovertext=text,
+                                     hoverinfo="text", name=series_name(label, run, section.multi_run),
+                                     marker=dict(size=10, color=palette[label],
+                                                 symbol=["x" if s == "wrong" else "circle" for s in series["status"]])))
+            group.append(len(fig.data) - 1)
+        ok = rows[rows["status"] == "ok"]
+        if len(ok):
+            front = ok[pareto_front(ok[metric].to_numpy(), ok[error].to_numpy())].sort_values(metric)
+            fig.add_trace(go.Scatter(x=front[metric], y=front[error], mode="lines", name="Pareto front",
+                                     line=dict(color="#333", dash="dash", width=1)))
+            group.append(len(fig.data) - 1)
+        groups.append(group)
+        titles.append(combo_title(columns, combo))
+    if not groups:
+        return None
+    _dropdown(fig, groups, titles)
+    positive = bool((frame[error].dropna() > 0).all())
+    fig.update_layout(title=esc(f"quality vs speed: {error} against {metric} (lower-left is better)"), **LAYOUT)
+    fig.update_xaxes(title=esc(metric), type="log")
+    fig.update_yaxes(title=esc(error), type="log" if positive else None)
+    return fig

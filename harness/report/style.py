@@ -1,0 +1,50 @@
+"""How values look in a report: escaping, colours per impl, dashes per run, number formats."""
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import plotly.express as px
+
+PALETTE = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+
+
+def esc(value: Any) -> str:
+    """Anything a user wrote (labels, params, reasons) passes through here before display."""
+    return html.escape(str(value), quote=True)
+
+
+def colors(labels: list[str]) -> dict[str, str]:
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def dashes(runs: list[str]) -> dict[str, str]:
+    return {run: DASHES[i % len(DASHES)] for i, run in enumerate(runs)}
+
+
+def series_name(label: str, run: str, multi_run: bool) -> str:
+    return esc(f"{label} · {run}" if multi_run else label)
+
+
+def combo_title(columns: list[str], combo: tuple) -> str:
+    return esc(", ".join(f"{c}={v}" for c, v in zip(columns, combo))) if columns else ""
+
+
+def number(value: Any, unit: str = "") -> str:
+    """Three significant figures, with the unit; blank for missing values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.3g}{unit}"
+    return esc(value)
+
+
+def bytes_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if abs(value) >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.0f} B"

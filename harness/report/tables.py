@@ -1,0 +1,109 @@
+"""HTML tables of a report: overview, scaling exponents, crossovers, failures, environments.
+
+Every cell is escaped here, so callers pass raw values.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from harness.analysis.crossover import crossovers
+from harness.analysis.scaling import fit_exponent
+from harness.report.data import RunInfo, Section
+from harness.report.style import esc, number
+
+
+def html_table(headers: list[str], rows: list[list[Any]], css: str = "") -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f'<table class="{esc(css)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return number(value)
+    return "" if value is None else esc(value)
+
+
+def overview(runs: list[RunInfo], frame: pd.DataFrame) -> str:
+    rows = []
+    for run in runs:
+        own = frame[frame["run"] == run.name]
+        counts = ", ".join(f"{n} {s}" for s, n in own["status"].value_counts().items())
+        rows.append([run.name, run.suite.get("name", ""), run.suite.get("description", ""),
+                     run.env.get("device", ""), run.env.get("collected_at", ""), len(own), counts])
+    return html_table(["run", "suite", "description", "device", "collected", "cases", "status"], rows)
+
+
+def exponents(section: Section, metric: str) -> str:
+    """Fitted exponents of time and memory against the swept axis, per impl and run."""
+    if not pd.api.types.is_numeric_dtype(section.frame[section.x]) or section.frame[section.x].nunique() < 2:
+        return "<p class='note'>No numeric sweep to fit exponents on.</p>"
+    by = ["run", "label"] + section.facets
+    time = fit_exponent(section.frame, x=section.x, y=metric, by=by)
+    memory = (fit_exponent(section.frame, x=section.x, y="peak_extra_bytes", by=by)
+              if "peak_extra_bytes" in section.frame else pd.DataFrame(columns=by + ["exponent", "r2"]))
+    if time.empty and memory.empty:
+        return "<p class='note'>Too few ok points to fit exponents.</p>"
+    merged = time.merge(memory, on=by, how="outer", suffixes=("_time", "_memory"))
+    keys = by if len(section.runs) > 1 else by[1:]
+    rows = [[r[k] for k in keys] + [r.get("exponent_time"), r.get("r2_time"), r.get("exponent_memory"),
+                                     r.get("r2_memory"), _int(r.get("n_points_time"))]
+            for _, r in merged.iterrows()]
+    return html_table(keys + [f"{metric} exponent", "r²", "peak_extra_bytes exponent", "r²", "points"], rows)
+
+
+def _int(value: Any) -> Any:
+    return int(value) if isinstance(value, (int, float)) and not math.isnan(value) else value
+
+
+def crossover_table(section: Section, speedup_frame: pd.DataFrame) -> str:
+    if speedup_frame.empty or not pd.api.types.is_numeric_dtype(section.frame[section.x]):
+        return "<p class='note'>No crossovers: needs a numeric sweep and a baseline.</p>"
+    by = ["run", "label"] + section.facets
+    table = crossovers(speedup_frame, section.x, by)
+    if table.empty:
+        return "<p class='note'>Too few ok points on both sides to find crossovers.</p>"
+    keys = by if len(section.runs) > 1 else by[1:]
+    rows = []
+    for _, r in table.iterrows():
+        rows.append([r[k] for k in keys] + [_crossover_text(r, section.x, section.baseline),
+                                             f"{number(r['x_min'])}–{number(r['x_max'])}"])
+    return html_table(keys + [f"vs {section.baseline}", f"{section.x} range"], rows)
+
+
+def _crossover_text(row: pd.Series, x: str, baseline: str | None) -> str:
+    if row["faster"] == "everywhere":
+        return f"faster than {baseline} at every {x}"
+    if row["faster"] == "nowhere":
+        return f"slower than {baseline} at every {x}"
+    if row["faster"] == "mixed":
+        return f"crosses several times, first near {x}={number(row['crossover'])}"
+    return f"faster {row['faster']} {x} ≈ {number(row['crossover'])}"
+
+
+def failures(frame: pd.DataFrame, section: Section | None = None) -> str:
+    """Every case that did not end ok, with its reason."""
+    bad = frame[frame["status"] != "ok"]
+    if bad.empty:
+        return "<p class='note'>Every case ended ok.</p>"
+    axes = section.axes if section else []
+    rows = [[r["run"], r["label"], ", ".join(f"{a}={r[a]}" for a in axes if a in r and pd.notna(r[a])),
+             r["status"], r.get("reason", "")] for _, r in bad.iterrows()]
+    return html_table(["run", "impl", "case", "status", "reason"], rows, css="failures")
+
+
+def environment(runs: list[RunInfo]) -> str:
+    """env.json of each run side by side; rows where runs differ are highlighted."""
+    keys = list(dict.fromkeys(k for run in runs for k in run.env))
+    rows = []
+    for key in keys:
+        values = [run.env.get(key) for run in runs]
+        rows.append([key] + [v if not isinstance(v, (dict, list)) else str(v) for v in values])
+    table = html_table(["key"] + [run.name for run in runs], rows, css="env")
+    calibrated = [run.name for run in runs if run.calibration]
+    note = (f"Calibration (device ceilings) found for: {', '.join(calibrated)}." if calibrated
+            else "No calibration file (results/calibration-&lt;env_id&gt;.json): rooflines show no ceilings.")
+    return table + f"<p class='note'>{esc(note) if calibrated else note}</p>"

@@ -1,0 +1,74 @@
+"""Attention regression checks: each case correct and timed, ratios and memory within bounds,
+normalized times within the stored baseline's tolerance.
+
+The ratio, memory and baseline checks time with the harness timer themselves,
+so they run (and can fail) under this repo's default `--benchmark-disable`;
+`--benchmark-enable` adds pytest-benchmark's own statistics to the
+`seqbench_case` tests.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import regression
+from impls.attention import cost
+
+HERE = Path(__file__).parent
+SET = regression.load_set(HERE / "cases.yaml")
+BASELINE = HERE / "baseline.json"
+SHAPE = {"seq_len": 512, "heads": 4, "head_dim": 32}
+
+
+@pytest.mark.parametrize("bench", SET, ids=[b.name for b in SET])
+def test_case_is_correct_and_benchmarked(seqbench_case, bench):
+    errors = seqbench_case(bench.family, bench.impl, bench.workload, **bench.params)
+    assert errors["within_tolerance"] == 1.0
+
+
+def prepared(impl: str, **params):
+    case = regression.build_case("attention", impl, **(SHAPE | params))
+    try:
+        return regression.prepare(case)[0]
+    except regression.Skip as why:
+        pytest.skip(str(why))
+
+
+def test_sdpa_flash_is_not_slower_than_one_and_a_half_naive_at_512():
+    medians = regression.interleaved_medians({"naive": prepared("naive").run,
+                                              "sdpa_flash": prepared("sdpa_flash").run})
+    assert medians["sdpa_flash"] <= 1.5 * medians["naive"], medians
+
+
+@pytest.fixture(scope="module")
+def memory_records():
+    """naive and sdpa_flash at N=512 measured in a real worker, as `harness run` would."""
+    cases = [regression.build_case("attention", impl, **SHAPE) for impl in ("naive", "sdpa_flash")]
+    return {r["impl"]: r for r in regression.run_in_worker(cases)}
+
+
+@pytest.mark.slow  # starts one worker process (~3 s)
+def test_naive_memory_matches_its_score_matrix(memory_records):
+    record = memory_records["naive"]
+    assert record["status"] == "ok", record["reason"]
+    expected = cost.naive_peak_bytes(SHAPE | {"batch": 1})  # scores and probabilities, fp32
+    assert 0.5 * expected <= record["metrics"]["peak_extra_bytes"] <= 3 * expected
+
+
+@pytest.mark.slow
+def test_sdpa_flash_never_holds_the_score_matrix(memory_records):
+    record = memory_records["sdpa_flash"]
+    if record["status"] == "skipped":
+        pytest.skip(record["reason"])
+    scores = cost.naive_peak_bytes(SHAPE | {"batch": 1}) / 2
+    assert record["metrics"]["peak_extra_bytes"] < 0.5 * scores
+
+
+def test_normalized_times_within_the_stored_baseline():
+    if not BASELINE.exists():
+        pytest.skip(f"no {BASELINE.name}: run scripts/measure_benchmark_noise.py to create it")
+    baseline = json.loads(BASELINE.read_text())
+    measured = regression.normalized_times([b for b in SET if b.name in baseline["cases"]], rounds=3)
+    assert not regression.regressions(baseline, measured), measured

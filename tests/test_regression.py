@@ -1,0 +1,63 @@
+"""The regression mechanism: baselines from repeated runs, tolerances, and the gate."""
+from __future__ import annotations
+
+import pytest
+
+from harness import regression
+from harness.errors import UserError
+
+
+def test_tolerance_is_three_spreads_but_never_below_the_floor():
+    runs = [{"steady": 10.0, "jumpy": 10.0}, {"steady": 10.1, "jumpy": 14.0}, {"steady": 9.9, "jumpy": 12.0}]
+    cases = regression.baseline_from_runs(runs, {"env_id": "x"})["cases"]
+    assert cases["steady"]["normalized"] == pytest.approx(10.0)
+    assert cases["steady"]["tolerance"] == regression.TOLERANCE_FLOOR  # spread 2% -> floor
+    assert cases["jumpy"]["normalized"] == pytest.approx(12.0)
+    assert cases["jumpy"]["tolerance"] == pytest.approx(3 * 4.0 / 12.0)
+
+
+def test_only_slowdowns_beyond_tolerance_are_regressions():
+    baseline = {"cases": {"a": {"normalized": 10.0, "tolerance": 0.25}, "b": {"normalized": 10.0, "tolerance": 0.25}}}
+    found = regression.regressions(baseline, {"a": 12.4, "b": 12.6, "new_case": 99.0})
+    assert len(found) == 1 and found[0].startswith("b:")
+    assert regression.regressions(baseline, {"a": 2.0}) == []  # faster never fails
+
+
+def test_build_case_rejects_unknown_parameters():
+    with pytest.raises(UserError, match="seq_lenn"):
+        regression.build_case("attention", "naive", seq_lenn=64)
+
+
+def test_wrong_impl_is_refused_before_timing(monkeypatch):
+    case = regression.build_case("attention", "naive", seq_len=32, heads=2, head_dim=8)
+    impl = regression.registry.get("attention", "naive")
+    wrong = impl.__class__(**{**impl.__dict__, "fn": lambda q, k, v, **kw: impl.fn(q, k, v, **kw) * 2})
+    monkeypatch.setitem(regression.registry._REGISTRY["attention"], "naive", wrong)
+    with pytest.raises(regression.WrongResult):
+        regression.prepare(case)
+
+
+class FakeBenchmark:
+    """Stands in for pytest-benchmark's fixture: records what it was asked to time."""
+
+    def __init__(self):
+        self.extra_info, self.timed = {}, []
+
+    def __call__(self, fn):
+        self.timed.append(fn)
+        return fn()
+
+
+def test_plugin_times_a_correct_impl_and_fails_a_wrong_one_untimed(monkeypatch):
+    from harness.pytest_plugin import bench_case
+
+    bench = FakeBenchmark()
+    errors = bench_case(bench, "attention", "naive", seq_len=32, heads=2, head_dim=8)
+    assert errors["within_tolerance"] == 1.0 and len(bench.timed) == 1 and bench.extra_info["impl"] == "naive"
+    impl = regression.registry.get("attention", "naive")
+    wrong = impl.__class__(**{**impl.__dict__, "fn": lambda q, k, v, **kw: impl.fn(q, k, v, **kw) + 1})
+    monkeypatch.setitem(regression.registry._REGISTRY["attention"], "naive", wrong)
+    bench = FakeBenchmark()
+    with pytest.raises(pytest.fail.Exception, match="wrong result"):
+        bench_case(bench, "attention", "naive", seq_len=32, heads=2, head_dim=8)
+    assert bench.timed == []

@@ -1,0 +1,88 @@
+"""The report in a real browser (headless Chromium): no script errors, every figure drawn.
+
+Errors are caught by a small recorder injected into a copy of the page ahead of
+plotly.js: window 'error' events, unhandled promise rejections and
+console.error calls are written into a <pre id="seqbench-errors"> that the
+dumped DOM carries out. Chromium's own console log (--enable-logging) is
+checked for uncaught exceptions too.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+RECORDER = """<script>
+(function () {
+  var errors = [];
+  function show() {
+    var node = document.getElementById('seqbench-errors');
+    if (!node && document.body) {
+      node = document.createElement('pre'); node.id = 'seqbench-errors'; document.body.appendChild(node);
+    }
+    if (node) node.textContent = JSON.stringify(errors);
+  }
+  function record(message) { errors.push(String(message)); show(); }
+  window.addEventListener('error', function (e) { record('error: ' + e.message); });
+  window.addEventListener('unhandledrejection', function (e) { record('rejection: ' + e.reason); });
+  var original = console.error;
+  console.error = function () { record('console.error: ' + Array.prototype.join.call(arguments, ' '));
+                                original.apply(console, arguments); };
+  window.addEventListener('load', show);
+})();
+</script>"""
+
+
+def browser() -> str | None:
+    return next((path for path in map(shutil.which, BROWSERS) if path), None)
+
+
+def headless(binary: str, profile, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--window-size=1280,2400"]
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def page(small_report, tmp_path_factory):
+    binary = browser()
+    if binary is None:
+        pytest.skip(f"no Chromium/Chrome binary on PATH (looked for {', '.join(BROWSERS)}); "
+                    "install it with: apt-get install -y chromium")
+    folder = tmp_path_factory.mktemp("browser")
+    html = small_report.read_text()
+    instrumented = folder / "instrumented.html"
+    instrumented.write_text(html.replace("<head>", "<head>" + RECORDER, 1))
+    # one browser start for both: the DOM after scripts ran, and a picture of the page
+    dom = headless(binary, folder / "profile", f"--screenshot={folder / 'report.png'}", "--dump-dom",
+                   instrumented.as_uri())
+    return {"html": html, "dom": dom, "folder": folder}
+
+
+def test_page_runs_without_script_errors(page):
+    dom = page["dom"]
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    recorded = re.search(r'<pre id="seqbench-errors">(.*?)</pre>', dom.stdout, re.S)
+    assert recorded, "the error recorder never ran: the page did not load"
+    assert json.loads(recorded.group(1).replace("&quot;", '"')) == []
+    assert "Uncaught" not in dom.stderr, dom.stderr[-2000:]  # chromium logs console messages there
+
+
+def test_every_figure_is_drawn(page):
+    figures = page["html"].count('class="plotly-graph-div"')
+    assert figures >= 4
+    assert page["dom"].stdout.count('class="plot-container plotly"') == figures
+    assert page["dom"].stdout.count('class="main-svg"') >= figures  # plotly draws at least one svg per plot
+
+
+def test_screenshot_is_saved(page):
+    shot = page["folder"] / "report.png"
+    assert shot.exists() and shot.stat().st_size > 50_000  # a blank page compresses to a few KB
