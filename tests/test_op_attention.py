@@ -69,3 +69,10 @@ def test_check_of_a_long_case_runs_on_a_shortened_slice():
     prepared = prepare(case(batch=3, heads=8, kv_heads=2, seq_len=4096))
     result = prepared.check()
     assert result["check_seq_len"] < 4096 and result["within_tolerance"] == 1.0
+
+
+def test_work_uses_defaults_for_params_a_suite_leaves_out():
+    c = Case(suite="t", workload="op", family="attention", impl="naive", label="naive",
+             params={"seq_len": 32}, impl_params=(), axes=("seq_len",), device="cpu")
+    work = prepare(c).work
+    assert work["flops"] == 4 * 1 * 8 * 64 * 32 * 32  # batch 1, heads 8, head_dim 64 by default

@@ -61,7 +61,8 @@ class AttentionOp(OpFamily):
                 with torch.no_grad():
                     return call(q, k, v)
 
-        params = case.params | {"kv_heads": p.kv_heads or p.heads, "kv_len": p.kv_len or p.seq_len}
+        # the validated params carry the defaults a suite may leave out
+        params = case.params | p.model_dump() | {"kv_heads": p.kv_heads or p.heads, "kv_len": p.kv_len or p.seq_len}
         work = {"flops": (impl.flops or cost.flops)(params),
                 "bytes_moved": (impl.bytes_moved or cost.bytes_moved)(params)}
         if "peak_bytes" in impl.meta:
