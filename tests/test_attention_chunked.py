@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from tests.torch_watch import LargestTensor
 
 from impls import registry
 from impls.attention import cost
@@ -88,20 +88,6 @@ def test_chunked_causal_flops_count_only_visited_blocks():
     params = {"batch": 1, "heads": 2, "seq_len": 256, "head_dim": 64, "causal": True, "block_size": 128}
     assert registry.get("attention", "chunked").flops(params) == 4.0 * 2 * 64 * (128 * 128 + 128 * 256)
 
-
-class LargestTensor(TorchDispatchMode):
-    """Records the most elements of any tensor an op creates."""
-
-    def __init__(self):
-        super().__init__()
-        self.most = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            if isinstance(t, torch.Tensor):
-                self.most = max(self.most, t.numel())
-        return out
 
 
 def test_chunked_forward_never_materialises_the_score_matrix():

@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from tests.torch_watch import LargestTensor
 
 from harness.case import Case
 from harness.workloads.op_attention import AttentionOp
@@ -225,20 +225,6 @@ def test_sparse_flops_grow_linearly_with_sequence(name):
     small, large = (impl.flops({**params, "seq_len": n}) for n in (8192, 65536))
     assert 7.5 < large / small < 8.5  # x8 length -> about x8 work (exact attention: x64)
 
-
-class LargestTensor(TorchDispatchMode):
-    """Records the most elements of any tensor an op creates."""
-
-    def __init__(self):
-        super().__init__()
-        self.most = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            if isinstance(t, torch.Tensor):
-                self.most = max(self.most, t.numel())
-        return out
 
 
 @pytest.mark.parametrize("name,params", [

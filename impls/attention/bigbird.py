@@ -96,8 +96,7 @@ def _layout(n: int, block_size: int, window_blocks: int, global_blocks: int, num
 
 
 @register("attention", "bigbird", exact=False, supports=blocksparse.self_attention_only, reference="bigbird_reference",
-          flops=lambda p: cost.flops(p, pairs=_pairs(p)[0]), bytes_moved=lambda p: _bytes(p),
-          peak_bytes=lambda p: _peak(p), params=PARAMS)
+          params=PARAMS, **blocksparse.pattern_costs(lambda p: _pairs(p)))
 def bigbird(q, k, v, *, causal: bool, scale: float | None = None, block_size: int = 64,
             window_blocks: int = 3, global_blocks: int = 1, num_random_blocks: int = 2,
             pattern_seed: int = 0) -> torch.Tensor:
@@ -129,14 +128,8 @@ def _pairs(p: dict) -> tuple[int, int]:
     return n_blocks * size * width * size + min(global_blocks * size, n) * n, n
 
 
-def _bytes(p: dict) -> float:
-    pairs, n = _pairs(p)
-    return blocksparse.work_bytes(p, pairs / n)
 
 
-def _peak(p: dict) -> float:
-    pairs, n = _pairs(p)
-    return blocksparse.work_peak_bytes(p, pairs, pairs / n)
 
 
 @register("attention", "bigbird_reference", reference="bigbird_reference", flops=cost.flops,

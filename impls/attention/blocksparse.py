@@ -127,6 +127,24 @@ def work_bytes(p: dict, key_rows: float) -> float:
     return forward * 2 if p.get("direction") == "fwd_bwd" else forward
 
 
+def pattern_costs(parts) -> dict:
+    """`flops`, `bytes_moved` and `peak_bytes` for `register`, from a sparse pattern's
+    parts(params) -> (computed (query, key) pairs per head, N)."""
+
+    def flops(p: dict) -> float:
+        return cost.flops(p, pairs=parts(p)[0])
+
+    def bytes_moved(p: dict) -> float:
+        pairs, n = parts(p)
+        return work_bytes(p, pairs / n)
+
+    def peak_bytes(p: dict) -> float:
+        pairs, n = parts(p)
+        return work_peak_bytes(p, pairs, pairs / n)
+
+    return {"flops": flops, "bytes_moved": bytes_moved, "peak_bytes": peak_bytes}
+
+
 def work_peak_bytes(p: dict, pairs: float, key_rows: float) -> float:
     """Extra memory of one forward call: three fp32 tensors per computed (query, key)
     pair live at the peak of `masked_attention` (scores, shifted scores, probabilities),

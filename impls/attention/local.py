@@ -69,22 +69,14 @@ def _case_pairs(p: dict) -> tuple[int, int]:
     return computed_pairs(n, int(p.get("window", 256)), bool(p.get("causal"))), n
 
 
-def _flops(p: dict) -> float:
-    return cost.flops(p, pairs=_case_pairs(p)[0])
 
 
-def _bytes(p: dict) -> float:
-    pairs, n = _case_pairs(p)
-    return blocksparse.work_bytes(p, pairs / n)
 
 
-def _peak(p: dict) -> float:
-    pairs, n = _case_pairs(p)
-    return blocksparse.work_peak_bytes(p, pairs, pairs / n)
 
 
-@register("attention", "local", exact=False, supports=blocksparse.self_attention_only, reference="local_reference", flops=_flops,
-          bytes_moved=_bytes, peak_bytes=_peak, params={"window": 256})
+@register("attention", "local", exact=False, supports=blocksparse.self_attention_only, reference="local_reference",
+          params={"window": 256}, **blocksparse.pattern_costs(_case_pairs))
 def local(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
     """Sliding-window attention, blocked: O(N * window) time and memory."""
     blocksparse.require_self_attention("local attention", q, k)

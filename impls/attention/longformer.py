@@ -38,8 +38,7 @@ def _causal_or_all(rows: int, cols: int, causal: bool, device) -> torch.Tensor:
 
 
 @register("attention", "longformer", exact=False, supports=blocksparse.self_attention_only, reference="longformer_reference",
-          flops=lambda p: cost.flops(p, pairs=_pairs(p)), bytes_moved=lambda p: _bytes(p),
-          peak_bytes=lambda p: _peak(p), params=PARAMS)
+          params=PARAMS, **blocksparse.pattern_costs(lambda p: _parts(p)))
 def longformer(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256,
                global_tokens: int = 16) -> torch.Tensor:
     """Window + global-token attention in O(N * (window + global_tokens))."""
@@ -67,18 +66,10 @@ def _parts(p: dict) -> tuple[int, int]:
     return band + 2 * n * g, n
 
 
-def _pairs(p: dict) -> int:
-    return _parts(p)[0]
 
 
-def _bytes(p: dict) -> float:
-    pairs, n = _parts(p)
-    return blocksparse.work_bytes(p, pairs / n)
 
 
-def _peak(p: dict) -> float:
-    pairs, n = _parts(p)
-    return blocksparse.work_peak_bytes(p, pairs, pairs / n)
 
 
 @register("attention", "longformer_reference", reference="longformer_reference", flops=cost.flops,

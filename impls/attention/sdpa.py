@@ -42,7 +42,7 @@ def _probe(backend: SDPBackend, device: str, precision: str) -> str | None:
     q = torch.randn(1, 2, 16, 64, device=device, dtype=DTYPES[precision])
     try:
         sdpa(q, q, q, causal=True, backend=backend)
-    except RuntimeError as err:
+    except RuntimeError:
         return f"torch {torch.__version__} has no {backend.name} SDPA kernel for {precision} on {device}"
     return None
 

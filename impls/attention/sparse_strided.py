@@ -62,8 +62,7 @@ def _causal_self_attention(p: dict) -> str | None:
 
 
 @register("attention", "sparse_strided", exact=False, supports=_causal_self_attention, reference="sparse_strided_reference",
-          flops=lambda p: cost.flops(p, pairs=_pairs(p)), bytes_moved=lambda p: _bytes(p),
-          peak_bytes=lambda p: _peak(p), params=PARAMS)
+          params=PARAMS, **blocksparse.pattern_costs(lambda p: (_pairs(p), int(p["seq_len"]))))
 def sparse_strided(q, k, v, *, causal: bool, scale: float | None = None, stride: int = 128) -> torch.Tensor:
     """Local + strided causal attention, O(N * (stride + N / stride))."""
     _require_causal(causal, stride)
@@ -80,13 +79,8 @@ def _pairs(p: dict) -> int:
     return window_pairs(n, stride, True) + stride * rows * rows
 
 
-def _bytes(p: dict) -> float:
-    return blocksparse.work_bytes(p, _pairs(p) / int(p["seq_len"]))
 
 
-def _peak(p: dict) -> float:
-    pairs = _pairs(p)
-    return blocksparse.work_peak_bytes(p, pairs, pairs / int(p["seq_len"]))
 
 
 def sparse_strided_mask(n: int, stride: int, device=None) -> torch.Tensor:
