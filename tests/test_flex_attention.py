@@ -29,7 +29,8 @@ def _flex_runs_on_cpu() -> tuple[bool, str]:
     return registry.available(registry.get("attention", "flex"), "cpu", "fp32")
 
 
-@pytest.mark.parametrize("n,m,window,causal", [(17, 17, 4, True), (9, 23, 5, False), (1, 6, 3, True), (8, 8, 100, False)])
+@pytest.mark.parametrize("n,m,window,causal",
+                         [(17, 17, 4, True), (9, 23, 5, False), (1, 6, 3, True), (8, 8, 100, False)])
 def test_window_pairs_counts_the_window_mask(n, m, window, causal):
     assert window_pairs(n, m, window, causal) == int(window_keep(n, m, window, causal).sum())
 

@@ -12,14 +12,13 @@ import torch
 
 from impls import requirements
 from impls.attention import cost
-from impls.attention.triton_flash import peak_bytes
 from impls.registry import register
 
 
 # The library check comes first: "flash-attn is not installed" is the reason a user can act on.
 @register("attention", "flash_attn", precisions=("fp16", "bf16"),
           requires=(requirements.module("flash_attn", "flash-attn"), requirements.capability(8, 0)),
-          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=peak_bytes)
+          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=cost.flash_peak_bytes)
 def flash_attn(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """flash-attn's flash_attn_func (FlashAttention-2 CUDA kernels), fwd and bwd."""
     from flash_attn import flash_attn_func  # optional dependency: only when called

@@ -85,7 +85,10 @@ def _requirement(device: str, precision: str) -> str | None:
     return _probe(device, precision)
 
 
-@register("attention", "flex", requires=(_requirement,), flops=cost.flops, bytes_moved=cost.bytes_moved)
+# Fused on CUDA, flex keeps only the output and a log-sum-exp per row (as FlashAttention);
+# eager on the CPU it materialises the scores, which the peak ratio then shows.
+@register("attention", "flex", requires=(_requirement,), flops=cost.flops, bytes_moved=cost.bytes_moved,
+          peak_bytes=cost.flash_peak_bytes)
 def flex(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """torch flex_attention with a causal block mask (compiled on CUDA, eager on the CPU)."""
     return _flex(q, k, v, causal, scale, None)
@@ -105,7 +108,8 @@ def window_flops(p: dict) -> float:
 
 
 @register("attention", "flex_window", requires=(_requirement,), exact=False, reference="flex_window_reference",
-          flops=window_flops, bytes_moved=cost.bytes_moved, params={"window": 256})
+          flops=window_flops, bytes_moved=cost.bytes_moved, params={"window": 256},
+          peak_bytes=cost.flash_peak_bytes)
 def flex_window(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
     """torch flex_attention with a sliding-window mask_mod (|j - i| < window)."""
     return _flex(q, k, v, causal, scale, int(window))

@@ -247,17 +247,6 @@ class FlashAttention(torch.autograd.Function):
         return dq, dk, dv, None, None
 
 
-def peak_bytes(p: dict) -> float:
-    """Extra memory of one call: the output and fp32 log-sum-exp (forward); plus
-    dq, dk, dv and the fp32 row sums delta (backward). O(N), never O(N*M)."""
-    b, hq, hkv, n, m, d = cost.shape(p)
-    elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
-    forward = b * hq * n * (d * elem + 4)
-    if p.get("direction") != "fwd_bwd":
-        return forward
-    return forward + b * hq * n * (d * elem + 4) + 2 * b * hkv * m * d * elem
-
-
 def _interpreter_matches(device: str, precision: str) -> str | None:
     """The kernels were decorated for one mode at import; the device must fit it."""
     if device == "cpu" and not INTERPRETED:
@@ -269,7 +258,7 @@ def _interpreter_matches(device: str, precision: str) -> str | None:
 
 @register("attention", "triton_flash", requires=(requirements.triton, _interpreter_matches),
           precisions=("fp32", "fp16", "bf16"), flops=cost.flops, bytes_moved=cost.bytes_moved,
-          peak_bytes=peak_bytes)
+          peak_bytes=cost.flash_peak_bytes)
 def triton_flash(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """FlashAttention-2 in Triton: tiled online softmax, fp32 accumulation, fwd+bwd kernels."""
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
