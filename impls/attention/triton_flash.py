@@ -62,6 +62,31 @@ if triton is not None:  # kernels exist only where triton does; else the impl re
         return tl.dot(a, b, input_precision=DOT)
 
 
+    @triton.jit
+    def _forward_tile(acc, m_i, l_i, q, K, V, kv_base, start_n, rows, dims, scale_log2, N, M,
+                      HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr,
+                      DOT: tl.constexpr, BLOCK_N: tl.constexpr):
+        """Fold keys start_n .. start_n + BLOCK_N - 1 into the running output `acc`, row max
+        `m_i` and row sum `l_i` (online softmax). MASKED=False skips the bounds and causal
+        mask, for tiles every row sees whole."""
+        cols = start_n + tl.arange(0, BLOCK_N)
+        kv_offsets = kv_base + cols[:, None] * HEAD_DIM + dims[None, :]
+        kv_mask = (cols[:, None] < M) & (dims[None, :] < HEAD_DIM)
+        k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
+        s = _dot(q, tl.trans(k), DOT) * scale_log2  # (BLOCK_M, BLOCK_N)
+        if MASKED:
+            keep = cols[None, :] < M
+            if CAUSAL:
+                keep = keep & (cols[None, :] <= rows[:, None] + (M - N))
+            # every row sees key 0, so the first tile sets a finite max: no exp2(-inf - -inf)
+            s = tl.where(keep, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
+        acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, DOT)
+        return acc, m_new, l_i * alpha + tl.sum(p, 1)
+
     @triton.autotune(configs=FWD_CONFIGS, key=TUNE_KEY)
     @triton.jit
     def _forward_kernel(Q, K, V, O, LSE, scale_log2, N, M, HQ, GROUP,
@@ -83,24 +108,18 @@ if triton is not None:  # kernels exist only where triton does; else the impl re
         if CAUSAL:  # the tile's last row sees keys up to start_m + BLOCK_M - 1 + M - N
             hi = tl.minimum(M, start_m + BLOCK_M + M - N)
         kv_base = bkv * M * HEAD_DIM
-        for start_n in range(0, hi, BLOCK_N):
-            cols = start_n + tl.arange(0, BLOCK_N)
-            kv_offsets = kv_base + cols[:, None] * HEAD_DIM + dims[None, :]
-            kv_mask = (cols[:, None] < M) & (dims[None, :] < HEAD_DIM)
-            k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
-            s = _dot(q, tl.trans(k), DOT) * scale_log2  # (BLOCK_M, BLOCK_N)
-            keep = cols[None, :] < M
-            if CAUSAL:
-                keep = keep & (cols[None, :] <= rows[:, None] + (M - N))
-            # every row sees key 0, so the first tile sets a finite max and no exp2(-inf - -inf) occurs
-            s = tl.where(keep, s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            alpha = tl.exp2(m_i - m_new)
-            p = tl.exp2(s - m_new[:, None])
-            l_i = l_i * alpha + tl.sum(p, 1)
-            v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
-            acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, DOT)
-            m_i = m_new
+        # Key tiles that every row of this query tile sees whole need no mask: those
+        # below the first row's horizon (start_m + M - N) and below M, in whole tiles.
+        full = M
+        if CAUSAL:
+            full = tl.minimum(M, start_m + M - N + 1)
+        full = (full // BLOCK_N) * BLOCK_N
+        for start_n in range(0, full, BLOCK_N):
+            acc, m_i, l_i = _forward_tile(acc, m_i, l_i, q, K, V, kv_base, start_n, rows, dims, scale_log2,
+                                          N, M, HEAD_DIM, CAUSAL, False, DOT, BLOCK_N)
+        for start_n in range(full, hi, BLOCK_N):  # the diagonal and the ragged end
+            acc, m_i, l_i = _forward_tile(acc, m_i, l_i, q, K, V, kv_base, start_n, rows, dims, scale_log2,
+                                          N, M, HEAD_DIM, CAUSAL, True, DOT, BLOCK_N)
         acc = acc / l_i[:, None]
         o_ptrs = O + bh * N * HEAD_DIM + rows[:, None] * HEAD_DIM + dims[None, :]
         tl.store(o_ptrs, acc.to(O.dtype.element_ty), mask=row_ok[:, None] & (dims[None, :] < HEAD_DIM))
