@@ -43,3 +43,43 @@ def test_triton_flash_peak_memory_is_linear_in_sequence_length():
     params = {"batch": 1, "heads": 4, "head_dim": 64, "precision": "fp16"}
     assert peak(params | {"seq_len": 2048}) == 2 * peak(params | {"seq_len": 1024})
     assert peak(params | {"seq_len": 1024, "direction": "fwd_bwd"}) > peak(params | {"seq_len": 1024})
+
+
+def _signature(fn, dtype: str, constants: dict) -> dict[str, str]:
+    """Triton argument types for one of the triton_flash kernels."""
+    pointers = {"Q", "K", "V", "O", "DO", "DQ", "DK", "DV"}
+    types = {}
+    for name in fn.arg_names:
+        if name in constants:
+            types[name] = "constexpr"
+        elif name in pointers:
+            types[name] = f"*{dtype}"
+        elif name in ("LSE", "DELTA"):
+            types[name] = "*fp32"
+        else:
+            types[name] = "fp32" if name.startswith("scale") else "i32"
+    return types
+
+
+@pytest.mark.slow  # three kernels through ptxas: ~10 s on a loaded CPU (fp32 would take ~50 s)
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="interpreted kernels are not compiled")
+def test_triton_flash_kernels_compile_for_hopper_without_a_gpu(dtype="fp16", dot="tf32"):
+    """The interpreter accepts code a GPU compile rejects; compiling for sm_90 catches that."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from impls.attention import triton_flash as tf
+
+    for kernel in (tf._forward_kernel, tf._backward_kv_kernel, tf._backward_q_kernel):
+        config = kernel.configs[-1]  # the smallest tiles: quickest to compile
+        constants = dict(HEAD_DIM=64, BLOCK_D=64, CAUSAL=True, DOT=dot, **config.kwargs)
+        source = ASTSource(kernel.fn, _signature(kernel.fn, dtype, constants), constexprs=constants)
+        try:
+            compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                                      options={"num_warps": config.num_warps, "num_stages": config.num_stages})
+        except RuntimeError as err:
+            if "ptxas" in str(err).lower() and "not found" in str(err).lower():
+                pytest.skip(f"no ptxas here: {err}")
+            raise
+        assert compiled.asm["cubin"]
