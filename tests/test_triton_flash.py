@@ -63,7 +63,7 @@ def _signature(fn, dtype: str, constants: dict) -> dict[str, str]:
 
 @pytest.mark.slow  # three kernels through ptxas: ~10 s on a loaded CPU (fp32 would take ~50 s)
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="interpreted kernels are not compiled")
-def test_triton_flash_kernels_compile_for_hopper_without_a_gpu(dtype="fp16", dot="tf32"):
+def test_triton_flash_kernels_compile_for_hopper_without_a_gpu():
     """The interpreter accepts code a GPU compile rejects; compiling for sm_90 catches that."""
     import triton
     from triton.backends.compiler import GPUTarget
@@ -73,8 +73,8 @@ def test_triton_flash_kernels_compile_for_hopper_without_a_gpu(dtype="fp16", dot
 
     for kernel in (tf._forward_kernel, tf._backward_kv_kernel, tf._backward_q_kernel):
         config = kernel.configs[-1]  # the smallest tiles: quickest to compile
-        constants = dict(HEAD_DIM=64, BLOCK_D=64, CAUSAL=True, DOT=dot, **config.kwargs)
-        source = ASTSource(kernel.fn, _signature(kernel.fn, dtype, constants), constexprs=constants)
+        constants = dict(HEAD_DIM=64, BLOCK_D=64, CAUSAL=True, DOT="tf32", **config.kwargs)
+        source = ASTSource(kernel.fn, _signature(kernel.fn, "fp16", constants), constexprs=constants)
         try:
             compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                                       options={"num_warps": config.num_warps, "num_stages": config.num_stages})
