@@ -2,6 +2,8 @@
 case's rates into percent of peak."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness import worker
@@ -33,3 +35,41 @@ def test_rates_report_percent_of_the_calibrated_peak():
     assert rates["pct_peak_bandwidth"] == pytest.approx(50.0)
     assert "pct_peak_flops" not in worker._rates(metrics, "int8", ceilings)  # int8 never calibrated
     assert "pct_peak_bandwidth" not in worker._rates(metrics)  # no calibration: no column
+
+
+def test_calibrate_command_writes_ceilings_for_this_env(tmp_path, monkeypatch):
+    from harness import cli, env
+
+    monkeypatch.setitem(calibrate.MATMUL_SIZES, "cpu", (16,))  # tiny: the command, not the numbers
+    monkeypatch.setitem(calibrate.COPY_BYTES, "cpu", 1 << 14)
+    assert cli.main(["calibrate", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    ceilings = calibrate.load_ceilings(env.collect("cpu")["env_id"], tmp_path)
+    assert ceilings is not None and ceilings["flops"]["fp32"] > 0
+
+
+class _RecordingExecutor:
+    """Stands in for the worker pool: keeps the cases it is given."""
+
+    cases: list = []
+
+    def run(self, case):
+        self.cases.append(case)
+        return worker.base_record(case) | {"wall_s": 0.0}
+
+    def close(self):
+        pass
+
+
+def test_runner_hands_this_envs_ceilings_to_every_case(tmp_path, monkeypatch):
+    from harness import runner, suite as suites
+
+    suite = suites.load(Path(__file__).parents[1] / "suites" / "attention_kernels_cpu.yaml")
+    cases = [c for c in suites.expand(suite, "cpu", only=["int8"]) if not suites.constraint_failure(suite, c)]
+    ceilings = {"flops": {"int8": 1e12}, "bytes_per_s": 1e10}
+    calibrate.save({"env_id": "e1"}, ceilings, [], tmp_path)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.setattr(runner, "LocalExecutor", _RecordingExecutor)
+    _RecordingExecutor.cases = []
+    runner.run(suite, cases, run_dir, {"env_id": "e1"})
+    assert _RecordingExecutor.cases and all(c.measure["ceilings"] == ceilings for c in _RecordingExecutor.cases)
