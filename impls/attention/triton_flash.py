@@ -94,7 +94,7 @@ if triton is not None:  # kernels exist only where triton does; else the impl re
                         DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         """One (query tile, batch*head) per program: O = softmax(Q K^T) V, LSE in log2 units."""
         start_m = tl.program_id(0) * BLOCK_M
-        bh = tl.program_id(1)  # b * HQ + h
+        bh = tl.program_id(1).to(tl.int64)  # b * HQ + h; int64 so offsets past 2^31 elements stay right
         bkv = (bh // HQ) * (HQ // GROUP) + (bh % HQ) // GROUP  # b * HKV + h // GROUP
         rows = start_m + tl.arange(0, BLOCK_M)
         dims = tl.arange(0, BLOCK_D)
@@ -133,7 +133,7 @@ if triton is not None:  # kernels exist only where triton does; else the impl re
                             DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         """One (key tile, batch*kv head) per program: dK, dV summed over the group's query heads."""
         start_n = tl.program_id(0) * BLOCK_N
-        bkv = tl.program_id(1)  # b * HKV + hk
+        bkv = tl.program_id(1).to(tl.int64)  # b * HKV + hk; int64 offsets
         hkv = HQ // GROUP
         cols = start_n + tl.arange(0, BLOCK_N)
         dims = tl.arange(0, BLOCK_D)
@@ -178,7 +178,7 @@ if triton is not None:  # kernels exist only where triton does; else the impl re
                            DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         """One (query tile, batch*head) per program: dQ = sum over keys of dS K * scale."""
         start_m = tl.program_id(0) * BLOCK_M
-        bh = tl.program_id(1)
+        bh = tl.program_id(1).to(tl.int64)
         bkv = (bh // HQ) * (HQ // GROUP) + (bh % HQ) // GROUP
         rows = start_m + tl.arange(0, BLOCK_M)
         dims = tl.arange(0, BLOCK_D)
