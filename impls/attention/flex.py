@@ -84,13 +84,9 @@ def _probe(device: str, precision: str) -> str | None:
     return None
 
 
-def _requirement(device: str, precision: str) -> str | None:
-    return _probe(device, precision)
-
-
 # Fused on CUDA, flex keeps only the output and a log-sum-exp per row (as FlashAttention);
 # eager on the CPU it materialises the scores, which the peak ratio then shows.
-@register("attention", "flex", requires=(_requirement,), flops=cost.flops, bytes_moved=cost.bytes_moved,
+@register("attention", "flex", requires=(_probe,), flops=cost.flops, bytes_moved=cost.bytes_moved,
           peak_bytes=cost.flash_peak_bytes)
 def flex(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """torch flex_attention with a causal block mask (compiled on CUDA, eager on the CPU)."""
@@ -106,11 +102,11 @@ def window_pairs(n: int, m: int, window: int, causal: bool) -> int:
 
 
 def window_flops(p: dict) -> float:
-    b, hq, _, n, m, d = cost.shape(p)
+    _, _, _, n, m, _ = cost.shape(p)
     return cost.flops(p, pairs=window_pairs(n, m, int(p.get("window", 256)), bool(p.get("causal"))))
 
 
-@register("attention", "flex_window", requires=(_requirement,), exact=False, reference="flex_window_reference",
+@register("attention", "flex_window", requires=(_probe,), exact=False, reference="flex_window_reference",
           flops=window_flops, bytes_moved=cost.bytes_moved, params={"window": 256},
           peak_bytes=cost.flash_peak_bytes)
 def flex_window(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:

@@ -51,14 +51,13 @@ def int_matmul_t(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     torch._int_mm runs on both devices; CUDA constrains the shape, so the
     operands are zero-padded (zeros add nothing to a dot product) and the
-    result cut back.
+    result cut back. The CPU pads too, so its tests run the GPU's code.
     """
     r, d = a.shape
     c = b.shape[0]
-    if a.is_cuda:
-        rows, inner, cols = max(INT_MM_MIN_ROWS, _round_up(r, INT_MM_MULTIPLE)), _round_up(d, INT_MM_MULTIPLE), \
-            _round_up(c, INT_MM_MULTIPLE)
-        a, b = _padded(a, rows, inner), _padded(b, cols, inner)
+    inner = _round_up(d, INT_MM_MULTIPLE)
+    a = _padded(a, max(INT_MM_MIN_ROWS, _round_up(r, INT_MM_MULTIPLE)), inner)
+    b = _padded(b, _round_up(c, INT_MM_MULTIPLE), inner)
     return torch._int_mm(a, b.t().contiguous())[:r, :c]
 
 
