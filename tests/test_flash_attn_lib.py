@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import torch
 
 from impls import registry
 from impls.requirements import _importable
@@ -26,3 +27,16 @@ def test_flash_attn_declares_half_precisions_only():
     impl = registry.get("attention", "flash_attn")
     assert impl.precisions == {"fp16", "bf16"}
     assert not registry.available(impl, "cuda", "fp32")[0]
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and _importable("flash_attn")), reason="needs flash-attn on a GPU")
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_attn_matches_fp64_with_grouped_heads_and_longer_keys(causal):
+    from impls.attention.reference import attention_fp64
+
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    q = torch.randn(2, 4, 33, 64, generator=gen, device="cuda", dtype=torch.float16)
+    k, v = [torch.randn(2, 2, 50, 64, generator=gen, device="cuda", dtype=torch.float16) for _ in range(2)]
+    out = registry.get("attention", "flash_attn").fn(q, k, v, causal=causal)
+    expected = attention_fp64(q, k, v, causal=causal)
+    assert float((out.double() - expected).abs().max() / expected.abs().max()) < 5e-3

@@ -74,3 +74,17 @@ def test_flex_window_matches_its_masked_reference_and_differs_from_exact(shape):
     assert _rel(out, expected) < 1e-5
     if dims[3] > 4:  # more keys than the window: dropping them must show
         assert _rel(out, attention_fp64(q, k, v, causal=causal)) > 1e-2
+
+
+@pytest.mark.slow  # torch.compile of flex
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("shape", SHAPES)
+def test_flex_and_flex_window_on_cuda_match_their_references(shape):
+    *dims, causal = shape
+    q, k, v = [t.cuda().half() for t in _qkv(*dims)]
+    out = registry.get("attention", "flex").fn(q, k, v, causal=causal)
+    assert _rel(out, attention_fp64(q, k, v, causal=causal)) < 5e-3
+    out = registry.get("attention", "flex_window").fn(q, k, v, causal=causal, window=4)
+    expected = registry.get("attention", "flex_window_reference").fn(
+        q.double(), k.double(), v.double(), causal=causal, window=4)
+    assert _rel(out, expected) < 5e-3
