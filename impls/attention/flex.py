@@ -57,6 +57,12 @@ def _block_mask(n: int, m: int, causal: bool, window: int | None, device: str):
 
 @lru_cache(maxsize=None)
 def _compiled():
+    # One compile per shape (dynamic=False). A sweep reuses its worker process over many
+    # shapes; past dynamo's recompile limit (8) flex would silently fall back to the slow
+    # eager path, so the limit is raised for this process.
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 256)
     return torch.compile(flex_attention, dynamic=False)
 
 
