@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -13,6 +14,7 @@ from harness import results, worker
 from harness.case import Case
 from harness.errors import UserError
 from harness.executor import LocalExecutor
+from harness.measure import calibrate
 from harness.pruning import Pruner
 from harness.suite import Suite, constraint_failure
 from impls import registry
@@ -52,6 +54,8 @@ def run(suite: Suite, cases: list[Case], run_dir: Path, env: dict[str, Any],
         on_record: Callable[[dict[str, Any]], None] = lambda r: None) -> None:
     """Run every case not in `done`; each record is on disk before the next case starts."""
     pruner = Pruner(suite.measure.budget_s)
+    # the device's measured ceilings (`harness calibrate`), for the percent-of-peak columns
+    ceilings = calibrate.load_ceilings(env["env_id"], run_dir.parent)
     for record in previous:
         pruner.observe(record)
     writer = results.RecordWriter(run_dir)
@@ -65,7 +69,8 @@ def run(suite: Suite, cases: list[Case], run_dir: Path, env: dict[str, Any],
             if reason:
                 record = worker.base_record(case) | {"status": "skipped", "reason": reason, "wall_s": 0.0}
             else:
-                record = executor.run(case)
+                measured = replace(case, measure=case.measure | {"ceilings": ceilings}) if ceilings else case
+                record = executor.run(measured)
             record["env_id"] = env["env_id"]
             writer.append(record)
             pruner.observe(record)

@@ -15,7 +15,7 @@ import torch
 from harness import workloads
 from harness.case import Case
 from harness.errors import Skip
-from harness.measure import gpu, memory, timer
+from harness.measure import calibrate, gpu, memory, timer
 from harness.measure.stats import summarize
 from impls import registry
 
@@ -80,7 +80,7 @@ def _measure(case: Case) -> dict[str, Any]:
     if prepared.stats:
         metrics.update(prepared.stats())
     metrics.update(prepared.work)
-    metrics.update(_rates(metrics))
+    metrics.update(_rates(metrics, case.precision, settings.get("ceilings")))
     metrics.update(gpu.around(gpu_before, gpu.snapshot() if gpu_before else None))
     return {"status": status, "reason": reason, "metrics": metrics, "samples_ms": samples}
 
@@ -108,8 +108,10 @@ def _timer_settings(settings: dict[str, Any]) -> timer.TimerSettings:
                                threads=settings.get("threads"))
 
 
-def _rates(metrics: dict[str, float]) -> dict[str, float]:
-    """Throughputs from the median time and the analytic work per call."""
+def _rates(metrics: dict[str, float], precision: str = "fp32",
+           ceilings: dict[str, Any] | None = None) -> dict[str, float]:
+    """Throughputs from the median time and the analytic work per call, and their
+    percent of this device's calibrated ceilings when the runner passed them."""
     median_s = metrics.get("median_ms", 0) / 1e3
     if median_s <= 0:
         return {}
@@ -122,6 +124,8 @@ def _rates(metrics: dict[str, float]) -> dict[str, float]:
         rates["tokens_per_s"] = metrics["tokens"] / median_s
     if metrics.get("expected_peak_bytes") and metrics.get("peak_extra_bytes") is not None:
         rates["peak_ratio"] = metrics["peak_extra_bytes"] / metrics["expected_peak_bytes"]
+    if ceilings:
+        rates.update(calibrate.fractions(rates, precision, ceilings))
     return rates
 
 

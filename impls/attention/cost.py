@@ -51,3 +51,15 @@ def naive_peak_bytes(p: dict) -> float:
     """Expected extra memory of the naive impl: the fp32 scores and probabilities."""
     b, hq, _, n, m, _ = shape(p)
     return 2 * b * hq * n * m * 4
+
+
+def flash_peak_bytes(p: dict) -> float:
+    """Expected extra memory of a fused (FlashAttention-style) impl: the output and
+    an fp32 log-sum-exp per query row; backward adds dq, dk, dv and fp32 row sums
+    of dO * O. O(N), never O(N * M)."""
+    b, hq, hkv, n, m, d = shape(p)
+    elem = ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
+    forward = b * hq * n * (d * elem + 4)
+    if p.get("direction") != "fwd_bwd":
+        return forward
+    return 2 * forward + 2 * b * hkv * m * d * elem

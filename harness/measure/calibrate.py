@@ -1,0 +1,133 @@
+"""This device's measured ceilings: matmul rate per precision and copy bandwidth.
+
+A benchmark's TFLOP/s or GB/s means more as a fraction of what the device
+actually reaches on the simplest work of that kind: a large square matmul
+(per precision; int8 through torch._int_mm) and a large tensor copy (bytes
+read plus bytes written). `calibrate` measures them with the same timer as
+every case; the result is stored per environment id in
+results/calibration-<env_id>.json and read back by `load_ceilings`.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from harness.measure import timer
+
+# Square matmul sizes and copy size (bytes) per device. The CPU's are small so the
+# whole calibration stays within ~20 s on a small shared machine (fp16, bf16 and
+# int8 matmuls are slow there); the GPU's are large enough to saturate an H100.
+MATMUL_SIZES = {"cpu": (256,), "cuda": (2048, 4096, 8192)}
+COPY_BYTES = {"cpu": 32 << 20, "cuda": 1 << 30}
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+SETTINGS = timer.TimerSettings(min_reps=3, max_reps=50, noise_target=0.05, max_time_s=0.5)
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.int8}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    kind: str  # "matmul" or "copy"
+    precision: str
+    size: int  # matmul: n of an n x n x n product; copy: bytes copied
+    median_ms: float
+    rate: float  # matmul: FLOP/s; copy: bytes/s (read + written)
+
+
+def _median_ms(fn: Callable[[], object], device: str) -> float:
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    fn()  # first call apart: lazy init, kernel selection
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return statistics.median(timer.measure(fn, device, SETTINGS, first_call_s=time.perf_counter() - start))
+
+
+def _operands(n: int, precision: str, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator(device=device).manual_seed(0)
+    if precision == "int8":
+        return tuple(torch.randint(-127, 128, (n, n), generator=gen, device=device, dtype=torch.int8)
+                     for _ in range(2))
+    return tuple(torch.randn(n, n, generator=gen, device=device, dtype=_DTYPES[precision]) for _ in range(2))
+
+
+def matmul_rate(n: int, precision: str, device: str) -> Measurement:
+    """FLOP/s of one n x n x n product (2 n^3 FLOPs, int8 ops counted the same)."""
+    a, b = _operands(n, precision, device)
+    product = (lambda: torch._int_mm(a, b)) if precision == "int8" else (lambda: a @ b)
+    ms = _median_ms(product, device)
+    return Measurement("matmul", precision, n, ms, 2.0 * n ** 3 / (ms / 1e3))
+
+
+def copy_rate(nbytes: int, device: str) -> Measurement:
+    """Bytes/s of copying one tensor of `nbytes` into another (counts read + write)."""
+    src = torch.ones(nbytes // 4, device=device)
+    dst = torch.empty_like(src)
+    ms = _median_ms(lambda: dst.copy_(src), device)
+    return Measurement("copy", "fp32", nbytes, ms, 2.0 * nbytes / (ms / 1e3))
+
+
+def measure_ceilings(device: str, sizes: tuple[int, ...] | None = None,
+                     copy_bytes: int | None = None) -> tuple[dict[str, Any], list[Measurement]]:
+    """({'flops': {precision: FLOP/s}, 'bytes_per_s': ...}, every measurement).
+
+    The ceiling is the best rate over the sizes; a precision this device cannot
+    multiply in (an error from torch) is left out and noted under 'missing'.
+    """
+    measured: list[Measurement] = []
+    missing: dict[str, str] = {}
+    for precision in PRECISIONS:
+        for n in sizes or MATMUL_SIZES[device]:
+            try:
+                measured.append(matmul_rate(n, precision, device))
+            except RuntimeError as err:  # e.g. no int8 matmul kernel on this device
+                missing[precision] = str(err).splitlines()[0][:200]
+                break
+    measured.append(copy_rate(copy_bytes or COPY_BYTES[device], device))
+    flops: dict[str, float] = {}
+    for m in measured:
+        if m.kind == "matmul":
+            flops[m.precision] = max(flops.get(m.precision, 0.0), m.rate)
+    ceilings = {"flops": flops, "bytes_per_s": max(m.rate for m in measured if m.kind == "copy")}
+    if missing:
+        ceilings["missing"] = missing
+    return ceilings, measured
+
+
+def path_for(env_id: str, folder: Path = Path("results")) -> Path:
+    return Path(folder) / f"calibration-{env_id}.json"
+
+
+def save(env: dict[str, Any], ceilings: dict[str, Any], measured: list[Measurement],
+         folder: Path = Path("results")) -> Path:
+    """Write results/calibration-<env_id>.json with the env it was measured in."""
+    path = path_for(env["env_id"], folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"env_id": env["env_id"], "env": env, "ceilings": ceilings,
+                                "measurements": [asdict(m) for m in measured]}, indent=2, default=str))
+    return path
+
+
+def load_ceilings(env_id: str, folder: Path = Path("results")) -> dict[str, Any] | None:
+    """The ceilings measured for `env_id`, or None if it was never calibrated."""
+    path = path_for(env_id, folder)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())["ceilings"]
+
+
+def fractions(metrics: dict[str, float], precision: str, ceilings: dict[str, Any]) -> dict[str, float]:
+    """pct_peak_flops and pct_peak_bandwidth (percent) of a case's rates, where known."""
+    out = {}
+    peak_flops = ceilings.get("flops", {}).get(precision)
+    if metrics.get("tflops") and peak_flops:
+        out["pct_peak_flops"] = 100.0 * metrics["tflops"] * 1e12 / peak_flops
+    if metrics.get("gbps") and ceilings.get("bytes_per_s"):
+        out["pct_peak_bandwidth"] = 100.0 * metrics["gbps"] * 1e9 / ceilings["bytes_per_s"]
+    return out

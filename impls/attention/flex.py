@@ -1,0 +1,129 @@
+"""PyTorch FlexAttention with block masks: causal, and a sliding window.
+
+flex_attention takes a `mask_mod(b, h, q_idx, kv_idx) -> bool`; create_block_mask
+turns it into a block-sparse mask so fully masked tiles are skipped. Masks
+are built once per shape and cached (building one costs a pass over the
+blocks). On CUDA the op is compiled with torch.compile, which is how it is
+meant to run (eager flex is an unfused reference path); on the CPU it runs
+eagerly, and torch has no flex backward on the CPU. Availability is probed
+with a tiny call and cached, as for SDPA.
+
+flex_window: query i sees key j iff |j - (i + M - N)| < window, and j is not
+in its future when causal (bottom-right aligned, like every causal mask here).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from functools import lru_cache
+
+import torch
+
+from impls.attention import cost
+from impls.attention.reference import attention_fp64
+from impls.precision import FLOAT_DTYPES
+from impls.registry import register
+
+try:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+except ImportError:  # torch < 2.5
+    flex_attention = None
+
+
+def window_keep(n: int, m: int, window: int, causal: bool, device="cpu") -> torch.Tensor:
+    """(n, m) boolean mask of the sliding window (True = attend)."""
+    rows = torch.arange(n, device=device)[:, None] + (m - n)  # each query's aligned key position
+    cols = torch.arange(m, device=device)[None, :]
+    keep = (cols - rows).abs() < window
+    return keep & (cols <= rows) if causal else keep
+
+
+@lru_cache(maxsize=64)
+def _block_mask(n: int, m: int, causal: bool, window: int | None, device: str):
+    """The flex block mask for one shape, or None (no masking at all)."""
+    offset = m - n
+    if window is None and not causal:
+        return None
+    if window is None:
+        def mask_mod(b, h, q_idx, kv_idx):
+            return kv_idx <= q_idx + offset
+    else:
+        def mask_mod(b, h, q_idx, kv_idx):
+            distance = kv_idx - (q_idx + offset)
+            in_window = (distance < window) & (distance > -window)
+            return in_window & (distance <= 0) if causal else in_window
+    return create_block_mask(mask_mod, None, None, n, m, device=device)
+
+
+@lru_cache(maxsize=None)
+def _compiled():
+    # One compile per shape (dynamic=False). A sweep reuses its worker process over many
+    # shapes; past dynamo's recompile limit (8) flex would silently fall back to the slow
+    # eager path, so the limit is raised for this process.
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 256)
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def _flex(q, k, v, causal: bool, scale: float | None, window: int | None) -> torch.Tensor:
+    mask = _block_mask(q.shape[-2], k.shape[-2], causal, window, str(q.device))
+    run = _compiled() if q.is_cuda else flex_attention
+    return run(q, k, v, block_mask=mask, scale=scale, enable_gqa=k.shape[1] != q.shape[1])
+
+
+@lru_cache(maxsize=None)
+def _probe(device: str, precision: str) -> str | None:
+    """None if flex attention runs here, else the reason."""
+    if flex_attention is None:
+        return f"torch {torch.__version__} has no flex_attention (needs torch >= 2.5)"
+    if device == "cuda" and not torch.cuda.is_available():
+        return "CUDA is not available"
+    q = torch.randn(1, 2, 16, 16, device=device, dtype=FLOAT_DTYPES[precision])
+    try:
+        with warnings.catch_warnings():  # eager flex warns that it is unfused; the module docstring says so
+            warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+            _flex(q, q[:, :1], q[:, :1], causal=True, scale=None, window=4)
+    except Exception as err:  # any failure (no kernel, no compiler) means: not here
+        return f"flex_attention does not run for {precision} on {device} with torch {torch.__version__}: " \
+               f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+    return None
+
+
+# Fused on CUDA, flex keeps only the output and a log-sum-exp per row (as FlashAttention);
+# eager on the CPU it materialises the scores, which the peak ratio then shows.
+@register("attention", "flex", requires=(_probe,), flops=cost.flops, bytes_moved=cost.bytes_moved,
+          peak_bytes=cost.flash_peak_bytes)
+def flex(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
+    """torch flex_attention with a causal block mask (compiled on CUDA, eager on the CPU)."""
+    return _flex(q, k, v, causal, scale, None)
+
+
+def window_pairs(n: int, m: int, window: int, causal: bool) -> int:
+    """(query, key) pairs inside the window, per head."""
+    rows = torch.arange(n, dtype=torch.int64) + (m - n)
+    first = (rows - window + 1).clamp(min=0)
+    last = rows.clamp(max=m - 1) if causal else (rows + window - 1).clamp(max=m - 1)
+    return int((last - first + 1).clamp(min=0).sum())
+
+
+def window_flops(p: dict) -> float:
+    _, _, _, n, m, _ = cost.shape(p)
+    return cost.flops(p, pairs=window_pairs(n, m, int(p.get("window", 256)), bool(p.get("causal"))))
+
+
+@register("attention", "flex_window", requires=(_probe,), exact=False, reference="flex_window_reference",
+          flops=window_flops, bytes_moved=cost.bytes_moved, params={"window": 256},
+          peak_bytes=cost.flash_peak_bytes)
+def flex_window(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
+    """torch flex_attention with a sliding-window mask_mod (|j - i| < window)."""
+    return _flex(q, k, v, causal, scale, int(window))
+
+
+@register("attention", "flex_window_reference", exact=False, backward=True, params={"window": 256},
+          flops=window_flops, bytes_moved=cost.bytes_moved)
+def flex_window_reference(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
+    """Sliding-window attention in float64: exact attention restricted to the window."""
+    keep = window_keep(q.shape[-2], k.shape[-2], int(window), causal, q.device)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    return attention_fp64(q, k, v, causal=False, scale=scale, keep=keep).to(q.dtype)

@@ -1,0 +1,75 @@
+"""Calibration: measured ceilings are stored per env id, read back, and turn a
+case's rates into percent of peak."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import worker
+from harness.measure import calibrate
+
+
+def test_tiny_calibration_measures_every_precision_and_copy_bandwidth():
+    ceilings, measured = calibrate.measure_ceilings("cpu", sizes=(32,), copy_bytes=1 << 16)
+    assert set(ceilings["flops"]) == {"fp32", "fp16", "bf16", "int8"}  # torch._int_mm runs on the CPU
+    assert all(rate > 0 for rate in ceilings["flops"].values()) and ceilings["bytes_per_s"] > 0
+    matmul = next(m for m in measured if m.kind == "matmul" and m.precision == "fp32")
+    assert matmul.rate == pytest.approx(2 * 32 ** 3 / (matmul.median_ms / 1e3))
+
+
+def test_ceilings_are_saved_and_loaded_by_env_id(tmp_path):
+    env = {"env_id": "abc123", "device": "cpu"}
+    ceilings = {"flops": {"fp32": 1e11}, "bytes_per_s": 2e10}
+    path = calibrate.save(env, ceilings, [], tmp_path)
+    assert path.name == "calibration-abc123.json"
+    assert calibrate.load_ceilings("abc123", tmp_path) == ceilings
+    assert calibrate.load_ceilings("other", tmp_path) is None
+
+
+def test_rates_report_percent_of_the_calibrated_peak():
+    metrics = {"median_ms": 2.0, "flops": 4e9, "bytes_moved": 1e8}  # 2 TFLOP/s, 50 GB/s
+    ceilings = {"flops": {"fp16": 8e12, "fp32": 1e12}, "bytes_per_s": 1e11}
+    rates = worker._rates(metrics, "fp16", ceilings)
+    assert rates["pct_peak_flops"] == pytest.approx(25.0)
+    assert rates["pct_peak_bandwidth"] == pytest.approx(50.0)
+    assert "pct_peak_flops" not in worker._rates(metrics, "int8", ceilings)  # int8 never calibrated
+    assert "pct_peak_bandwidth" not in worker._rates(metrics)  # no calibration: no column
+
+
+def test_calibrate_command_writes_ceilings_for_this_env(tmp_path, monkeypatch):
+    from harness import cli, env
+
+    monkeypatch.setitem(calibrate.MATMUL_SIZES, "cpu", (16,))  # tiny: the command, not the numbers
+    monkeypatch.setitem(calibrate.COPY_BYTES, "cpu", 1 << 14)
+    assert cli.main(["calibrate", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    ceilings = calibrate.load_ceilings(env.collect("cpu")["env_id"], tmp_path)
+    assert ceilings is not None and ceilings["flops"]["fp32"] > 0
+
+
+class _RecordingExecutor:
+    """Stands in for the worker pool: keeps the cases it is given."""
+
+    cases: list = []
+
+    def run(self, case):
+        self.cases.append(case)
+        return worker.base_record(case) | {"wall_s": 0.0}
+
+    def close(self):
+        pass
+
+
+def test_runner_hands_this_envs_ceilings_to_every_case(tmp_path, monkeypatch):
+    from harness import runner, suite as suites
+
+    suite = suites.load(Path(__file__).parents[1] / "suites" / "attention_kernels_cpu.yaml")
+    cases = [c for c in suites.expand(suite, "cpu", only=["int8"]) if not suites.constraint_failure(suite, c)]
+    ceilings = {"flops": {"int8": 1e12}, "bytes_per_s": 1e10}
+    calibrate.save({"env_id": "e1"}, ceilings, [], tmp_path)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.setattr(runner, "LocalExecutor", _RecordingExecutor)
+    _RecordingExecutor.cases = []
+    runner.run(suite, cases, run_dir, {"env_id": "e1"})
+    assert _RecordingExecutor.cases and all(c.measure["ceilings"] == ceilings for c in _RecordingExecutor.cases)
