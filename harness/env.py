@@ -13,7 +13,10 @@ from typing import Any
 
 import torch
 
-VOLATILE = ("collected_at", "git_dirty", "gpu_clocks")
+# Left out of env_id: when it was read, and which commit of seqbench ran (the
+# commit is in env.json; the id names the machine and its software, so that a
+# calibration or a comparison carries across commits on the same machine).
+VOLATILE = ("collected_at", "git_commit", "git_dirty", "gpu_clocks", "seqbench")
 
 
 def collect(device: str) -> dict[str, Any]:
@@ -41,7 +44,7 @@ def collect(device: str) -> dict[str, Any]:
 
 
 def env_id(env: dict[str, Any]) -> str:
-    """Equal for runs on the same machine and software, whatever the time."""
+    """Equal for runs on the same machine and software stack, whatever the time or commit."""
     stable = {k: v for k, v in env.items() if k not in VOLATILE and k != "env_id"}
     return hashlib.sha1(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:10]
 

@@ -7,7 +7,8 @@ in words a person can read. The harness finds impls only through this module.
 
 Optional meta an impl may declare: `peak_bytes=fn(params)` (expected extra
 memory of one call) and `supports=fn(params) -> reason | None` (the modes it
-defines, e.g. causal only; a case outside them is skipped with that reason).
+defines, e.g. causal only; params include "device"; a case outside them is
+skipped with that reason).
 """
 from __future__ import annotations
 

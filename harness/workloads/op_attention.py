@@ -45,7 +45,7 @@ class AttentionOp(OpFamily):
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         p = AttentionParams(**{k: v for k, v in case.params.items() if k in AttentionParams.model_fields})
-        _reject_impossible(p, impl)
+        _reject_impossible(p, impl, case.device)
         backward = p.direction == "fwd_bwd"
         q, k, v = make_qkv(p, case.device, requires_grad=backward)
         call = _caller(impl, case, p)
@@ -70,7 +70,7 @@ class AttentionOp(OpFamily):
         return Prepared(run=run, check=lambda: check(impl, case, p), work=work)
 
 
-def _reject_impossible(p: AttentionParams, impl: Impl) -> None:
+def _reject_impossible(p: AttentionParams, impl: Impl, device: str) -> None:
     kv_heads, kv_len = p.kv_heads or p.heads, p.kv_len or p.seq_len
     if p.heads % kv_heads:
         raise Skip(f"kv_heads={kv_heads} must divide heads={p.heads}")
@@ -79,7 +79,7 @@ def _reject_impossible(p: AttentionParams, impl: Impl) -> None:
     if p.direction == "fwd_bwd" and not impl.backward:
         raise Skip(f"{impl.name} has no backward pass")
     supports = impl.meta.get("supports")  # the impl's own limits, e.g. "causal only"
-    reason = supports(p.model_dump() | {"kv_len": kv_len}) if supports else None
+    reason = supports(p.model_dump() | {"kv_len": kv_len, "device": device}) if supports else None
     if reason:
         raise Skip(reason)
 

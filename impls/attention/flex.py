@@ -90,10 +90,16 @@ def _probe(device: str, precision: str) -> str | None:
     return None
 
 
+def _no_cpu_backward(p: dict) -> str | None:
+    if p.get("device") == "cpu" and p.get("direction") == "fwd_bwd":
+        return "torch has no FlexAttention backward on the CPU"
+    return None
+
+
 # Fused on CUDA, flex keeps only the output and a log-sum-exp per row (as FlashAttention);
 # eager on the CPU it materialises the scores, which the peak ratio then shows.
-@register("attention", "flex", requires=(_probe,), flops=cost.flops, bytes_moved=cost.bytes_moved,
-          peak_bytes=cost.flash_peak_bytes)
+@register("attention", "flex", requires=(_probe,), supports=_no_cpu_backward, flops=cost.flops,
+          bytes_moved=cost.bytes_moved, peak_bytes=cost.flash_peak_bytes)
 def flex(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """torch flex_attention with a causal block mask (compiled on CUDA, eager on the CPU)."""
     return _flex(q, k, v, causal, scale, None)
@@ -112,7 +118,7 @@ def window_flops(p: dict) -> float:
     return cost.flops(p, pairs=window_pairs(n, m, int(p.get("window", 256)), bool(p.get("causal"))))
 
 
-@register("attention", "flex_window", requires=(_probe,), exact=False, reference="flex_window_reference",
+@register("attention", "flex_window", requires=(_probe,), supports=_no_cpu_backward, exact=False, reference="flex_window_reference",
           flops=window_flops, bytes_moved=cost.bytes_moved, params={"window": 256},
           peak_bytes=cost.flash_peak_bytes)
 def flex_window(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
