@@ -34,7 +34,8 @@ def main() -> None:
     settings = timer.TimerSettings(min_reps=10, max_reps=500, noise_target=0.01, max_time_s=2.0)
     print(f"{'workload':34} {'harness ms':>11} {'torch ms':>11} {'ratio':>7}")
     for name, fn in workloads().items():
-        reference = tbench.Timer(stmt="fn()", globals={"fn": fn})
+        # the same thread count on both sides (torch's Timer defaults to one thread)
+        reference = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
         first_call_s = reference.timeit(1).mean
         ours, theirs = [], []
         for _ in range(ROUNDS):
