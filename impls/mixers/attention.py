@@ -1,0 +1,117 @@
+"""Causal multi-head self-attention block that runs any registered attention impl.
+
+    x (+ absolute positions) -> q, k, v projections -> (RoPE on q, k) -> attention -> out
+
+Queries have `heads` heads, keys/values `kv_heads` (GQA; MQA when 1). With a
+KV cache (init_state/prefill/step) new positions come from the cache length,
+and the new queries attend to the cached keys with the attention interface's
+bottom-right causal alignment, so any exact attention impl works unchanged.
+ALiBi needs a bias on the scores, which the attention interface does not take:
+with positional="alibi" the block uses impls.mixers.masked_attention instead
+(and the `attention` param is unused). Absolute positions ("sinusoidal",
+"learned") are added to the block's input; a language model that adds them to
+its embeddings should build this block with positional="none".
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from impls import positional as positional_encodings
+from impls.mixers.base import Mixer
+from impls.mixers.kv_cache import GrowingKVCache, StaticKVCache, WindowKVCache
+from impls.mixers.masked_attention import masked_attention
+from impls.positional import alibi
+from impls.positional.rope import apply_rope
+from impls.registry import register
+
+POSITIONALS = ("none", "sinusoidal", "learned", "rope", "alibi")
+CACHES = ("grow", "static", "window")
+
+
+@register("mixer", "attention",
+          params={"attention": "sdpa_math", "heads": 4, "kv_heads": None, "positional": "rope",
+                  "max_len": 2048, "rope_base": 10000.0, "attention_params": {}},
+          doc="causal multi-head self-attention (GQA, RoPE/ALiBi/absolute) over any attention impl")
+class Attention(Mixer):
+    """State: a KV cache (kv_cache.py). head_dim = d_model // heads."""
+
+    def __init__(self, d_model: int, attention: str = "sdpa_math", heads: int = 4,
+                 kv_heads: int | None = None, positional: str = "rope", max_len: int = 2048,
+                 rope_base: float = 10000.0, attention_params: dict[str, Any] | None = None):
+        super().__init__()
+        kv_heads = kv_heads or heads
+        if positional not in POSITIONALS:
+            raise ValueError(f"positional must be one of {POSITIONALS}, got {positional!r}")
+        if d_model % heads or heads % kv_heads:
+            raise ValueError(f"need heads | d_model and kv_heads | heads; got d_model={d_model}, "
+                             f"heads={heads}, kv_heads={kv_heads}")
+        from impls import registry  # at build time: the registry imports this module
+
+        self.attention_fn = registry.get("attention", attention).fn
+        self.attention_params = dict(attention_params or {})
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, d_model // heads
+        self.positional, self.rope_base, self.max_len = positional, rope_base, max_len
+        self.q_proj = nn.Linear(d_model, heads * self.head_dim, bias=False)
+        self.kv_proj = nn.Linear(d_model, 2 * kv_heads * self.head_dim, bias=False)
+        self.out_proj = nn.Linear(heads * self.head_dim, d_model, bias=False)
+        self.absolute = (positional_encodings.get(positional)(d_model, max_len)
+                         if positional in ("sinusoidal", "learned") else None)
+
+    def init_state(self, batch: int, max_len: int, cache: str = "grow", window: int | None = None):
+        """An empty KV cache: "grow" (concatenating), "static" (preallocated to
+        max_len) or "window" (keeps the last `window` positions)."""
+        if cache == "grow":
+            return GrowingKVCache()
+        if cache == "static":
+            p = self._param()
+            return StaticKVCache(batch, self.kv_heads, max_len, self.head_dim, p.device, p.dtype)
+        if cache == "window":
+            if window is None:
+                raise ValueError("cache='window' needs window=<positions kept>")
+            return WindowKVCache(window)
+        raise ValueError(f"cache must be one of {CACHES}, got {cache!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, d_model) -> (B, T, d_model), no cache."""
+        positions = torch.arange(x.shape[1], device=x.device)
+        q, k, v = self._qkv(x, positions)
+        return self._out(self._attend(q, k, v, key_start=0, window=None))
+
+    def prefill(self, x: torch.Tensor, cache) -> tuple[torch.Tensor, Any]:
+        """x (B, T, d_model) continuing at position cache.length; the cache is updated in place."""
+        positions = torch.arange(cache.length, cache.length + x.shape[1], device=x.device)
+        q, k, v = self._qkv(x, positions)
+        k_all, v_all, key_start = cache.update(k, v)
+        return self._out(self._attend(q, k_all, v_all, key_start, cache.window)), cache
+
+    def _qkv(self, x: torch.Tensor, positions: torch.Tensor):
+        """x (B, T, d), positions (T,) -> q (B, H, T, hd), k, v (B, Hkv, T, hd)."""
+        if self.absolute is not None:
+            x = x + self.absolute(positions).to(x.dtype)
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k, v = self.kv_proj(x).view(b, t, 2, self.kv_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.positional == "rope":
+            q, k = apply_rope(q, positions, self.rope_base), apply_rope(k, positions, self.rope_base)
+        return q, k, v
+
+    def _attend(self, q, k, v, key_start: int, window: int | None) -> torch.Tensor:
+        """q (B, H, N, hd) for the last N of the M key positions key_start..key_start+M-1."""
+        n, m = q.shape[2], k.shape[2]
+        banded = window is not None and m > window + 1  # some query would see too far back
+        if self.positional != "alibi" and not banded:
+            return self.attention_fn(q, k, v, causal=True, **self.attention_params)
+        pos_k = torch.arange(key_start, key_start + m, device=q.device)
+        pos_q = pos_k[m - n:]
+        keep = pos_k[None, :] <= pos_q[:, None]
+        if window is not None:
+            keep &= pos_k[None, :] >= pos_q[:, None] - window
+        bias = alibi.bias(self.heads, pos_q, pos_k) if self.positional == "alibi" else None
+        return masked_attention(q, k, v, keep=keep, bias=bias)
+
+    def _out(self, y: torch.Tensor) -> torch.Tensor:
+        b, _, t, _ = y.shape
+        return self.out_proj(y.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))

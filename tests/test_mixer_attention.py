@@ -1,0 +1,136 @@
+"""Attention mixer: KV cache kinds, positional variants, GQA, window semantics."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from impls import registry
+from impls.attention.reference import attention_fp64
+from impls.mixers.state import state_bytes
+
+D, T = 16, 12
+
+
+def build(seed: int = 0, **params):
+    torch.manual_seed(seed)
+    return registry.get("mixer", "attention").fn(D, **{"heads": 4, "attention": "naive", **params}).eval()
+
+
+def inputs(t: int = T, seed: int = 1) -> torch.Tensor:
+    return torch.randn(2, t, D, generator=torch.Generator().manual_seed(seed))
+
+
+def steps(mixer, x, **cache):
+    state = mixer.init_state(x.shape[0], x.shape[1], **cache)
+    ys, sizes = [], []
+    for t in range(x.shape[1]):
+        y, state = mixer.step(x[:, t], state)
+        ys.append(y)
+        sizes.append(state_bytes(state))
+    return torch.stack(ys, 1), sizes
+
+
+@pytest.mark.parametrize("positional", ["none", "sinusoidal", "learned", "rope", "alibi"])
+@pytest.mark.parametrize("cache", ["grow", "static"])
+def test_every_positional_and_cache_kind_matches_forward(positional, cache):
+    mixer, x = build(positional=positional, kv_heads=2, max_len=32), inputs()
+    with torch.no_grad():
+        y = mixer(x)
+        state = mixer.init_state(2, 32, cache=cache)
+        first, state = mixer.prefill(x[:, :7], state)
+        rest, _ = steps_from(mixer, x[:, 7:], state)
+    torch.testing.assert_close(torch.cat((first, rest), 1), y, atol=1e-5, rtol=1e-4)
+
+
+def steps_from(mixer, x, state):
+    ys = []
+    for t in range(x.shape[1]):
+        y, state = mixer.step(x[:, t], state)
+        ys.append(y)
+    return torch.stack(ys, 1), state
+
+
+@pytest.mark.parametrize("impl", ["naive", "sdpa_math", "reference"])
+def test_any_exact_attention_impl_gives_the_same_block_output(impl):
+    x = inputs()
+    with torch.no_grad():
+        expected = build(attention="naive")(x)
+        mixer = build(attention=impl)
+        torch.testing.assert_close(mixer(x), expected, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(steps(mixer, x)[0], expected, atol=1e-5, rtol=1e-4)
+
+
+def test_block_equals_fp64_attention_written_out():
+    """Projections + RoPE + GQA + out projection, recomputed by hand in float64."""
+    mixer, x = build(kv_heads=2, positional="rope"), inputs()
+    positions = torch.arange(T)
+    from impls.positional.rope import apply_rope
+    q = (x @ mixer.q_proj.weight.T).view(2, T, 4, 4).transpose(1, 2)
+    kv = (x @ mixer.kv_proj.weight.T).view(2, T, 2, 2, 4)
+    k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+    o = attention_fp64(apply_rope(q, positions), apply_rope(k, positions), v, causal=True)
+    expected = o.transpose(1, 2).reshape(2, T, D) @ mixer.out_proj.weight.double().T
+    with torch.no_grad():
+        torch.testing.assert_close(mixer(x).double(), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_alibi_block_equals_biased_softmax_written_out():
+    """softmax(q k^T / sqrt(d) - slope_h * (i - j)) v over j <= i, by hand in float64."""
+    mixer, x = build(positional="alibi"), inputs()
+    q = (x.double() @ mixer.q_proj.weight.double().T).view(2, T, 4, 4).transpose(1, 2)
+    kv = (x.double() @ mixer.kv_proj.weight.double().T).view(2, T, 2, 4, 4)
+    k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    slopes = torch.tensor([2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8], dtype=torch.float64)
+    scores = q @ k.transpose(-1, -2) / 2.0 - slopes[:, None, None] * (i - j)
+    probs = scores.masked_fill(j > i, float("-inf")).softmax(-1)
+    expected = (probs @ v).transpose(1, 2).reshape(2, T, D) @ mixer.out_proj.weight.double().T
+    with torch.no_grad():
+        torch.testing.assert_close(mixer(x).double(), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_growing_cache_grows_static_is_constant_window_is_bounded():
+    mixer, x = build(kv_heads=2), inputs()
+    per_token = 2 * 2 * 2 * 4 * 4  # k and v, batch 2, 2 kv heads, head_dim 4, fp32
+    with torch.no_grad():
+        _, grow = steps(mixer, x)
+        _, static = steps(mixer, x, cache="static")
+        _, window = steps(mixer, x, cache="window", window=5)
+    assert grow == [per_token * (t + 1) for t in range(T)]
+    assert static == [per_token * T] * T
+    assert window == [per_token * min(t + 1, 5) for t in range(T)]
+
+
+def test_window_cache_equals_full_attention_over_the_last_window_tokens():
+    """With a relative positional encoding, sliding-window output at t equals the
+    block run on just tokens t - window .. t."""
+    window = 4
+    mixer, x = build(positional="rope"), inputs()
+    with torch.no_grad():
+        y, _ = steps(mixer, x, cache="window", window=window)
+        for t in range(T):
+            alone = mixer(x[:, max(0, t - window): t + 1])[:, -1]
+            torch.testing.assert_close(y[:, t], alone, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("positional", ["rope", "alibi"])
+def test_window_cache_chunked_prefill_equals_steps(positional):
+    """A multi-token prefill into a window cache needs the banded mask path."""
+    mixer, x = build(positional=positional), inputs()
+    with torch.no_grad():
+        y_steps, _ = steps(mixer, x, cache="window", window=3)
+        state = mixer.init_state(2, T, cache="window", window=3)
+        parts = []
+        for lo, hi in ((0, 2), (2, 9), (9, T)):
+            part, state = mixer.prefill(x[:, lo:hi], state)
+            parts.append(part)
+    torch.testing.assert_close(torch.cat(parts, 1), y_steps, atol=1e-5, rtol=1e-4)
+
+
+def test_static_cache_refuses_to_overflow_and_bad_cache_kind_is_named():
+    mixer = build()
+    state = mixer.init_state(2, 4, cache="static")
+    with pytest.raises(ValueError, match="static KV cache holds 4"):
+        mixer.prefill(inputs(5), state)
+    with pytest.raises(ValueError, match="grow"):
+        mixer.init_state(2, 4, cache="paged")
