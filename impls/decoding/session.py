@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from impls.decoding import state_ops
+from impls.mixers.state import state_bytes
 
 CACHE_MODES = ("none", "grow", "static", "window")
 
@@ -96,16 +97,24 @@ class Session:
 
     def cache_bytes(self) -> int:
         """Bytes held by the decoding state (0 without a cache)."""
-        return 0 if self.state is None else state_ops.state_nbytes(self.state)
+        return 0 if self.state is None else state_bytes(self.state)
 
 
 def init_state(model: Any, batch: int, max_len: int, cache: str, window: int | None) -> Any:
-    """`model.init_state`, passing the cache kind (and window) when the model takes them."""
-    accepted = inspect.signature(model.init_state).parameters
-    kwargs: dict[str, Any] = {}
-    # a model without cache kinds (recurrent: constant-size state) ignores them
-    if "cache" in accepted:
-        kwargs["cache"] = cache
-    if window is not None and "window" in accepted:
-        kwargs["window"] = window
-    return model.init_state(batch, max_len, **kwargs)
+    """`model.init_state` with the cache kind (and window) for the layers that take one;
+    recurrent layers take neither and keep their constant-size state."""
+    kwargs: dict[str, Any] = {"cache": cache} | ({"window": window} if window is not None else {})
+    if _takes(model.init_state, "cache"):
+        return model.init_state(batch, max_len, **kwargs)
+    state = model.init_state(batch, max_len)
+    if cache != "grow" and hasattr(model, "blocks"):
+        # LanguageModel.init_state takes no cache kind (yet): build each layer whose
+        # mixer takes one again, with it
+        for i, block in enumerate(model.blocks):
+            if _takes(block.mixer.init_state, "cache"):
+                state[i] = block.mixer.init_state(batch, max_len, **kwargs)
+    return state
+
+
+def _takes(fn: Any, name: str) -> bool:
+    return name in inspect.signature(fn).parameters

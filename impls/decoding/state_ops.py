@@ -6,8 +6,9 @@ each a tensor, a tuple of tensors (RNN/LSTM hidden state), or a cache object
 strategies never need to know which architecture they drive.
 
 Batch is dimension 0 of every tensor leaf. An object that knows better (a KV
-cache with a length pointer) provides its own `reorder(indices)` and
-`truncate(length)`; those methods win over the generic walk.
+cache with a length pointer) may provide its own `reorder(indices)` and
+`truncate(length)`; those win over the generic walk. The mixers' growing and
+static KV caches are truncated by the functions in TRUNCATORS.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import dataclasses
 from typing import Any
 
 import torch
+
+from impls.mixers.kv_cache import GrowingKVCache, StaticKVCache
 
 
 def reorder_state(state: Any, indices: torch.Tensor) -> Any:
@@ -28,8 +31,7 @@ def reorder_state(state: Any, indices: torch.Tensor) -> Any:
     if isinstance(state, torch.Tensor):
         return state.index_select(0, indices.to(state.device))
     if isinstance(state, (list, tuple)):
-        items = [reorder_state(s, indices) for s in state]
-        return type(state)(*items) if _is_namedtuple(state) else type(state)(items)
+        return _rebuild_like(state, [reorder_state(s, indices) for s in state])
     if isinstance(state, dict):
         return {k: reorder_state(v, indices) for k, v in state.items()}
     if dataclasses.is_dataclass(state):
@@ -37,7 +39,7 @@ def reorder_state(state: Any, indices: torch.Tensor) -> Any:
                                              for f in dataclasses.fields(state) if f.init})
     if state is None or isinstance(state, (int, float, bool, str)):
         return state
-    if hasattr(state, "__dict__"):  # a plain object: copy it, reorder its tensors
+    if hasattr(state, "__dict__"):  # a plain object (a KV cache): copy it, reorder its tensors
         out = copy.copy(state)
         for name, value in vars(state).items():
             setattr(out, name, reorder_state(value, indices))
@@ -45,18 +47,41 @@ def reorder_state(state: Any, indices: torch.Tensor) -> Any:
     raise TypeError(f"cannot reorder a decoding state of type {type(state).__name__}")
 
 
+def _truncate_growing(cache: GrowingKVCache, length: int) -> GrowingKVCache:
+    cache.k, cache.v, cache.length = cache.k[:, :, :length], cache.v[:, :, :length], length
+    return cache
+
+
+def _truncate_static(cache: StaticKVCache, length: int) -> StaticKVCache:
+    cache.length = length  # positions past it are overwritten by the next update
+    return cache
+
+
+# Caches that can forget their newest tokens. A window cache cannot: it has
+# already evicted the old positions it would need to show again.
+TRUNCATORS = {GrowingKVCache: _truncate_growing, StaticKVCache: _truncate_static}
+
+
 def truncatable(state: Any) -> bool:
-    """True when every part of `state` can be cut back to a length (KV caches do;
-    a recurrent hidden state cannot, it has no memory of earlier lengths)."""
-    if isinstance(state, (list, tuple)) and not hasattr(state, "truncate"):
+    """True when every part of `state` can be cut back to a length (KV caches can;
+    a recurrent hidden state cannot: it keeps no memory of earlier lengths)."""
+    if type(state) in TRUNCATORS or (hasattr(state, "truncate") and not isinstance(state, torch.Tensor)):
+        return True
+    if isinstance(state, (list, tuple)):
         return len(state) > 0 and all(truncatable(s) for s in state)
-    return hasattr(state, "truncate") and not isinstance(state, torch.Tensor)
+    return False
 
 
 def truncate_state(state: Any, length: int) -> Any:
-    """`state` rolled back to its first `length` tokens; requires `truncatable(state)`."""
+    """`state` rolled back to its first `length` tokens; requires `truncatable(state)`.
+    Caches are cut in place."""
+    if type(state) in TRUNCATORS:
+        return TRUNCATORS[type(state)](state, length)
     if isinstance(state, (list, tuple)) and not hasattr(state, "truncate"):
-        return type(state)(truncate_state(s, length) for s in state)
+        out = _rebuild_like(state, [truncate_state(s, length) for s in state])
+        if hasattr(out, "position"):  # LMState: the position absolute encodings start from
+            out.position = length
+        return out
     out = state.truncate(length)
     return state if out is None else out
 
@@ -66,34 +91,12 @@ def clone_state(state: Any) -> Any:
     return copy.deepcopy(state)
 
 
-def state_nbytes(state: Any) -> int:
-    """Bytes of every tensor reachable from `state` (each storage counted once)."""
-    seen: set[int] = set()
-    total = 0
-    for t in _tensors(state, set()):
-        key = t.untyped_storage().data_ptr()
-        if key not in seen:
-            seen.add(key)
-            total += t.untyped_storage().nbytes()
-    return total
-
-
-def _tensors(obj: Any, visited: set[int]):
-    if id(obj) in visited:
-        return
-    visited.add(id(obj))
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (list, tuple)):
-        for o in obj:
-            yield from _tensors(o, visited)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from _tensors(o, visited)
-    elif hasattr(obj, "__dict__"):
-        for o in vars(obj).values():
-            yield from _tensors(o, visited)
-
-
-def _is_namedtuple(x: Any) -> bool:
-    return isinstance(x, tuple) and hasattr(x, "_fields")
+def _rebuild_like(container: list | tuple, items: list) -> Any:
+    """A container of `container`'s type holding `items`, keeping its attributes
+    (LMState is a list that also carries `position`)."""
+    if isinstance(container, tuple) and hasattr(container, "_fields"):
+        return type(container)(*items)
+    out = type(container)(items)
+    if hasattr(container, "__dict__"):
+        out.__dict__.update(vars(container))
+    return out
