@@ -1,0 +1,86 @@
+"""Paged KV cache: fixed-size blocks, a block table per sequence, a free list.
+
+All keys and values live in one pool (layers, 2, num_blocks, Hkv, block, D).
+A sequence owns the blocks listed in its block table; token p of it sits in
+block table[p // block] at offset p % block. Blocks are taken from the free
+list as a sequence grows and returned when it ends, so memory held tracks
+tokens held to within one partial block per sequence (vs a contiguous
+max_len reservation per sequence; see kv_store.ContiguousKV, the reference).
+Attention reads through the table: the blocks of every sequence in a batch are
+gathered with one index into the pool.
+
+Admission is conservative: a sequence is admitted only if the blocks for its
+whole length (prompt + output) can be promised, so no running sequence is ever
+preempted.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class PagedKVCache:
+    def __init__(self, n_layers: int, kv_heads: int, head_dim: int, budget_tokens: int,
+                 block_size: int = 16, dtype: torch.dtype = torch.float32):
+        self.block_size = block_size
+        self.num_blocks = budget_tokens // block_size
+        self.pool = torch.zeros(n_layers, 2, self.num_blocks, kv_heads, block_size, head_dim, dtype=dtype)
+        self.token_bytes = n_layers * 2 * kv_heads * head_dim * self.pool.element_size()
+        self.free: list[int] = list(range(self.num_blocks - 1, -1, -1))  # a stack: pop() takes block 0 first
+        self.tables: dict[int, list[int]] = {}
+        self.lengths: dict[int, int] = {}
+        self.promised: dict[int, int] = {}  # blocks each sequence may still need
+        self.max_len = self.num_blocks * block_size
+
+    def blocks_for(self, n_tokens: int) -> int:
+        return math.ceil(n_tokens / self.block_size)
+
+    def can_admit(self, n_tokens: int) -> bool:
+        return self.blocks_for(n_tokens) <= len(self.free) - sum(self.promised.values())
+
+    def add(self, seq: int, n_tokens: int) -> None:
+        if not self.can_admit(n_tokens):
+            raise MemoryError(f"no free blocks for sequence {seq} ({n_tokens} tokens)")
+        self.tables[seq], self.lengths[seq] = [], 0
+        self.promised[seq] = self.blocks_for(n_tokens)
+
+    def release(self, seq: int) -> None:
+        self.free.extend(reversed(self.tables.pop(seq)))
+        del self.lengths[seq], self.promised[seq]
+
+    def write(self, layer: int, seq: int, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """k, v (Hkv, T, D) at positions start..start+T-1, growing the table as needed."""
+        end = start + k.shape[1]
+        table = self.tables[seq]
+        while len(table) < self.blocks_for(end):
+            if not self.free:
+                raise MemoryError("paged KV cache out of blocks")
+            table.append(self.free.pop())
+            self.promised[seq] = max(0, self.promised[seq] - 1)
+        positions = torch.arange(start, end)
+        blocks = torch.tensor(table)[positions // self.block_size]
+        offsets = positions % self.block_size
+        self.pool[layer, 0, blocks, :, offsets] = k.transpose(0, 1)  # (T, Hkv, D)
+        self.pool[layer, 1, blocks, :, offsets] = v.transpose(0, 1)
+        self.lengths[seq] = max(self.lengths[seq], end)
+
+    def batch_kv(self, layer: int, seqs: list[int], n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """K, V (S, Hkv, n_keys, D) gathered through the block tables."""
+        n_blocks = self.blocks_for(n_keys)
+        tables = torch.tensor([(self.tables[s] + [0] * n_blocks)[:n_blocks] for s in seqs])  # (S, nb), 0-padded
+        kv = self.pool[layer][:, tables]  # (2, S, nb, Hkv, block, D)
+        kv = kv.permute(0, 1, 3, 2, 4, 5).flatten(3, 4)[:, :, :, :n_keys]  # (2, S, Hkv, nb*block, D)
+        return kv[0], kv[1]
+
+    def reserved_bytes(self) -> int:
+        return sum(len(t) for t in self.tables.values()) * self.block_size * self.token_bytes
+
+    def used_bytes(self) -> int:
+        return sum(self.lengths.values()) * self.token_bytes
+
+    def gather_reference(self, layer: int, seq: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sequence's K, V (Hkv, L, D), block by block: the plain version of batch_kv."""
+        blocks = [self.pool[layer, :, b] for b in self.tables[seq]]  # each (2, Hkv, block, D)
+        kv = torch.cat(blocks, dim=2)[:, :, :self.lengths[seq]]
+        return kv[0], kv[1]
