@@ -31,17 +31,17 @@ def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Reco
 def search(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Recorder, cache: str,
            window: int | None, width: int, alpha: float, eos_id: int | None):
     """All final beams, best first: tokens (B, W, new) and normalised scores (B, W)."""
-    batch, W = prompt.shape[0], width
+    batch, W, device = prompt.shape[0], width, prompt.device
     session = Session(model, batch, prompt.shape[1] + max_new_tokens, cache, window)
     logits = session.prefill(prompt)[:, -1]  # prompt once per batch row, then fan out to W beams
-    fan_out = torch.arange(batch).repeat_interleave(W)
+    fan_out = torch.arange(batch, device=device).repeat_interleave(W)
     session.reorder(fan_out)
     logits = logits.index_select(0, fan_out)
-    logp_sum = torch.full((batch, W), float("-inf"))
+    logp_sum = torch.full((batch, W), float("-inf"), device=device)
     logp_sum[:, 0] = 0.0  # one live beam at first, so the first step picks W distinct tokens
-    lengths = torch.zeros(batch, W)
-    done = torch.zeros(batch, W, dtype=torch.bool)
-    seqs = torch.zeros(batch, W, 0, dtype=torch.long)
+    lengths = torch.zeros(batch, W, device=device)
+    done = torch.zeros(batch, W, dtype=torch.bool, device=device)
+    seqs = torch.zeros(batch, W, 0, dtype=torch.long, device=device)
     for i in range(max_new_tokens):
         logp = logits.float().log_softmax(-1).view(batch, W, -1)
         if eos_id is not None:  # finished beams: EOS at cost 0, nothing else
@@ -56,7 +56,7 @@ def search(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Reco
         logp_sum, lengths = cand_sum.gather(1, best), cand_len.gather(1, best)
         done = done.gather(1, parent) | (token == eos_id if eos_id is not None else torch.zeros_like(done))
         seqs = torch.cat([seqs.gather(1, parent[..., None].expand_as(seqs)), token[..., None]], -1)
-        rows = (parent + torch.arange(batch)[:, None] * W).view(-1)
+        rows = (parent + torch.arange(batch, device=device)[:, None] * W).view(-1)
         recorder.emitted(1, session.length, session.cache_bytes())
         if i + 1 == max_new_tokens or bool(done.all()):
             break

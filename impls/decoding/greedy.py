@@ -20,7 +20,7 @@ def run(session: Session, prompt: torch.Tensor, max_new_tokens: int, recorder: R
         choose, eos_id: int | None) -> torch.Tensor:
     """The decode loop shared by greedy and sampling; `choose(logits (B, V)) -> (B,)`."""
     logits = session.prefill(prompt)[:, -1]
-    done = torch.zeros(prompt.shape[0], dtype=torch.bool)
+    done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
     out = []
     for i in range(max_new_tokens):
         token = choose(logits)

@@ -49,5 +49,6 @@ def filtered_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | 
 
 
 def sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One token per row of `probs` (B, V); (B,) long."""
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    """One token per row of `probs` (B, V); (B,) long, on probs' device.
+    The generator lives on the CPU so that a seed gives the same tokens on any device."""
+    return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(probs.device)

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from impls.decoding.sampling import filtered_probs
+from impls.decoding.sampling import filtered_probs, sample
 from impls.decoding.session import Session
 from impls.decoding.stats import Recorder
 
@@ -47,8 +47,9 @@ def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Reco
         drafts, q, draft_snaps = _draft(draft_s, last, k, probs, generator)
         target_snap = target_s.snapshot()
         p = probs(target_s.prefill(torch.cat([last[:, None], drafts], 1)))  # (1, k+1, V)
-        n, bonus = accept(p, q, drafts, generator)
+        n, bonus = accept(p.cpu(), q.cpu(), drafts.cpu(), generator)
         n = int(n[0])
+        bonus = bonus.to(prompt.device)
         new = torch.cat([drafts[0, :n], bonus])
         _roll_back(target_s, target_snap, draft_s, draft_snaps, last, drafts, n, k)
         out.extend(new.tolist())
@@ -57,7 +58,7 @@ def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Reco
         recorder.emitted(len(new), target_s.length, target_s.cache_bytes() + draft_s.cache_bytes())
     recorder.stats.extra.update(acceptance_rate=accepted / (rounds * k), mean_accepted_length=accepted / rounds,
                                 rounds=float(rounds))
-    return torch.tensor(out[:max_new_tokens])[None]
+    return torch.tensor(out[:max_new_tokens], device=prompt.device)[None]
 
 
 def _draft(session: Session, last: torch.Tensor, k: int, probs, generator):
@@ -67,7 +68,7 @@ def _draft(session: Session, last: torch.Tensor, k: int, probs, generator):
     token, tokens, qs = last, [], []
     for i in range(k):
         q = probs(session.step(token))  # (1, V)
-        token = torch.multinomial(q, 1, generator=generator)[:, 0]
+        token = sample(q, generator)
         tokens.append(token)
         qs.append(q)
         if i + 1 < k:

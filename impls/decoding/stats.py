@@ -40,6 +40,8 @@ class Recorder:
 
     def emitted(self, n_tokens: int, length: int, cache_bytes: int) -> None:
         """`n_tokens` new tokens per row were chosen; the state now holds `length` tokens."""
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # wall time must cover the queued GPU work
         now = time.perf_counter()
         if self.stats.new_tokens == 0:
             self.stats.time_to_first_token_s = now - self.start

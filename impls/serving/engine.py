@@ -78,6 +78,7 @@ class Clock:
     def run(self, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
         out = fn()
+        _sync()
         elapsed = time.perf_counter() - start
         self.now += elapsed
         self.busy += elapsed
@@ -99,6 +100,12 @@ class Memory:
         self.peak = max(self.peak, reserved)
         self.reserved_steps += reserved
         self.used_steps += self.store.used_bytes()
+
+
+def _sync() -> None:
+    """Wait for queued GPU work, so wall time covers it (no-op on the CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def emit(result: RequestResult, logits: torch.Tensor, now: float) -> int:

@@ -17,9 +17,9 @@ import torch
 
 class ContiguousKV:
     def __init__(self, n_layers: int, kv_heads: int, head_dim: int, max_len: int,
-                 budget_tokens: int, dtype: torch.dtype = torch.float32):
+                 budget_tokens: int, dtype: torch.dtype = torch.float32, device: str = "cpu"):
         self.shape = (n_layers, 2, kv_heads, max_len, head_dim)
-        self.max_len, self.dtype = max_len, dtype
+        self.max_len, self.dtype, self.device = max_len, dtype, device
         self.max_seqs = budget_tokens // max_len  # how many max_len buffers fit the KV budget
         self.token_bytes = n_layers * 2 * kv_heads * head_dim * torch.empty(0, dtype=dtype).element_size()
         self.buffers: dict[int, torch.Tensor] = {}
@@ -31,7 +31,7 @@ class ContiguousKV:
     def add(self, seq: int, n_tokens: int) -> None:
         if not self.can_admit(n_tokens):
             raise MemoryError(f"no room for sequence {seq} ({n_tokens} tokens)")
-        self.buffers[seq] = torch.zeros(self.shape, dtype=self.dtype)
+        self.buffers[seq] = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
         self.lengths[seq] = 0
 
     def release(self, seq: int) -> None:

@@ -22,10 +22,11 @@ import torch
 
 class PagedKVCache:
     def __init__(self, n_layers: int, kv_heads: int, head_dim: int, budget_tokens: int,
-                 block_size: int = 16, dtype: torch.dtype = torch.float32):
+                 block_size: int = 16, dtype: torch.dtype = torch.float32, device: str = "cpu"):
         self.block_size = block_size
         self.num_blocks = budget_tokens // block_size
-        self.pool = torch.zeros(n_layers, 2, self.num_blocks, kv_heads, block_size, head_dim, dtype=dtype)
+        self.pool = torch.zeros(n_layers, 2, self.num_blocks, kv_heads, block_size, head_dim, dtype=dtype,
+                                device=device)
         self.token_bytes = n_layers * 2 * kv_heads * head_dim * self.pool.element_size()
         self.free: list[int] = list(range(self.num_blocks - 1, -1, -1))  # a stack: pop() takes block 0 first
         self.tables: dict[int, list[int]] = {}
@@ -58,8 +59,8 @@ class PagedKVCache:
                 raise MemoryError("paged KV cache out of blocks")
             table.append(self.free.pop())
             self.promised[seq] = max(0, self.promised[seq] - 1)
-        positions = torch.arange(start, end)
-        blocks = torch.tensor(table)[positions // self.block_size]
+        positions = torch.arange(start, end, device=self.pool.device)
+        blocks = torch.tensor(table, device=self.pool.device)[positions // self.block_size]
         offsets = positions % self.block_size
         self.pool[layer, 0, blocks, :, offsets] = k.transpose(0, 1)  # (T, Hkv, D)
         self.pool[layer, 1, blocks, :, offsets] = v.transpose(0, 1)
@@ -68,7 +69,8 @@ class PagedKVCache:
     def batch_kv(self, layer: int, seqs: list[int], n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K, V (S, Hkv, n_keys, D) gathered through the block tables."""
         n_blocks = self.blocks_for(n_keys)
-        tables = torch.tensor([(self.tables[s] + [0] * n_blocks)[:n_blocks] for s in seqs])  # (S, nb), 0-padded
+        tables = torch.tensor([(self.tables[s] + [0] * n_blocks)[:n_blocks] for s in seqs],
+                              device=self.pool.device)  # (S, nb), 0-padded
         kv = self.pool[layer][:, tables]  # (2, S, nb, Hkv, block, D)
         kv = kv.permute(0, 1, 3, 2, 4, 5).flatten(3, 4)[:, :, :, :n_keys]  # (2, S, Hkv, nb*block, D)
         return kv[0], kv[1]

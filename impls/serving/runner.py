@@ -49,12 +49,13 @@ class AttentionRunner:
         """S sequences with T new tokens each (S = 1 or T = 1): tokens (S*T,) -> logits (S*T, V)."""
         S = len(seqs)
         T = tokens.shape[0] // S
-        starts = torch.tensor(start)
-        positions = (starts[:, None] + torch.arange(T)[None]).reshape(-1)  # (S*T,)
-        n_keys = int(positions.max()) + 1
-        keep = torch.arange(n_keys)[None, None, None, :] <= positions.view(S, 1, T, 1)  # (S, 1, T, M)
         model = self.model
-        x = model.embed(tokens)[None]  # (1, S*T, d): every token a time step of one row
+        device = model.embed.weight.device
+        starts = torch.tensor(start, device=device)
+        positions = (starts[:, None] + torch.arange(T, device=device)[None]).reshape(-1)  # (S*T,)
+        n_keys = max(start) + T
+        keep = torch.arange(n_keys, device=device)[None, None, None, :] <= positions.view(S, 1, T, 1)  # (S, 1, T, M)
+        x = model.embed(tokens.to(device))[None]  # (1, S*T, d): every token a time step of one row
         if model.positional is not None:
             x = x + model.positional(positions).to(x.dtype)
         for layer, block in enumerate(model.blocks):
