@@ -72,7 +72,7 @@ def train(model: nn.Module, next_batch: Callable[[int], Batch], budget: Budget,
             nn.utils.clip_grad_norm_(model.parameters(), budget.grad_clip)
         optimizer.step()
         schedule.step()
-        value = float(loss)
+        value = loss.item()
         log.steps = step + 1
         if step % budget.record_every == 0 or not math.isfinite(value):
             log.losses.append(value)

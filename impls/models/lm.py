@@ -61,10 +61,13 @@ class LMState(list):
 
 
 def mixer_kwargs(config: LMConfig) -> dict[str, Any]:
-    """The mixer's params, with `positional` added when the mixer takes one (attention)."""
+    """The mixer's params, with `positional` (and `max_len`) added when the mixer takes them (attention)."""
     params = dict(config.mixer_params)
-    if "positional" in registry.get("mixer", config.mixer).params:
+    accepted = registry.get("mixer", config.mixer).params
+    if "positional" in accepted:
         params.setdefault("positional", config.positional if config.positional in RELATIVE else "none")
+    if "max_len" in accepted:
+        params.setdefault("max_len", config.max_seq_len)
     return params
 
 
