@@ -6,6 +6,7 @@ share one interface, used by runner.AttentionRunner:
 
     can_admit(n_tokens) / add(seq, n_tokens) / release(seq)
     write(layer, seq, start, k, v)      k, v (Hkv, T, D) at positions start..
+    write_many(layer, seqs, starts, k, v)  k, v (Hkv, S, T, D), S sequences at once
     batch_kv(layer, seqs, n_keys)       -> K, V (S, Hkv, n_keys, D); rows past a
                                            sequence's length hold garbage (masked)
     reserved_bytes() / used_bytes()     KV memory held vs holding real tokens
@@ -42,6 +43,12 @@ class ContiguousKV:
         self.buffers[seq][layer, 0, :, start:end] = k
         self.buffers[seq][layer, 1, :, start:end] = v
         self.lengths[seq] = max(self.lengths[seq], end)
+
+    def write_many(self, layer: int, seqs: list[int], starts: list[int], k: torch.Tensor,
+                   v: torch.Tensor) -> None:
+        """k, v (Hkv, S, T, D): T new positions for each of S sequences."""
+        for i, (seq, start) in enumerate(zip(seqs, starts)):
+            self.write(layer, seq, start, k[:, i], v[:, i])
 
     def batch_kv(self, layer: int, seqs: list[int], n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
         kv = torch.stack([self.buffers[s][layer, :, :, :n_keys] for s in seqs])  # (S, 2, Hkv, n, D)

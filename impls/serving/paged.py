@@ -52,19 +52,29 @@ class PagedKVCache:
 
     def write(self, layer: int, seq: int, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """k, v (Hkv, T, D) at positions start..start+T-1, growing the table as needed."""
-        end = start + k.shape[1]
+        self.write_many(layer, [seq], [start], k[:, None], v[:, None])
+
+    def write_many(self, layer: int, seqs: list[int], starts: list[int], k: torch.Tensor,
+                   v: torch.Tensor) -> None:
+        """k, v (Hkv, S, T, D): T new positions for each of S sequences, in one indexed store."""
+        T = k.shape[2]
+        slots = []  # (block, offset) of every new position, sequence-major
+        for seq, start in zip(seqs, starts):
+            self._grow(seq, start + T)
+            table = self.tables[seq]
+            slots += [(table[p // self.block_size], p % self.block_size) for p in range(start, start + T)]
+            self.lengths[seq] = max(self.lengths[seq], start + T)
+        blocks, offsets = torch.tensor(slots, device=self.pool.device).T
+        self.pool[layer, 0, blocks, :, offsets] = k.flatten(1, 2).transpose(0, 1)  # (S*T, Hkv, D)
+        self.pool[layer, 1, blocks, :, offsets] = v.flatten(1, 2).transpose(0, 1)
+
+    def _grow(self, seq: int, n_tokens: int) -> None:
         table = self.tables[seq]
-        while len(table) < self.blocks_for(end):
+        while len(table) < self.blocks_for(n_tokens):
             if not self.free:
                 raise MemoryError("paged KV cache out of blocks")
             table.append(self.free.pop())
             self.promised[seq] = max(0, self.promised[seq] - 1)
-        positions = torch.arange(start, end, device=self.pool.device)
-        blocks = torch.tensor(table, device=self.pool.device)[positions // self.block_size]
-        offsets = positions % self.block_size
-        self.pool[layer, 0, blocks, :, offsets] = k.transpose(0, 1)  # (T, Hkv, D)
-        self.pool[layer, 1, blocks, :, offsets] = v.transpose(0, 1)
-        self.lengths[seq] = max(self.lengths[seq], end)
 
     def batch_kv(self, layer: int, seqs: list[int], n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K, V (S, Hkv, n_keys, D) gathered through the block tables."""

@@ -63,8 +63,7 @@ class AttentionRunner:
                 q, k, v = mixer._qkv(h, positions)  # q (1, H, S*T, hd), k, v (1, Hkv, S*T, hd)
                 q = q[0].view(-1, S, T, self.head_dim).transpose(0, 1)  # (S, H, T, hd)
                 k, v = (t[0].view(-1, S, T, self.head_dim) for t in (k, v))  # (Hkv, S, T, hd)
-                for i, s in enumerate(seqs):
-                    store.write(layer, s, start[i], k[:, i], v[:, i])
+                store.write_many(layer, seqs, start, k, v)
                 keys, values = store.batch_kv(layer, seqs, n_keys)  # (S, Hkv, M, hd)
                 y = masked_attention(q, keys, values, keep=keep)  # (S, H, T, hd)
                 y = y.transpose(0, 1).reshape(1, -1, S * T, self.head_dim)  # (1, H, S*T, hd)
