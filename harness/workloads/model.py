@@ -32,7 +32,7 @@ class ModelSize(CommonParams):
     """How big a model is: d_model directly, or chosen to match target_params."""
 
     d_model: int = Field(128, ge=1)
-    target_params: int | None = Field(None, ge=1)  # overrides d_model: the closest multiple of 16
+    target_params: int | None = Field(None, ge=1)  # overrides d_model: the closest multiple of 8
     n_layers: int = Field(2, ge=1)
     vocab_size: int = Field(256, ge=2)
 
@@ -49,9 +49,9 @@ def build_model(case: Case, size: ModelSize, vocab_size: int, max_seq_len: int) 
                                   **case.impl_kwargs())
     d_model = size.d_model
     if size.target_params:
-        d_model, _ = models.matched(case.impl, size.target_params, **kwargs)
+        d_model, _ = models.matched(case.impl, size.target_params, family="model", **kwargs)
     torch.manual_seed(size.seed)
-    return models.build(case.impl, d_model=d_model, **kwargs).to(case.device)
+    return models.build(case.impl, "model", d_model=d_model, **kwargs).to(case.device)
 
 
 def param_count(model: torch.nn.Module) -> int:
