@@ -115,6 +115,15 @@ def test_seq2seq_output_depends_on_the_source():
     assert not torch.allclose(a, b)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread than on two contended ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _train_tiny(seed: int) -> list[float]:
     text = corpus.load(max_chars=20_000)
     gen = torch.Generator().manual_seed(seed)
@@ -127,7 +136,7 @@ def _train_tiny(seed: int) -> list[float]:
 
 
 @pytest.mark.slow  # the first optimizer step imports torch._dynamo (~5 s on a loaded machine)
-def test_tiny_training_run_reduces_loss_and_repeats_under_a_seed():
+def test_tiny_training_run_reduces_loss_and_repeats_under_a_seed(one_thread):
     losses = _train_tiny(0)
     assert losses[-1] < 0.8 * losses[0]
     assert _train_tiny(0) == losses
