@@ -32,7 +32,7 @@ class ModelSize(CommonParams):
     """How big a model is: d_model directly, or chosen to match target_params."""
 
     d_model: int = Field(128, ge=1)
-    target_params: int | None = Field(None, ge=1)  # overrides d_model: the closest multiple of 16
+    target_params: int | None = Field(None, ge=1)  # overrides d_model: the closest multiple of 8
     n_layers: int = Field(2, ge=1)
     vocab_size: int = Field(256, ge=2)
 
@@ -49,9 +49,9 @@ def build_model(case: Case, size: ModelSize, vocab_size: int, max_seq_len: int) 
                                   **case.impl_kwargs())
     d_model = size.d_model
     if size.target_params:
-        d_model, _ = models.matched(case.impl, size.target_params, **kwargs)
+        d_model, _ = models.matched(case.impl, size.target_params, family="model", **kwargs)
     torch.manual_seed(size.seed)
-    return models.build(case.impl, d_model=d_model, **kwargs).to(case.device)
+    return models.build(case.impl, "model", d_model=d_model, **kwargs).to(case.device)
 
 
 def param_count(model: torch.nn.Module) -> int:
@@ -78,7 +78,7 @@ class Model(Workload):
         run = _train_step(model, inputs, targets) if p.direction == "train_step" else _forward(model, inputs)
         count = param_count(model)
         return Prepared(run=run, check=lambda: check(model, inputs, p.precision), work=_work(model, p, count),
-                        stats=lambda: _stats(model, p, count, case.device))
+                        stats=lambda: _stats(model, p, count, inputs))
 
 
 def _forward(model, inputs):
@@ -116,13 +116,15 @@ def _work(model, p: ModelParams, count: int) -> dict[str, float]:
     return {"tokens": float(tokens), "flops": factor * per_token * tokens}
 
 
-def _stats(model, p: ModelParams, count: int, device: str) -> dict[str, float]:
+def _stats(model, p: ModelParams, count: int, inputs: torch.Tensor) -> dict[str, float]:
+    """Parameter count, d_model, and the inference state of one sequence after seq_len tokens
+    (KV cache for attention, constant-size state for RNNs and SSMs), in bytes."""
     from impls.mixers.state import state_bytes
 
-    stats = {"param_count": float(count), "d_model": float(model.config.d_model)}
     with torch.no_grad():
-        stats["state_bytes_per_seq"] = float(state_bytes(model.init_state(1, p.seq_len)))
-    return stats
+        _, state = model.prefill(inputs[:1], model.init_state(1, p.seq_len))
+    return {"param_count": float(count), "d_model": float(model.config.d_model),
+            "state_bytes_per_seq": float(state_bytes(state))}
 
 
 def check(model, inputs: torch.Tensor, precision: str) -> dict[str, float]:

@@ -92,7 +92,7 @@ def _seq2seq_stats(case: Case, p: Seq2SeqTrainParams) -> dict[str, Any]:
 
     def make_model(src_vocab: int, tgt_vocab: int, max_seq_len: int) -> torch.nn.Module:
         torch.manual_seed(p.seed)
-        built["model"] = models.build(case.impl, src_vocab=src_vocab, tgt_vocab=tgt_vocab, d_model=p.d_model,
+        built["model"] = models.build(case.impl, "seq2seq", src_vocab=src_vocab, tgt_vocab=tgt_vocab, d_model=p.d_model,
                                       n_layers=p.n_layers, max_seq_len=max_seq_len,
                                       **case.impl_kwargs()).to(case.device)
         return built["model"]

@@ -21,54 +21,58 @@ from impls import registry
 FAMILIES = ("model", "seq2seq")
 
 
-def preset(name: str) -> registry.Impl:
-    """The registered preset `name`, from family "model" or "seq2seq"."""
-    for family in FAMILIES:
-        if name in registry.names(family):
-            return registry.get(family, name)
+def preset(name: str, family: str | None = None) -> registry.Impl:
+    """The registered preset `name` of `family`; without a family, "model" is looked up
+    before "seq2seq" (both have a "transformer")."""
+    if family:
+        return registry.get(family, name)
+    for candidate in FAMILIES:
+        if name in registry.names(candidate):
+            return registry.get(candidate, name)
     return registry.get("model", name)  # raises UnknownImpl with the valid names
 
 
-def config(name: str, **kwargs: Any) -> Any:
+def config(name: str, family: str | None = None, **kwargs: Any) -> Any:
     """The config of preset `name` with its default params, overridden by `kwargs`."""
-    impl = preset(name)
+    impl = preset(name, family)
     return impl.fn(**{**impl.params, **kwargs})
 
 
-def build(config_or_name: Any, **overrides: Any) -> nn.Module:
+def build(config_or_name: Any, family: str | None = None, **overrides: Any) -> nn.Module:
     """A model from a preset name (overrides are the preset's arguments) or from a config
     dataclass (overrides replace its fields)."""
     if isinstance(config_or_name, str):
-        return config(config_or_name, **overrides).build()
+        return config(config_or_name, family, **overrides).build()
     return replace(config_or_name, **overrides).build() if overrides else config_or_name.build()
 
 
-def count_params(name: str, **kwargs: Any) -> int:
+def count_params(name: str, family: str | None = None, **kwargs: Any) -> int:
     """Parameters of preset `name` built with `kwargs`, without allocating weights."""
-    return _count(name, tuple(sorted(kwargs.items())))
+    return _count(name, family, tuple(sorted(kwargs.items())))
 
 
 @lru_cache(maxsize=None)
-def _count(name: str, items: tuple) -> int:
+def _count(name: str, family: str | None, items: tuple) -> int:
     with torch.device("meta"):
-        model = build(name, **dict(items))
+        model = build(name, family, **dict(items))
     return sum(p.numel() for p in model.parameters())
 
 
-def matched(name: str, target_params: int, multiple: int = 16, **kwargs: Any) -> tuple[int, int]:
+def matched(name: str, target_params: int, multiple: int = 8, family: str | None = None,
+            **kwargs: Any) -> tuple[int, int]:
     """(d_model, parameter count) of preset `name` whose count is closest to `target_params`.
 
     d_model is a multiple of `multiple` (so heads and rotary pairs divide it);
     the count grows with d_model, so a bisection over the multiples finds it.
     """
+    def count(m: int) -> int:
+        return count_params(name, family, d_model=m * multiple, **kwargs)
+
     lo, hi = 1, 1
-    while count_params(name, d_model=hi * multiple, **kwargs) < target_params and hi < 4096:
+    while count(hi) < target_params and hi < 4096:
         lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if count_params(name, d_model=mid * multiple, **kwargs) < target_params:
-            lo = mid
-        else:
-            hi = mid
-    best = min((lo, hi), key=lambda m: abs(count_params(name, d_model=m * multiple, **kwargs) - target_params))
-    return best * multiple, count_params(name, d_model=best * multiple, **kwargs)
+        lo, hi = (mid, hi) if count(mid) < target_params else (lo, mid)
+    best = min((lo, hi), key=lambda m: abs(count(m) - target_params))
+    return best * multiple, count(best)

@@ -56,11 +56,17 @@ def lm_preset(name: str, mixer: str, ffn: str, params: dict[str, Any], doc: str,
 
 lm_preset("transformer", "attention", "mlp", {"heads": 4, "positional": "rope", "norm": "pre"},
           "Transformer: causal self-attention + MLP", mixer_keys=("heads",))
+# capacity_factor = experts / top_k: no token is ever dropped, so decoding one token at a
+# time equals the full forward; lower it to study token dropping (then they differ).
 lm_preset("moe_transformer", "attention", "moe",
-          {"heads": 4, "positional": "rope", "norm": "pre", "experts": 4, "top_k": 2},
-          "Transformer with a mixture-of-experts FFN", mixer_keys=("heads",), ffn_keys=("experts", "top_k"))
+          {"heads": 4, "positional": "rope", "norm": "pre", "experts": 4, "top_k": 2, "capacity_factor": 2.0},
+          "Transformer with a mixture-of-experts FFN", mixer_keys=("heads",),
+          ffn_keys=("experts", "top_k", "capacity_factor"))
 lm_preset("lstm", "lstm_torch", "mlp", {"norm": "pre"}, "LSTM (fused nn.LSTM) mixer + MLP blocks")
 lm_preset("gru", "gru_torch", "mlp", {"norm": "pre"}, "GRU (fused nn.GRU) mixer + MLP blocks")
 lm_preset("rnn", "rnn_torch", "mlp", {"norm": "pre"}, "Elman RNN (fused nn.RNN) mixer + MLP blocks")
-lm_preset("mamba", "mamba", "none", {"norm": "pre"}, "Mamba (selective SSM) blocks, no separate FFN")
+# scan: the Mamba mixer's scan ("sequential", "chunked", "triton"); on a CPU the
+# sequential reference was the fastest at these sizes, so it is the default here.
+lm_preset("mamba", "mamba", "none", {"norm": "pre", "scan": "sequential"},
+          "Mamba (selective SSM) blocks, no separate FFN", mixer_keys=("scan",))
 lm_preset("s4d", "s4d", "mlp", {"norm": "pre"}, "S4D (diagonal SSM) mixer + MLP blocks")

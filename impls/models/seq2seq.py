@@ -26,6 +26,7 @@ from torch import nn
 
 from impls import registry
 from impls.models.lm import ABSOLUTE, LMState
+from impls.models.presets import parts_available
 
 
 @dataclass
@@ -190,7 +191,8 @@ class Seq2SeqTransformer(nn.Module):
 
 
 @registry.register("seq2seq", "transformer", params={"heads": 4, "norm": "pre", "positional": "sinusoidal"},
-                   doc="encoder-decoder Transformer, cross-attention through the attention interface")
+                   doc="encoder-decoder Transformer, cross-attention through the attention interface",
+                   requires=(parts_available(("mixer", "attention"), ("ffn", "mlp"), ("attention", "sdpa_math")),))
 def transformer(src_vocab: int = 16, tgt_vocab: int = 64, d_model: int = 128, n_layers: int = 2,
                 max_seq_len: int = 512, heads: int = 4, norm: str = "pre",
                 positional: str = "sinusoidal") -> Seq2SeqConfig:
