@@ -53,6 +53,10 @@ def test_serve_workload_checks_against_decoding_alone_and_reports_latency():
     assert {"output_tokens_per_s", "ttft_p99_ms", "itl_p50_ms", "kv_waste", "goodput_requests_per_s"} <= set(stats)
 
 
-def test_serve_workload_skips_models_without_attention():
+def test_serve_workload_serves_recurrent_models_but_does_not_page_them():
+    p = prepared("serve", "gru", policy="continuous", n_requests=3, rate=50.0, prompt_min=2, prompt_max=6,
+                 output_min=2, output_max=4, kv_budget_tokens=64)
+    assert p.check()["within_tolerance"] == 1.0
+    assert p.stats()["kv_waste"] == 0.0  # a constant-size state is all used
     with pytest.raises(Skip):
-        prepared("serve", "gru", n_requests=2)
+        prepared("serve", "gru", policy="paged", n_requests=2)

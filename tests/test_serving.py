@@ -11,6 +11,7 @@ from impls.serving import continuous, static
 from impls.serving.kv_store import ContiguousKV
 from impls.serving.paged import PagedKVCache
 from impls.serving.runner import AttentionRunner
+from impls.serving.state_runner import StateRunner, StateStore
 from impls.serving.trace import arrival_gaps, make_trace
 
 VOCAB = 32
@@ -122,6 +123,19 @@ def test_every_policy_returns_what_decoding_each_request_alone_returns(model, po
     assert metrics["slo_attained"] == 1.0 and 0 <= metrics["kv_waste"] < 1
     assert result.metrics(ttft_target_s=0.0, itl_target_s=float("inf"))["goodput_requests_per_s"] == 0
     assert metrics["ttft_p50_ms"] <= metrics["ttft_p99_ms"]
+
+
+@pytest.mark.parametrize("mixer", ["gru_torch", "mamba"])
+def test_recurrent_models_batch_by_stacking_states_and_match_decoding_alone(mixer):
+    torch.manual_seed(0)
+    lm = LanguageModel(LMConfig(VOCAB, 16, 1, mixer=mixer, ffn="none", positional="none")).eval()
+    for p in lm.parameters():
+        p.data.normal_(0, 0.4)
+    trace = make_trace(5, rate=300.0, prompt_len=(2, 8), output_len=(2, 6), vocab_size=VOCAB, seed=6)
+    result = continuous.serve(StateRunner(lm), StateStore(max_seqs=3), trace, max_batch=3)
+    assert result.peak_batch > 1
+    for request in trace:
+        assert result.results[request.id].tokens == alone(lm, request)
 
 
 def test_paged_wastes_less_kv_memory_than_contiguous(model):

@@ -1,10 +1,12 @@
 """The `serve` workload: a request trace served by one batching policy.
 
-The impl is a model preset (family "model"; the serving runner needs attention
-blocks). Policies: "static" (whole batches, contiguous KV), "continuous"
-(iteration-level scheduling, contiguous max_len KV per sequence) and "paged"
-(continuous scheduling over a paged KV cache). All three get the same KV
-memory budget, so the paged policy's advantage is how many sequences fit.
+The impl is a model preset (family "model"). Policies: "static" (whole
+batches, contiguous KV), "continuous" (iteration-level scheduling, contiguous
+max_len KV per sequence) and "paged" (continuous scheduling over a paged KV
+cache). All three get the same KV memory budget, so the paged policy's
+advantage is how many sequences fit. Recurrent and SSM models (constant-size
+state, nothing to page) run static and continuous with at most
+kv_budget_tokens // (prompt_max + output_max) sequences, the contiguous count.
 
 One timed call serves the whole trace on the simulated clock (real model
 calls, replayed arrivals); the metrics of the last call are the stats.
@@ -26,7 +28,9 @@ from impls.registry import Impl
 from impls.serving import continuous, static
 from impls.serving.kv_store import ContiguousKV
 from impls.serving.paged import PagedKVCache
+from impls.mixers.attention import Attention
 from impls.serving.runner import AttentionRunner
+from impls.serving.state_runner import StateRunner, StateStore
 from impls.serving.trace import make_trace
 
 CHECKED_REQUESTS = 3
@@ -69,10 +73,7 @@ class Serve(Workload):
         max_len = p.prompt_max + p.output_max
         size = ModelSize(d_model=p.d_model, n_layers=p.n_layers, vocab_size=p.vocab_size, seed=p.seed)
         model = build_model(case, size, p.vocab_size, max_len).eval()
-        try:
-            runner = AttentionRunner(model)
-        except ValueError as why:
-            raise Skip(str(why)) from None
+        runner = _runner(model, p)
         trace = make_trace(p.n_requests, p.rate, p.arrival, p.burstiness, (p.prompt_min, p.prompt_max),
                            (p.output_min, p.output_max), p.vocab_size, p.seed)
         last: dict[str, Any] = {}
@@ -93,10 +94,26 @@ class Serve(Workload):
                         work={"tokens": tokens})
 
 
-def _store(runner: AttentionRunner, p: ServeParams, max_len: int, device: str):
-    dims = (runner.n_layers, runner.kv_heads, runner.head_dim)
+def _runner(model, p: ServeParams) -> AttentionRunner | StateRunner:
+    if isinstance(model.blocks[0].mixer, Attention):
+        try:
+            return AttentionRunner(model)
+        except ValueError as why:
+            raise Skip(str(why)) from None
+    if p.policy == "paged":
+        raise Skip(f"{model.config.mixer} keeps a constant-size state: no KV cache to page")
+    try:
+        return StateRunner(model)
+    except ValueError as why:
+        raise Skip(str(why)) from None
+
+
+def _store(runner: AttentionRunner | StateRunner, p: ServeParams, max_len: int, device: str):
     if max_len > p.kv_budget_tokens:
         raise Skip(f"kv_budget_tokens={p.kv_budget_tokens} cannot hold one sequence of {max_len} tokens")
+    if isinstance(runner, StateRunner):
+        return StateStore(max_seqs=p.kv_budget_tokens // max_len)
+    dims = (runner.n_layers, runner.kv_heads, runner.head_dim)
     if p.policy == "paged":
         return PagedKVCache(*dims, budget_tokens=p.kv_budget_tokens, block_size=p.block_size, device=device)
     return ContiguousKV(*dims, max_len=max_len, budget_tokens=p.kv_budget_tokens, device=device)

@@ -31,7 +31,7 @@ def reorder_state(state: Any, indices: torch.Tensor) -> Any:
     if isinstance(state, torch.Tensor):
         return state.index_select(0, indices.to(state.device))
     if isinstance(state, (list, tuple)):
-        return _rebuild_like(state, [reorder_state(s, indices) for s in state])
+        return rebuild_like(state, [reorder_state(s, indices) for s in state])
     if isinstance(state, dict):
         return {k: reorder_state(v, indices) for k, v in state.items()}
     if dataclasses.is_dataclass(state):
@@ -78,7 +78,7 @@ def truncate_state(state: Any, length: int) -> Any:
     if type(state) in TRUNCATORS:
         return TRUNCATORS[type(state)](state, length)
     if isinstance(state, (list, tuple)) and not hasattr(state, "truncate"):
-        out = _rebuild_like(state, [truncate_state(s, length) for s in state])
+        out = rebuild_like(state, [truncate_state(s, length) for s in state])
         if hasattr(out, "position"):  # LMState: the position absolute encodings start from
             out.position = length
         return out
@@ -91,7 +91,7 @@ def clone_state(state: Any) -> Any:
     return copy.deepcopy(state)
 
 
-def _rebuild_like(container: list | tuple, items: list) -> Any:
+def rebuild_like(container: list | tuple, items: list) -> Any:
     """A container of `container`'s type holding `items`, keeping its attributes
     (LMState is a list that also carries `position`)."""
     if isinstance(container, tuple) and hasattr(container, "_fields"):
