@@ -72,3 +72,12 @@ def test_speculative_greedy_equals_target_greedy_for_an_unrelated_draft(mixer, c
         spec = generate(target, p, 10, strategy="speculative", draft=draft, k=3, cache=cache, window=window)
         assert torch.equal(spec.tokens, expected)
     assert spec.stats.extra["acceptance_rate"] == 1.0  # the last draft was the target itself
+
+
+@pytest.mark.parametrize("mixer,cache", [("attention", "grow"), ("attention", "static"), ("mamba", "grow")])
+def test_wide_beam_with_reordered_cache_equals_beam_by_recompute(mixer, cache):
+    """Beams are reordered through the cache every step; recompute reorders token rows only."""
+    model = tiny_lm(mixer)
+    cached = generate(model, prompt(), 6, strategy="beam", width=3, alpha=0.5, cache=cache)
+    recomputed = generate(model, prompt(), 6, strategy="beam", width=3, alpha=0.5, cache="none")
+    assert torch.equal(cached.tokens, recomputed.tokens)
