@@ -113,6 +113,20 @@ class Block(nn.Module):
         return y[:, 0], state
 
 
+def embed_init(embed: nn.Embedding, positional: str) -> float:
+    """Initialise `embed` and return the factor its output is multiplied by.
+
+    GPT-2 style (std 0.02, factor 1) everywhere but under fixed sinusoids, whose
+    unit amplitude would drown such small token vectors: there, as in Vaswani et
+    al., std d^-0.5 and factor sqrt(d), so tokens and positions have similar size."""
+    d = embed.embedding_dim
+    if positional == "sinusoidal":
+        nn.init.normal_(embed.weight, std=d ** -0.5)
+        return d ** 0.5
+    nn.init.normal_(embed.weight, std=0.02)
+    return 1.0
+
+
 class LanguageModel(nn.Module):
     def __init__(self, config: LMConfig):
         super().__init__()
@@ -124,13 +138,13 @@ class LanguageModel(nn.Module):
         # Post-norm blocks already end in a LayerNorm; a final one is for pre-norm only.
         self.norm = nn.LayerNorm(config.d_model, eps=config.norm_eps) if config.norm == "pre" else nn.Identity()
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        nn.init.normal_(self.embed.weight, std=0.02)
+        self.embed_scale = embed_init(self.embed, config.positional)
         if config.tie_weights:
             self.head.weight = self.embed.weight
 
     def _embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
         """tokens (B, T) at positions start.. -> (B, T, D)."""
-        x = self.embed(tokens)
+        x = self.embed(tokens) * self.embed_scale
         if self.positional is not None:
             # Learned tables raise past max_seq_len; sinusoidal ones extrapolate.
             positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)

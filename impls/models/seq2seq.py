@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from impls import registry
-from impls.models.lm import ABSOLUTE, LMState
+from impls.models.lm import ABSOLUTE, LMState, embed_init
 from impls.models.presets import parts_available
 
 
@@ -146,14 +146,14 @@ class Seq2SeqTransformer(nn.Module):
         self.enc_norm = nn.LayerNorm(d) if pre else nn.Identity()
         self.dec_norm = nn.LayerNorm(d) if pre else nn.Identity()
         self.head = nn.Linear(d, config.tgt_vocab, bias=False)
-        for embed in (self.src_embed, self.tgt_embed):
-            nn.init.normal_(embed.weight, std=0.02)
+        self.embed_scale = embed_init(self.src_embed, config.positional)
+        embed_init(self.tgt_embed, config.positional)
         if config.tie_weights:
             self.head.weight = self.tgt_embed.weight
 
     def _embed(self, embed: nn.Embedding, tokens: torch.Tensor, start: int) -> torch.Tensor:
         positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
-        x = embed(tokens)
+        x = embed(tokens) * self.embed_scale
         return x + self.positional(positions).to(x.dtype)
 
     def encode(self, src: torch.Tensor) -> Memory:
