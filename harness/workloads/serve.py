@@ -115,7 +115,8 @@ def _store(runner: AttentionRunner | StateRunner, p: ServeParams, max_len: int, 
         return StateStore(max_seqs=p.kv_budget_tokens // max_len)
     dims = (runner.n_layers, runner.kv_heads, runner.head_dim)
     if p.policy == "paged":
-        return PagedKVCache(*dims, budget_tokens=p.kv_budget_tokens, block_size=p.block_size, device=device)
+        return PagedKVCache(*dims, budget_tokens=p.kv_budget_tokens, block_size=p.block_size, device=device,
+                            contiguous_max_len=max_len)
     return ContiguousKV(*dims, max_len=max_len, budget_tokens=p.kv_budget_tokens, device=device)
 
 

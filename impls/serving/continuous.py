@@ -51,7 +51,8 @@ def serve(runner: AttentionRunner, store: Any, trace: list[Request], max_batch: 
         for row, i in enumerate(ids):
             last[i] = emit(results[i], logits[row], clock.now)
         _retire(running, results, store)
-    return ServeResult(results, clock.busy, int(memory.peak), memory.reserved_steps, memory.used_steps, peak_batch)
+    return ServeResult(results, clock.busy, int(memory.peak), memory.reserved_steps, memory.used_steps, peak_batch,
+                       int(memory.peak_contiguous))
 
 
 def _total_len(request: Request) -> int:

@@ -46,6 +46,7 @@ class ServeResult:
     reserved_byte_steps: float  # sum over model calls of KV bytes held ...
     used_byte_steps: float  # ... and of bytes holding real tokens
     peak_batch: int
+    peak_contiguous_bytes: int = 0  # paged: what max_len-per-sequence buffers would have held at peak
 
     def metrics(self, ttft_target_s: float, itl_target_s: float) -> dict[str, float]:
         """Throughput, latency percentiles, goodput and KV waste, as record metrics."""
@@ -62,6 +63,8 @@ class ServeResult:
                "kv_peak_reserved_bytes": float(self.peak_reserved_bytes),
                "kv_waste": 1 - self.used_byte_steps / max(self.reserved_byte_steps, 1.0),
                "peak_batch": float(self.peak_batch)}
+        if self.peak_contiguous_bytes:
+            out["kv_peak_contiguous_equiv_bytes"] = float(self.peak_contiguous_bytes)
         for name, values in (("ttft", ttft), ("itl", itl)):
             for q in (50, 90, 99):
                 out[f"{name}_p{q}_ms"] = float(torch.quantile(values.double(), q / 100)) * 1e3
@@ -89,15 +92,17 @@ class Clock:
 
 
 class Memory:
-    """Tracks the KV store's reserved and used bytes at every model call."""
+    """Tracks the KV store's reserved and used bytes at every model call (KV memory, not the process's)."""
 
     def __init__(self, store: Any):
         self.store = store
-        self.peak = self.reserved_steps = self.used_steps = 0.0
+        self.peak = self.reserved_steps = self.used_steps = self.peak_contiguous = 0.0
 
     def sample(self) -> None:
         reserved = self.store.reserved_bytes()
         self.peak = max(self.peak, reserved)
+        if hasattr(self.store, "contiguous_bytes"):
+            self.peak_contiguous = max(self.peak_contiguous, self.store.contiguous_bytes())
         self.reserved_steps += reserved
         self.used_steps += self.store.used_bytes()
 

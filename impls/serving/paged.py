@@ -22,8 +22,10 @@ import torch
 
 class PagedKVCache:
     def __init__(self, n_layers: int, kv_heads: int, head_dim: int, budget_tokens: int,
-                 block_size: int = 16, dtype: torch.dtype = torch.float32, device: str = "cpu"):
+                 block_size: int = 16, dtype: torch.dtype = torch.float32, device: str = "cpu",
+                 contiguous_max_len: int | None = None):
         self.block_size = block_size
+        self.contiguous_max_len = contiguous_max_len  # what a contiguous store would reserve per sequence
         self.num_blocks = budget_tokens // block_size
         self.pool = torch.zeros(n_layers, 2, self.num_blocks, kv_heads, block_size, head_dim, dtype=dtype,
                                 device=device)
@@ -90,6 +92,10 @@ class PagedKVCache:
 
     def used_bytes(self) -> int:
         return sum(self.lengths.values()) * self.token_bytes
+
+    def contiguous_bytes(self) -> int:
+        """What the same sequences would hold with a max_len buffer each (0 if unknown)."""
+        return len(self.tables) * (self.contiguous_max_len or 0) * self.token_bytes
 
     def gather_reference(self, layer: int, seq: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One sequence's K, V (Hkv, L, D), block by block: the plain version of batch_kv."""

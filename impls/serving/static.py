@@ -43,7 +43,8 @@ def serve(runner: AttentionRunner, store: Any, trace: list[Request], max_batch: 
             raise MemoryError(f"request {waiting[0].id} needs more KV memory than the store has")
         peak_batch = max(peak_batch, len(batch))
         _run_batch(runner, store, batch, results, clock, memory)
-    return ServeResult(results, clock.busy, int(memory.peak), memory.reserved_steps, memory.used_steps, peak_batch)
+    return ServeResult(results, clock.busy, int(memory.peak), memory.reserved_steps, memory.used_steps, peak_batch,
+                       int(memory.peak_contiguous))
 
 
 def _run_batch(runner, store, batch: list[Request], results: dict[int, RequestResult], clock: Clock,
