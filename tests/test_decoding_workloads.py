@@ -60,3 +60,13 @@ def test_serve_workload_serves_recurrent_models_but_does_not_page_them():
     assert p.stats()["kv_waste"] == 0.0  # a constant-size state is all used
     with pytest.raises(Skip):
         prepared("serve", "gru", policy="paged", n_requests=2)
+
+
+@pytest.mark.parametrize("encoder_cache", [True, False])
+def test_seq2seq_generate_workload_counts_encoder_calls(encoder_cache):
+    c = Case(suite="test", workload="generate", family="seq2seq", impl="transformer", label="t",
+             params={"d_model": 32, "n_layers": 1, "src_len": 5, "new_tokens": 4, "encoder_cache": encoder_cache},
+             impl_params=(), axes=(), device="cpu")
+    p = workloads.get("generate").prepare(c, registry.get("seq2seq", "transformer"))
+    assert p.check()["within_tolerance"] == 1.0
+    assert p.stats()["encoder_calls"] == (1 if encoder_cache else 4)

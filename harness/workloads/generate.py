@@ -6,6 +6,10 @@ strategy, the cache mode and the precision. One timed call is one whole
 (time to first token, per-token latency, cache bytes, acceptance rate) are
 reported beside the timing.
 
+Family "seq2seq" (encoder-decoder presets) decodes greedily from a random
+source, with the encoder output computed once (`encoder_cache: true`) or
+again before every step (false); both must give the same tokens.
+
 Correctness: the cached decoding path must reproduce the full forward pass.
 The generated tokens are fed back teacher-forced through the same cache mode,
 and the logits compared with `forward` at the precision's tolerance.
@@ -29,6 +33,7 @@ from harness.workloads.model import ModelSize, build_model, param_count
 from impls import models
 from impls.decoding.generate import generate
 from impls.decoding.int8_weights import quantize_linear_layers, weight_bytes
+from impls.decoding.seq2seq import generate_seq2seq
 from impls.decoding.session import Session
 from impls.precision import FLOAT_DTYPES
 from impls.registry import Impl
@@ -65,11 +70,13 @@ class Generate(Workload):
     name = "generate"
 
     def params_model(self, family: str):
-        if family != "model":
-            raise KeyError(f"the generate workload has no {family} family; valid: model")
-        return GenerateParams
+        if family not in PARAMS:
+            raise KeyError(f"the generate workload has no {family} family; valid: {', '.join(PARAMS)}")
+        return PARAMS[family]
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
+        if case.family == "seq2seq":
+            return _prepare_seq2seq(case, impl)
         p = GenerateParams(**{k: v for k, v in case.params.items() if k in GenerateParams.model_fields})
         _reject_impossible(p, case)
         model, draft, prompt = _models_and_prompt(case, p)
@@ -88,6 +95,49 @@ class Generate(Workload):
 
         return Prepared(run=run, check=lambda: check(model, prompt, p, options), stats=stats,
                         work={"tokens": float(p.batch * p.new_tokens)})
+
+
+class Seq2SeqGenerateParams(CommonParams):
+    d_model: int = Field(64, ge=1)
+    n_layers: int = Field(2, ge=1)
+    src_vocab: int = Field(32, ge=2)
+    tgt_vocab: int = Field(64, ge=2)
+    batch: int = Field(1, ge=1)
+    src_len: int = Field(32, ge=1)
+    new_tokens: int = Field(32, ge=1)
+    encoder_cache: bool = True  # False: re-encode the source before every decoder step
+
+
+PARAMS = {"model": GenerateParams, "seq2seq": Seq2SeqGenerateParams}
+
+
+def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
+    p = Seq2SeqGenerateParams(**{k: v for k, v in case.params.items() if k in Seq2SeqGenerateParams.model_fields})
+    if p.precision not in FLOAT_DTYPES:
+        raise Skip(f"seq2seq generation runs float precisions, not {p.precision}")
+    torch.manual_seed(p.seed)
+    config = impl.fn(**{**impl.params, **case.impl_kwargs()}, src_vocab=p.src_vocab, tgt_vocab=p.tgt_vocab,
+                     d_model=p.d_model, n_layers=p.n_layers, max_seq_len=max(p.src_len, p.new_tokens + 1))
+    model = config.build().to(case.device).eval().to(FLOAT_DTYPES[p.precision])
+    gen = torch.Generator().manual_seed(p.seed)
+    src = torch.randint(0, p.src_vocab, (p.batch, p.src_len), generator=gen).to(case.device)
+    last: dict[str, Any] = {}
+
+    def run():
+        last["generation"] = generate_seq2seq(model, src, p.new_tokens, bos_id=0, reuse_memory=p.encoder_cache)
+
+    def check() -> dict[str, float]:
+        cached, reencoded = (generate_seq2seq(model, src, p.new_tokens, bos_id=0, reuse_memory=r).tokens
+                             for r in (True, False))
+        agree = float((cached == reencoded).float().mean())
+        return {"token_agreement": agree, "within_tolerance": float(agree == 1.0)}
+
+    def stats() -> dict[str, float]:
+        if "generation" not in last:
+            run()
+        return last["generation"].stats.metrics()
+
+    return Prepared(run=run, check=check, stats=stats, work={"tokens": float(p.batch * p.new_tokens)})
 
 
 def _reject_impossible(p: GenerateParams, case: Case) -> None:
