@@ -23,8 +23,8 @@ from impls.mixers.kv_cache import GrowingKVCache, StaticKVCache
 
 def reorder_state(state: Any, indices: torch.Tensor) -> Any:
     """The state with batch rows picked by `indices` (long, (B',)): row i of the
-    result is row indices[i] of `state`. Used by beam search (beams are the batch)
-    and by serving (sequences leave and join the batch)."""
+    result is row indices[i] of `state`. Beam search uses it to follow each
+    surviving beam's parent (beams are the batch)."""
     if hasattr(state, "reorder") and not isinstance(state, torch.Tensor):
         out = state.reorder(indices)
         return state if out is None else out  # in-place reorder returns None
