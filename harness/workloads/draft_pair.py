@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ def trained(preset: str, size: dict[str, Any], steps: int, seed: int, seq_len: i
 
     training.train(model, next_batch, training.Budget(steps=steps, lr=3e-3, warmup_steps=min(20, steps)))
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in _untied(model).items()}, str(path))
+    partial = path.with_suffix(f".{os.getpid()}.partial")  # a concurrent worker never reads half a file
+    save_file({k: v.contiguous() for k, v in _untied(model).items()}, str(partial))
+    os.replace(partial, path)
     return model.eval(), text
 
 
