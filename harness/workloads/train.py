@@ -9,10 +9,11 @@ loss curve (a list), whether training diverged, and the parameter count.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harness.case import Case
 from harness.errors import Skip
@@ -23,7 +24,9 @@ from impls import models
 from impls.registry import Impl
 
 
-class Budget(CommonParams):
+class TrainBudget(CommonParams):
+    """How long and how a model is trained, and how much is held out for evaluation."""
+
     steps: int = Field(200, ge=1)
     seconds: float | None = Field(None, gt=0)  # also stop after this much training time (not repeatable)
     batch: int = Field(16, ge=1)
@@ -34,7 +37,7 @@ class Budget(CommonParams):
     eval_samples: int = Field(256, ge=1)  # held-out sequences (synthetic) or numbers (seq2seq)
 
 
-class LMTrainParams(Budget, ModelSize):
+class LMTrainParams(TrainBudget, ModelSize):
     task: Literal["char_lm", "extrapolation", "selective_copy", "mqar"] = "char_lm"
     seq_len: int = Field(128, ge=2)
     d_model: int = Field(64, ge=1)
@@ -43,8 +46,15 @@ class LMTrainParams(Budget, ModelSize):
     n_memorize: int = Field(8, ge=1)  # symbols to copy (selective_copy) / key-value pairs (mqar)
     n_symbols: int = Field(16, ge=2)  # alphabet of symbols, keys and values
 
+    @field_validator("corpus")
+    @classmethod
+    def _corpus_exists(cls, path: str | None) -> str | None:
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"no such text file: {path}")
+        return path
 
-class Seq2SeqTrainParams(Budget):
+
+class Seq2SeqTrainParams(TrainBudget):
     task: Literal["numbers"] = "numbers"
     batch: int = Field(32, ge=1)
     d_model: int = Field(64, ge=1)
