@@ -1,0 +1,1 @@
+"""Quality tasks: data (corpus, synthetic long-range tasks, numbers to words) and metrics."""

@@ -1,0 +1,219 @@
+"""The `generate` workload: decode new tokens from a language model.
+
+The impl is a model preset (family "model"); the case picks the decoding
+strategy, the cache mode and the precision. One timed call is one whole
+`generate` (prefill + new_tokens decode steps); the stats of the last call
+(time to first token, per-token latency, cache bytes, acceptance rate) are
+reported beside the timing.
+
+Family "seq2seq" (encoder-decoder presets) decodes greedily from a random
+source, with the encoder output computed once (`encoder_cache: true`) or
+again before every step (false); both must give the same tokens.
+
+Correctness: the cached decoding path must reproduce the full forward pass.
+The generated tokens are fed back teacher-forced through the same cache mode,
+and the logits compared with `forward` at the precision's tolerance.
+`weights: int8` stores every linear layer as INT8 weight-only
+(impls.decoding.int8_weights); activations stay at the case's float precision.
+(Precision names what the preset is registered for; int8 weights are a
+separate axis because the model presets register float precisions only.)
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from harness.case import Case
+from harness.errors import Skip
+from harness.workloads import draft_pair
+from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
+from harness.workloads.model import ModelSize, build_model, param_count
+from impls import models
+from impls.decoding.generate import generate
+from impls.decoding.int8_weights import quantize_linear_layers, weight_bytes
+from impls.decoding.seq2seq import generate_seq2seq
+from impls.decoding.session import Session
+from impls.precision import FLOAT_DTYPES
+from impls.registry import Impl
+
+CHECK_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2}  # max |diff| / max |logits|
+
+
+class GenerateParams(CommonParams):
+    d_model: int = Field(64, ge=1)
+    n_layers: int = Field(2, ge=1)
+    vocab_size: int = Field(256, ge=2)  # ignored when trained (the corpus sets it)
+    batch: int = Field(1, ge=1)
+    prompt_len: int = Field(32, ge=1)
+    new_tokens: int = Field(32, ge=1)
+    strategy: Literal["greedy", "beam", "sampling", "speculative"] = "greedy"
+    cache: Literal["none", "grow", "static", "window"] = "grow"
+    window: int | None = Field(None, ge=1)  # cache="window": positions kept
+    width: int = Field(4, ge=1)  # beam
+    alpha: float = Field(0.0, ge=0)  # beam length normalisation exponent
+    temperature: float = Field(1.0, ge=0)  # sampling and speculative (0: greedy)
+    top_k: int | None = Field(None, ge=1)
+    top_p: float | None = Field(None, gt=0, le=1)
+    k: int = Field(4, ge=1)  # speculative: drafted tokens per round
+    draft: str | None = None  # speculative: draft preset (default: the target's)
+    draft_d_model: int = Field(32, ge=1)
+    draft_n_layers: int = Field(1, ge=1)
+    weights: Literal["float", "int8"] = "float"  # int8: INT8 weight-only linear layers
+    trained: bool = False  # train target (and draft) on the char corpus first (cached in results/cache)
+    train_steps: int = Field(300, ge=1)
+
+
+@register_workload
+class Generate(Workload):
+    name = "generate"
+
+    def params_model(self, family: str):
+        if family not in PARAMS:
+            raise KeyError(f"the generate workload has no {family} family; valid: {', '.join(PARAMS)}")
+        return PARAMS[family]
+
+    def prepare(self, case: Case, impl: Impl) -> Prepared:
+        if case.family == "seq2seq":
+            return _prepare_seq2seq(case, impl)
+        p = GenerateParams(**{k: v for k, v in case.params.items() if k in GenerateParams.model_fields})
+        _reject_impossible(p, case)
+        model, draft, prompt = _models_and_prompt(case, p)
+        options = _options(p, draft)
+        last: dict[str, Any] = {}
+
+        def run():
+            last["generation"] = generate(model, prompt, p.new_tokens, p.strategy, **options)
+
+        def stats() -> dict[str, float]:
+            if "generation" not in last:
+                run()
+            out = last["generation"].stats.metrics()
+            out.update(param_count=float(param_count(model)), weight_bytes=float(weight_bytes(model)))
+            return out
+
+        return Prepared(run=run, check=lambda: check(model, prompt, p, options), stats=stats,
+                        work={"tokens": float(p.batch * p.new_tokens)})
+
+
+class Seq2SeqGenerateParams(CommonParams):
+    d_model: int = Field(64, ge=1)
+    n_layers: int = Field(2, ge=1)
+    src_vocab: int = Field(32, ge=2)
+    tgt_vocab: int = Field(64, ge=2)
+    batch: int = Field(1, ge=1)
+    src_len: int = Field(32, ge=1)
+    new_tokens: int = Field(32, ge=1)
+    encoder_cache: bool = True  # False: re-encode the source before every decoder step
+
+
+PARAMS = {"model": GenerateParams, "seq2seq": Seq2SeqGenerateParams}
+
+
+def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
+    p = Seq2SeqGenerateParams(**{k: v for k, v in case.params.items() if k in Seq2SeqGenerateParams.model_fields})
+    if p.precision not in FLOAT_DTYPES:
+        raise Skip(f"seq2seq generation runs float precisions, not {p.precision}")
+    torch.manual_seed(p.seed)
+    config = impl.fn(**{**impl.params, **case.impl_kwargs()}, src_vocab=p.src_vocab, tgt_vocab=p.tgt_vocab,
+                     d_model=p.d_model, n_layers=p.n_layers, max_seq_len=max(p.src_len, p.new_tokens + 1))
+    model = config.build().to(case.device).eval().to(FLOAT_DTYPES[p.precision])
+    gen = torch.Generator().manual_seed(p.seed)
+    src = torch.randint(0, p.src_vocab, (p.batch, p.src_len), generator=gen).to(case.device)
+    last: dict[str, Any] = {}
+
+    def run():
+        last["generation"] = generate_seq2seq(model, src, p.new_tokens, bos_id=0, reuse_memory=p.encoder_cache)
+
+    def check() -> dict[str, float]:
+        cached, reencoded = (generate_seq2seq(model, src, p.new_tokens, bos_id=0, reuse_memory=r).tokens
+                             for r in (True, False))
+        agree = float((cached == reencoded).float().mean())
+        return {"token_agreement": agree, "within_tolerance": float(agree == 1.0)}
+
+    def stats() -> dict[str, float]:
+        if "generation" not in last:
+            run()
+        return last["generation"].stats.metrics()
+
+    return Prepared(run=run, check=check, stats=stats, work={"tokens": float(p.batch * p.new_tokens)})
+
+
+def _reject_impossible(p: GenerateParams, case: Case) -> None:
+    if p.strategy == "speculative" and p.batch != 1:
+        raise Skip("speculative decoding runs one sequence at a time (batch 1)")
+    if p.cache == "window" and p.window is None:
+        raise Skip("cache=window needs a window")
+    if p.precision not in FLOAT_DTYPES:
+        raise Skip(f"the generate workload runs float precisions (int8 is weights: int8), not {p.precision}")
+
+
+def _models_and_prompt(case: Case, p: GenerateParams):
+    """The target (and draft) at the case's precision, and a prompt (B, prompt_len)."""
+    max_len = p.prompt_len + p.new_tokens + p.k + 1
+    draft = None
+    if p.trained:
+        size = dict(d_model=p.d_model, n_layers=p.n_layers, **case.impl_kwargs())
+        model, text = draft_pair.trained(case.impl, size, p.train_steps, p.seed)
+        if p.strategy == "speculative":
+            draft, _ = draft_pair.trained(p.draft or case.impl, dict(d_model=p.draft_d_model,
+                                          n_layers=p.draft_n_layers), p.train_steps, p.seed)
+        gen = torch.Generator().manual_seed(p.seed)
+        prompt = corpus_prompts(text.valid, p.batch, p.prompt_len, gen)
+    else:
+        size = ModelSize(d_model=p.d_model, n_layers=p.n_layers, vocab_size=p.vocab_size, seed=p.seed)
+        model = build_model(case, size, p.vocab_size, max_len)
+        if p.strategy == "speculative":
+            torch.manual_seed(p.seed + 1)
+            draft = models.build(p.draft or case.impl, vocab_size=p.vocab_size, d_model=p.draft_d_model,
+                                 n_layers=p.draft_n_layers, max_seq_len=max_len)
+        gen = torch.Generator().manual_seed(p.seed)
+        prompt = torch.randint(0, p.vocab_size, (p.batch, p.prompt_len), generator=gen)
+    model, draft = (_at_precision(m, p, case.device) if m is not None else None for m in (model, draft))
+    return model, draft, prompt.to(case.device)
+
+
+def corpus_prompts(ids: torch.Tensor, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
+    starts = torch.randint(0, len(ids) - length, (batch,), generator=gen)
+    return torch.stack([ids[s:s + length] for s in starts.tolist()])
+
+
+def _at_precision(model: torch.nn.Module, p: GenerateParams, device: str) -> torch.nn.Module:
+    model = model.to(device).eval().to(FLOAT_DTYPES[p.precision])
+    return quantize_linear_layers(model) if p.weights == "int8" else model
+
+
+def _options(p: GenerateParams, draft) -> dict[str, Any]:
+    options: dict[str, Any] = {"cache": p.cache}
+    if p.window is not None:
+        options["window"] = p.window
+    if p.strategy == "beam":
+        options.update(width=p.width, alpha=p.alpha)
+    if p.strategy in ("sampling", "speculative"):
+        options.update(temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, seed=p.seed)
+    if p.strategy == "speculative":
+        options.update(draft=draft, k=p.k)
+    return options
+
+
+@torch.no_grad()
+def check(model, prompt: torch.Tensor, p: GenerateParams, options: dict[str, Any]) -> dict[str, float]:
+    """Teacher-forced logits through the case's cache mode vs the full forward pass,
+    over the prompt and the tokens this case generates."""
+    generated = generate(model, prompt, p.new_tokens, p.strategy, **options).tokens
+    tokens = torch.cat([prompt, generated.to(prompt.device)], 1)
+    if p.cache == "none" or (p.cache == "window" and tokens.shape[1] > (p.window or 0) + 1):
+        # no cache to check, or a window that differs from full attention by design: check the grow path
+        cache, window = "grow", None
+    else:
+        cache, window = p.cache, p.window
+    session = Session(model, tokens.shape[0], tokens.shape[1], cache, window)
+    split = p.prompt_len
+    cached = [session.prefill(tokens[:, :split])]
+    cached += [session.step(tokens[:, t])[:, None] for t in range(split, tokens.shape[1])]
+    cached_logits = torch.cat(cached, 1).float()
+    full = model(tokens).float()
+    rel_err = float((cached_logits - full).abs().max() / full.abs().max().clamp(min=1e-12))
+    tolerance = CHECK_TOLERANCE[p.precision]
+    return {"rel_err": rel_err, "tolerance": tolerance, "within_tolerance": float(rel_err <= tolerance)}

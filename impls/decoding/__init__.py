@@ -1,0 +1,1 @@
+"""Decoding: greedy, beam, sampling and speculative generation over any LanguageModel."""

@@ -1,0 +1,112 @@
+"""Speculative decoding (Leviathan et al. 2023; Chen et al. 2023).
+
+A small draft model proposes k tokens one at a time; the target scores all of
+them in one call; each drafted token x_i is kept with probability
+min(1, p_i(x_i) / q_i(x_i)); at the first rejection a token is drawn from
+norm(max(0, p_i - q_i)); if all k are kept a bonus token comes from p_{k+1}.
+The emitted tokens are distributed exactly as sampling from the target alone.
+Under greedy (temperature 0) p and q are one-hot, so a drafted token is kept
+iff it is the target's argmax: the output equals the target's greedy output.
+
+Invariant between rounds: both sessions have processed every committed token
+except the last one, `last`. A round feeds `last` plus the drafts, so each
+round costs k draft calls and one target call of k + 1 tokens. After
+rejection, both states are rolled back (KV caches truncated; recurrent states
+restored from a snapshot).
+Batch 1 only: rows would accept different numbers of tokens.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from impls.decoding.sampling import filtered_probs, sample
+from impls.decoding.session import Session
+from impls.decoding.stats import Recorder
+
+
+def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Recorder,
+           draft: Any = None, k: int = 4, cache: str = "grow", window: int | None = None,
+           temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+           seed: int = 0) -> torch.Tensor:
+    """Tokens (1, max_new_tokens) from the target `model`, drafted by `draft`."""
+    if draft is None:
+        raise ValueError("speculative decoding needs a draft model (draft=...)")
+    if prompt.shape[0] != 1:
+        raise ValueError(f"speculative decoding runs one sequence at a time, got batch {prompt.shape[0]}")
+    generator = torch.Generator().manual_seed(seed)
+    probs = lambda logits: filtered_probs(logits, temperature, top_k, top_p)  # noqa: E731
+    max_len = prompt.shape[1] + max_new_tokens + k + 1
+    target_s, draft_s = (Session(m, 1, max_len, cache, window) for m in (model, draft))
+    if prompt.shape[1] > 1:
+        target_s.prefill(prompt[:, :-1])
+        draft_s.prefill(prompt[:, :-1])
+    last, out, rounds, accepted = prompt[:, -1], [], 0, 0
+    while len(out) < max_new_tokens:
+        drafts, q, draft_snaps = _draft(draft_s, last, k, probs, generator)
+        target_snap = target_s.snapshot()
+        p = probs(target_s.prefill(torch.cat([last[:, None], drafts], 1)))  # (1, k+1, V)
+        n, bonus = accept(p.cpu(), q.cpu(), drafts.cpu(), generator)
+        n = int(n[0])
+        bonus = bonus.to(prompt.device)
+        new = torch.cat([drafts[0, :n], bonus])
+        _roll_back(target_s, target_snap, draft_s, draft_snaps, last, drafts, n, k)
+        out.extend(new.tolist())
+        last = bonus
+        rounds, accepted = rounds + 1, accepted + n
+        recorder.emitted(len(new), target_s.length, target_s.cache_bytes() + draft_s.cache_bytes())
+    recorder.stats.extra.update(acceptance_rate=accepted / (rounds * k), mean_accepted_length=accepted / rounds,
+                                rounds=float(rounds))
+    return torch.tensor(out[:max_new_tokens], device=prompt.device)[None]
+
+
+def _draft(session: Session, last: torch.Tensor, k: int, probs, generator):
+    """k drafted tokens (1, k), their distributions q (1, k, V), and per-step
+    snapshots (only for states that cannot be truncated)."""
+    snaps = [session.snapshot()]
+    token, tokens, qs = last, [], []
+    for i in range(k):
+        q = probs(session.step(token))  # (1, V)
+        token = sample(q, generator)
+        tokens.append(token)
+        qs.append(q)
+        if i + 1 < k:
+            snaps.append(session.snapshot())
+    return torch.stack(tokens, 1), torch.stack(qs, 1), snaps
+
+
+def _roll_back(target: Session, target_snap, draft: Session, draft_snaps, last, drafts, n: int, k: int):
+    """Leave both sessions having processed `last` and the n accepted drafts."""
+    kept = torch.cat([last[:, None], drafts[:, :n]], 1)  # (1, n+1)
+    if n < k:
+        target.rollback(target_snap, kept)
+    # the draft processed last and drafts[:k-1]; snapshot n was taken after last, drafts[:n-1]
+    if n < k - 1:
+        snap = draft_snaps[n + 1] if draft_snaps[n + 1].state is not None else draft_snaps[0]
+        draft.rollback(snap, None if snap is draft_snaps[n + 1] else kept)
+    elif n == k:
+        draft.step(drafts[:, -1])
+
+
+def accept(p: torch.Tensor, q: torch.Tensor, drafts: torch.Tensor, generator: torch.Generator):
+    """The speculative sampling rule, vectorised over independent rows.
+
+    p (R, k+1, V) target probabilities at each drafted position plus one;
+    q (R, k, V) draft probabilities; drafts (R, k) drafted tokens.
+    Returns n (R,) accepted drafts per row and the next token (R,): a draw from
+    norm(max(0, p_n - q_n)) after a rejection at n, or from p_k when all k pass.
+    """
+    R, k = drafts.shape
+    p_x = p[:, :k].gather(-1, drafts[..., None])[..., 0]
+    q_x = q.gather(-1, drafts[..., None])[..., 0]
+    u = torch.rand(R, k, generator=generator)
+    # keep x iff u < p/q, probability min(1, p/q); q(x) > 0 since x was drawn from q
+    rejected = u * q_x >= p_x
+    n = torch.where(rejected.any(-1), rejected.float().argmax(-1), torch.full((R,), k))
+    residual = torch.cat([(p[:, :k] - q).clamp(min=0), p[:, k:]], 1)  # (R, k+1, V)
+    dist = residual[torch.arange(R), n]
+    # p == q at the rejected position has zero residual; cannot happen after a
+    # rejection (rejection needs p(x) < q(x)), but guard the normalisation anyway
+    dist = torch.where(dist.sum(-1, keepdim=True) > 0, dist, p[torch.arange(R), n])
+    return n, torch.multinomial(dist / dist.sum(-1, keepdim=True), 1, generator=generator)[:, 0]

@@ -1,0 +1,61 @@
+"""Contiguous KV storage for serving: one (layers, max_len) buffer per sequence.
+
+The baseline a paged cache is compared with: every admitted sequence reserves
+room for max_len tokens up front, whether it uses them or not. Both stores
+share one interface, used by runner.AttentionRunner:
+
+    can_admit(n_tokens) / add(seq, n_tokens) / release(seq)
+    write(layer, seq, start, k, v)      k, v (Hkv, T, D) at positions start..
+    write_many(layer, seqs, starts, k, v)  k, v (Hkv, S, T, D), S sequences at once
+    batch_kv(layer, seqs, n_keys)       -> K, V (S, Hkv, n_keys, D); rows past a
+                                           sequence's length hold garbage (masked)
+    reserved_bytes() / used_bytes()     KV memory held vs holding real tokens
+"""
+from __future__ import annotations
+
+import torch
+
+
+class ContiguousKV:
+    def __init__(self, n_layers: int, kv_heads: int, head_dim: int, max_len: int,
+                 budget_tokens: int, dtype: torch.dtype = torch.float32, device: str = "cpu"):
+        self.shape = (n_layers, 2, kv_heads, max_len, head_dim)
+        self.max_len, self.dtype, self.device = max_len, dtype, device
+        self.max_seqs = budget_tokens // max_len  # how many max_len buffers fit the KV budget
+        self.token_bytes = n_layers * 2 * kv_heads * head_dim * torch.empty(0, dtype=dtype).element_size()
+        self.buffers: dict[int, torch.Tensor] = {}
+        self.lengths: dict[int, int] = {}
+
+    def can_admit(self, n_tokens: int) -> bool:
+        return n_tokens <= self.max_len and len(self.buffers) < self.max_seqs
+
+    def add(self, seq: int, n_tokens: int) -> None:
+        if not self.can_admit(n_tokens):
+            raise MemoryError(f"no room for sequence {seq} ({n_tokens} tokens)")
+        self.buffers[seq] = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
+        self.lengths[seq] = 0
+
+    def release(self, seq: int) -> None:
+        del self.buffers[seq], self.lengths[seq]
+
+    def write(self, layer: int, seq: int, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        end = start + k.shape[1]
+        self.buffers[seq][layer, 0, :, start:end] = k
+        self.buffers[seq][layer, 1, :, start:end] = v
+        self.lengths[seq] = max(self.lengths[seq], end)
+
+    def write_many(self, layer: int, seqs: list[int], starts: list[int], k: torch.Tensor,
+                   v: torch.Tensor) -> None:
+        """k, v (Hkv, S, T, D): T new positions for each of S sequences."""
+        for i, (seq, start) in enumerate(zip(seqs, starts)):
+            self.write(layer, seq, start, k[:, i], v[:, i])
+
+    def batch_kv(self, layer: int, seqs: list[int], n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+        kv = torch.stack([self.buffers[s][layer, :, :, :n_keys] for s in seqs])  # (S, 2, Hkv, n, D)
+        return kv[:, 0], kv[:, 1]
+
+    def reserved_bytes(self) -> int:
+        return len(self.buffers) * self.max_len * self.token_bytes
+
+    def used_bytes(self) -> int:
+        return sum(self.lengths.values()) * self.token_bytes

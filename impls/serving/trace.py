@@ -1,0 +1,76 @@
+"""Request traces: when requests arrive and how long their prompts and outputs are.
+
+Arrivals are a renewal process at `rate` requests/s: "poisson" (exponential
+gaps, coefficient of variation 1) or "gamma" (gamma gaps with the same mean
+and coefficient of variation `burstiness` > 1: clumps of requests separated by
+lulls). Lengths are uniform over [min, max]. Everything is drawn from one
+seeded generator, so a trace is a function of its arguments.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    arrival_s: float  # seconds after the trace starts
+    prompt: torch.Tensor  # (prompt_len,) long
+    output_len: int  # tokens to generate (the first one comes from the prefill)
+
+
+def make_trace(n_requests: int, rate: float, arrival: str = "poisson", burstiness: float = 1.0,
+               prompt_len: tuple[int, int] = (8, 32), output_len: tuple[int, int] = (4, 32),
+               vocab_size: int = 256, seed: int = 0) -> list[Request]:
+    """`n_requests` requests sorted by arrival; rate in requests/s."""
+    if rate <= 0 or n_requests < 1:
+        raise ValueError(f"need rate > 0 and n_requests >= 1, got {rate}, {n_requests}")
+    g = torch.Generator().manual_seed(seed)
+    gaps = arrival_gaps(n_requests, rate, arrival, burstiness, g)
+    arrivals = torch.cumsum(gaps, 0) - gaps[0]  # the first request arrives at t = 0
+    prompts = _uniform_ints(n_requests, prompt_len, g)
+    outputs = _uniform_ints(n_requests, output_len, g)
+    return [Request(i, float(arrivals[i]), torch.randint(0, vocab_size, (int(prompts[i]),), generator=g),
+                    int(outputs[i])) for i in range(n_requests)]
+
+
+def arrival_gaps(n: int, rate: float, arrival: str, burstiness: float, g: torch.Generator) -> torch.Tensor:
+    """n inter-arrival gaps (s) with mean 1/rate."""
+    if arrival == "poisson":
+        return -torch.log1p(-torch.rand(n, generator=g, dtype=torch.float64)) / rate
+    if arrival == "gamma":
+        # gamma(shape a, scale th): mean a*th = 1/rate, cv = 1/sqrt(a) = burstiness
+        shape = 1.0 / burstiness ** 2
+        return _gamma(n, shape, g) / (shape * rate)
+    raise ValueError(f"unknown arrival process '{arrival}'; valid: poisson, gamma")
+
+
+def _gamma(n: int, shape: float, g: torch.Generator) -> torch.Tensor:
+    """Gamma(shape, 1) draws from a seeded generator (torch's sampler takes no generator):
+    Marsaglia-Tsang for shape >= 1, boosted by U^(1/shape) below 1."""
+    boost = shape < 1
+    a = shape + 1 if boost else shape
+    d = a - 1 / 3
+    c = 1 / (9 * d) ** 0.5
+    out = torch.empty(n, dtype=torch.float64)
+    filled = 0
+    while filled < n:
+        x = torch.randn(2 * n, generator=g, dtype=torch.float64)
+        u = torch.rand(2 * n, generator=g, dtype=torch.float64)
+        v = (1 + c * x) ** 3
+        ok = (v > 0) & (torch.log(u) < 0.5 * x ** 2 + d - d * v + d * torch.log(v.clamp(min=1e-300)))
+        take = (d * v)[ok][: n - filled]
+        out[filled:filled + len(take)] = take
+        filled += len(take)
+    if boost:
+        out = out * torch.rand(n, generator=g, dtype=torch.float64) ** (1 / shape)
+    return out
+
+
+def _uniform_ints(n: int, bounds: tuple[int, int], g: torch.Generator) -> torch.Tensor:
+    low, high = bounds
+    if not 1 <= low <= high:
+        raise ValueError(f"length range must satisfy 1 <= min <= max, got {bounds}")
+    return torch.randint(low, high + 1, (n,), generator=g)
