@@ -24,7 +24,7 @@ def run_dry(path, capsys, *extra):
     ({"impls": [{"name": "naive", "params": {"window": 3}}]}, "impls[0].params.window", "takes no parameter"),
     ({"impls": ["naive", "naive"]}, "impls[1]", "appears twice"),
     ({"family": "atention"}, "family", "valid: attention"),
-    ({"workload": "bench"}, "workload", "valid: op"),
+    ({"workload": "bench"}, "workload", "unknown workload 'bench'; valid: "),
     ({"measure": {"min_reps": 0}}, "measure.min_reps", "greater than or equal to 1"),
     ({"measure": {"warmups": 1}}, "measure.warmups", "did you mean warmup"),
     ({"colour": "blue"}, "colour", "unknown key"),
