@@ -100,3 +100,14 @@ def test_difference_metric():
 ])
 def test_tolerance_widens_each_bound(claimed, value, tolerance, holds):
     assert model.Claimed.model_validate(claimed).holds(value, tolerance) == holds
+
+
+def test_sides_picked_by_where_within_one_impl():
+    rows = [{"label": "transformer", "policy": policy, "rate": rate, "tokens_per_s": tps}
+            for rate, (static, continuous) in {4: (10.0, 25.0), 16: (10.0, 31.0)}.items()
+            for policy, tps in (("static", static), ("continuous", continuous))]
+    claim = make_claim(metric={"kind": "ratio", "column": "tokens_per_s", "numerator": "transformer",
+                               "numerator_where": "policy == continuous", "denominator_where": "policy == static",
+                               "match": ["rate"]}, claimed={"at_least": 2.0, "at_most": 3.0}, tolerance=0.05)
+    result = evaluate(claim, frame(rows), "cpu")
+    assert sorted(result.values) == [2.5, 3.1] and result.verdict == REPRODUCED

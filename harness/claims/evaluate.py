@@ -63,7 +63,8 @@ def metric_values(metric: Metric, frame: pd.DataFrame) -> tuple[list[float], lis
     """The claim's metric at every point the records allow, with a label for each point."""
     rows = _usable(frame, metric)
     if metric.kind == "column":
-        side = rows[rows["label"] == metric.numerator].dropna(subset=[metric.column])
+        side = _side(rows, metric.numerator, metric.numerator_where)
+        side = side.dropna(subset=[metric.column]) if metric.column in side else side.iloc[0:0]
         values, points = side[metric.column].tolist(), [_point(r, metric.match) for _, r in side.iterrows()]
     elif metric.kind == "exponent":
         values, points = _exponents(rows, metric)
@@ -74,27 +75,36 @@ def metric_values(metric: Metric, frame: pd.DataFrame) -> tuple[list[float], lis
 
 def _usable(frame: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     rows = frame[frame["status"] == "ok"] if "status" in frame else frame
-    if metric.where and len(rows):
-        known = set(rows.columns)
-        try:
-            keep = Expression(metric.where, known, words=_words(rows))
-        except ExprError:
-            return rows.iloc[0:0]  # a column the claim filters on is absent: nothing matches
-        rows = rows[[keep(r.to_dict()) for _, r in rows.iterrows()]]
-    return rows
+    return _where(rows, metric.where)
+
+
+def _where(rows: pd.DataFrame, text: str | None) -> pd.DataFrame:
+    """The rows for which `text` holds; none when it names a column the rows lack."""
+    if not text or not len(rows):
+        return rows
+    try:
+        keep = Expression(text, set(rows.columns), words=_words(rows))
+    except ExprError:
+        return rows.iloc[0:0]
+    return rows[[keep(r.to_dict()) for _, r in rows.iterrows()]]
+
+
+def _side(rows: pd.DataFrame, label: str, where: str | None) -> pd.DataFrame:
+    return _where(rows[rows["label"] == label], where)
 
 
 def _words(rows: pd.DataFrame) -> set[str]:
-    return {v for c in rows.columns if rows[c].dtype == object for v in rows[c].dropna().unique()
-            if isinstance(v, str) and v.isidentifier()}
+    text_columns = [c for c in rows.columns
+                    if rows[c].dtype == object or pd.api.types.is_string_dtype(rows[c].dtype)]
+    return {v for c in text_columns for v in rows[c] if isinstance(v, str) and v.isidentifier()}
 
 
 def _paired(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[str]]:
     top_column, bottom_column = metric.column, metric.denominator_column or metric.column
     if top_column not in rows or bottom_column not in rows:
         return [], []
-    top = rows[rows["label"] == metric.numerator]
-    bottom = rows[rows["label"] == metric.denominator]
+    top = _side(rows, metric.numerator, metric.numerator_where)
+    bottom = _side(rows, metric.denominator or metric.numerator, metric.denominator_where)
     keys = [k for k in metric.match if k in rows]
     joined = top.merge(bottom, on=keys, suffixes=("_a", "_b")) if keys else top.merge(bottom, how="cross",
                                                                                        suffixes=("_a", "_b"))
@@ -106,7 +116,7 @@ def _paired(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[str]]
 
 
 def _exponents(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[str]]:
-    side = rows[rows["label"] == metric.numerator]
+    side = _side(rows, metric.numerator, metric.numerator_where)
     side = side[(side[metric.column] > 0) & (side[metric.axis] > 0)] if metric.column in side else side.iloc[0:0]
     keys = [k for k in metric.match if k in side and k != metric.axis]
     groups = side.groupby(keys, dropna=False) if keys else [((), side)]

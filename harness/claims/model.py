@@ -59,7 +59,9 @@ class Metric(_Strict):
     kind: Literal["ratio", "difference", "exponent", "column"]
     column: str = "median_ms"
     numerator: str  # an impl label
-    denominator: str | None = None
+    denominator: str | None = None  # default: the numerator's label (sides differ by their where)
+    numerator_where: str | None = None  # picks one side's rows, e.g. "policy == continuous"
+    denominator_where: str | None = None
     denominator_column: str | None = None  # default: same column
     axis: str | None = None  # for exponent
     match: list[str] = []  # params both sides must share
@@ -68,8 +70,8 @@ class Metric(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> "Metric":
-        if self.kind in ("ratio", "difference") and not self.denominator:
-            raise ValueError(f"a {self.kind} needs a denominator")
+        if self.kind in ("ratio", "difference") and not (self.denominator or self.denominator_where):
+            raise ValueError(f"a {self.kind} needs a denominator or a denominator_where")
         if self.kind == "exponent" and not self.axis:
             raise ValueError("an exponent needs an axis")
         return self
@@ -91,6 +93,7 @@ class Claim(_Strict):
     tolerance: float = Field(0.1, ge=0)
     needs: Needs = Needs()
     suite: str  # the suite that measures it (relative to the project root)
+    test_where: str | None = None  # a cheap subset of the suite that still yields a value (tests)
     scaling: str = ""  # how the suite scales the paper's conditions to this device
     carries: str = ""  # how far a comparison on other hardware carries
 
