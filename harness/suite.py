@@ -156,10 +156,10 @@ def _check_semantics(suite: Suite, path: Path) -> None:
             check_key(f"zip[{i}]", key, values)
     for key, value in suite.fixed.items():
         check_key("fixed", key, [value])
-    names = _known_names(suite)
+    names, words = _known_names(suite), _words(suite)
     for i, constraint in enumerate(suite.constraints):
         try:
-            Expression(constraint.require, names)
+            Expression(constraint.require, names, words)
         except ExprError as err:
             fail(f"constraints[{i}].require", str(err))
     if suite.baseline and suite.baseline not in {e.shown for e in suite.entries}:
@@ -206,7 +206,7 @@ def expand(suite: Suite, device: str, where: str | None = None, only: list[str] 
     axis_names = tuple(name for keys, _ in axes for name in keys)
     entries = suite.entries
     impls = {e.shown: registry.get(suite.family, e.name) for e in entries}
-    filter_expr = _where(where, suite, impls) if where else None
+    filter_expr = _where(where, suite) if where else None
     cases, seen = [], set()
     for combo in itertools.product(*(values for _, values in axes)):
         point = {k: v for (keys, _), values in zip(axes, combo) for k, v in zip(keys, values)}
@@ -240,12 +240,9 @@ def _names(case: Case) -> dict[str, Any]:
     return {**case.params, "impl": case.impl, "label": case.label}
 
 
-def _where(text: str, suite: Suite, impls: dict[str, registry.Impl]) -> Expression:
-    known = _known_names(suite)
-    words = {str(v) for values in suite.sweep.values() for v in values} | set(impls)
-    words |= {i.name for i in impls.values()} | {"fp32", "fp16", "bf16", "int8", "fwd", "fwd_bwd"}
+def _where(text: str, suite: Suite) -> Expression:
     try:
-        return Expression(text, known, words)
+        return Expression(text, _known_names(suite), _words(suite))
     except ExprError as err:
         raise UserError(f"--where: {err}") from None
 
@@ -256,6 +253,14 @@ def _known_names(suite: Suite) -> set[str]:
     return set(model.model_fields) | _all_impl_params(impls) | {"impl", "label"}
 
 
+def _words(suite: Suite) -> set[str]:
+    """Bare words an expression may use as strings: swept and fixed values, impl names."""
+    values = [v for vs in suite.sweep.values() for v in vs] + list(suite.fixed.values())
+    values += [v for group in suite.zip for vs in group.values() for v in vs]
+    words = {v for v in values if isinstance(v, str)} | {"fp32", "fp16", "bf16", "int8", "fwd", "fwd_bwd"}
+    return words | {e.shown for e in suite.entries} | {e.name for e in suite.entries}
+
+
 def constraint_failure(suite: Suite, case: Case) -> str | None:
     """The reason `case` violates one of the suite's constraints, or None.
 
@@ -263,7 +268,7 @@ def constraint_failure(suite: Suite, case: Case) -> str | None:
     (`window <= seq_len` says nothing about an impl without a window)."""
     values = _names(case)
     for c in suite.constraints:
-        expr = Expression(c.require, _known_names(suite))
+        expr = Expression(c.require, _known_names(suite), _words(suite))
         if expr.names <= set(values) and not expr(values):
             return c.reason or f"constraint not met: {c.require}"
     return None

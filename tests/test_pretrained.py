@@ -77,7 +77,7 @@ def test_loaded_checkpoint_gives_the_reference_gpt2_logits(tmp_path, fmt):
     model = _load(tmp_path).double()
     tokens = torch.randint(0, CONFIG["vocab_size"], (2, 9), generator=torch.Generator().manual_seed(1))
     # The reference uses the activation the loader could pick: exact for every tensor's layout.
-    gelu = "tanh" if pretrained.GPT2_ACTIVATION == "gelu_tanh" else "none"
+    gelu = "tanh"
     expected = gpt2_reference(state, CONFIG, tokens, gelu)
     with torch.no_grad():
         torch.testing.assert_close(model(tokens), expected, rtol=0, atol=1e-9)
@@ -93,18 +93,19 @@ def test_round_trip_through_gpt2_format_keeps_logits_identical(tmp_path):
         assert torch.equal(model(tokens), again(tokens))
 
 
-def test_mlp_has_gpt2_tanh_gelu():
-    if pretrained.GPT2_ACTIVATION != "gelu_tanh":
-        pytest.skip("impls.ffn.mlp has no 'gelu_tanh' activation yet: GPT-2 logits differ by ~1e-3 "
-                    "(layouts are still checked exactly above)")
+def test_gelu_tanh_is_gpt2s_formula():
+    from impls.ffn.mlp import activate
+
+    x = torch.linspace(-5, 5, 101, dtype=torch.float64)
+    gpt2 = 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x ** 3)))
+    torch.testing.assert_close(activate(x, "gelu_tanh"), gpt2)
+    assert (activate(x, "gelu") - gpt2).abs().max() > 1e-5  # the exact GELU is a different function
 
 
 def test_matches_huggingface_gpt2(tmp_path):
     transformers = pytest.importorskip(
         "transformers", reason="transformers is not installed (a large install; the hand-written GPT-2 "
                                "reference above checks the same mapping)")
-    if pretrained.GPT2_ACTIVATION != "gelu_tanh":
-        pytest.skip("impls.ffn.mlp has no 'gelu_tanh' activation: logits would differ by ~1e-3")
     torch.manual_seed(0)
     config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=61, n_positions=40)
     original = transformers.GPT2LMHeadModel(config).eval()

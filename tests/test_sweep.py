@@ -98,3 +98,10 @@ def test_budget_prunes_after_a_slow_case_but_keeps_it():
     assert pruner.reason("naive", {"seq_len": 2048}, ("seq_len",)) is None
     pruner.observe(record("naive", "ok", median_ms=3000, seq_len=2048))
     assert pruner.reason("naive", {"seq_len": 4096}, ("seq_len",)).startswith("pruned: one call over the 2 s budget")
+
+
+def test_constraints_read_bare_words_like_where(write_suite):
+    suite = load(write_suite, impls=["naive", "sdpa_math"], sweep={"seq_len": [16], "precision": ["fp32", "fp16"]},
+                 constraints=[{"require": "impl != sdpa_math or precision == fp32", "reason": "fp32 only"}])
+    skipped = {(c.label, c.precision) for c in suites.expand(suite, "cpu") if suites.constraint_failure(suite, c)}
+    assert skipped == {("sdpa_math", "fp16")}

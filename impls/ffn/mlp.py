@@ -7,16 +7,18 @@ from torch import nn
 
 from impls.registry import register
 
-ACTIVATIONS = ("relu", "gelu", "swiglu")
+ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
 
 
 def activate(h: torch.Tensor, activation: str) -> torch.Tensor:
-    """relu or gelu of h; swiglu (Shazeer 2020) splits h (..., 2h) in halves a, b -> silu(a) * b."""
+    """relu, gelu or gelu_tanh of h; swiglu (Shazeer 2020) splits h (..., 2h) in halves a, b -> silu(a) * b."""
     if activation == "swiglu":
         a, b = h.chunk(2, dim=-1)
         return F.silu(a) * b
     if activation == "gelu":
         return F.gelu(h)
+    if activation == "gelu_tanh":  # the tanh approximation GPT-2 was trained with
+        return F.gelu(h, approximate="tanh")
     if activation == "relu":
         return F.relu(h)
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
