@@ -20,6 +20,7 @@ HERE = Path(__file__).parent
 SET = regression.load_set(HERE / "cases.yaml")
 BASELINE = HERE / "baseline.json"
 SHAPE = {"seq_len": 512, "heads": 4, "head_dim": 32}
+LINEAR_MEMORY = ("sdpa_flash", "chunked", "local")  # memory O(N), never the (N, N) scores
 
 
 @pytest.mark.parametrize("bench", SET, ids=[b.name for b in SET])
@@ -42,10 +43,17 @@ def test_sdpa_flash_is_not_slower_than_one_and_a_half_naive_at_512():
     assert medians["sdpa_flash"] <= 1.5 * medians["naive"], medians
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_chunked_is_not_slower_than_one_and_a_half_naive_at_1024(causal):
+    runs = {impl: prepared(impl, seq_len=1024, causal=causal).run for impl in ("naive", "chunked")}
+    medians = regression.interleaved_medians(runs)
+    assert medians["chunked"] <= 1.5 * medians["naive"], medians
+
+
 @pytest.fixture(scope="module")
 def memory_records():
     """naive and sdpa_flash at N=512 measured in a real worker, as `harness run` would."""
-    cases = [regression.build_case("attention", impl, **SHAPE) for impl in ("naive", "sdpa_flash")]
+    cases = [regression.build_case("attention", impl, **SHAPE) for impl in LINEAR_MEMORY + ("naive",)]
     return {r["impl"]: r for r in regression.run_in_worker(cases)}
 
 
@@ -58,10 +66,12 @@ def test_naive_memory_matches_its_score_matrix(memory_records):
 
 
 @pytest.mark.slow
-def test_sdpa_flash_never_holds_the_score_matrix(memory_records):
-    record = memory_records["sdpa_flash"]
+@pytest.mark.parametrize("impl", LINEAR_MEMORY)
+def test_linear_memory_impls_never_hold_the_score_matrix(memory_records, impl):
+    record = memory_records[impl]
     if record["status"] == "skipped":
         pytest.skip(record["reason"])
+    assert record["status"] == "ok", record["reason"]
     scores = cost.naive_peak_bytes(SHAPE | {"batch": 1}) / 2
     assert record["metrics"]["peak_extra_bytes"] < 0.5 * scores
 
