@@ -2,8 +2,6 @@
 would, and a real small run (made in this process, so it takes seconds) with its report."""
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import subprocess
 import sys
@@ -86,13 +84,6 @@ def _broken(q, k, v, *, causal: bool, scale=None):
     raise ValueError(XSS_REASON)
 
 
-def _mmap_large_allocations() -> None:
-    """What the worker gets from MALLOC_MMAP_THRESHOLD_ (harness.executor): large buffers are
-    returned to the OS on free, so the per-pass RSS peak sees each case's own memory."""
-    libc = ctypes.util.find_library("c")
-    if libc:
-        ctypes.CDLL(libc).mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD (glibc); ignored elsewhere
-
 
 @pytest.fixture(scope="session")
 def hostile_text() -> dict[str, str]:
@@ -115,7 +106,6 @@ def small_run(tmp_path_factory) -> Path:
     """results/report-test-<time>/ from a real run of a 24-case suite, with a wrong impl
     (labelled with a script tag) and an impl that raises (its message an HTML tag)."""
     registry.load_all()
-    _mmap_large_allocations()
     registry.register("attention", "report_wrong", backward=False)(_wrong)
     registry.register("attention", "report_broken", backward=False)(_broken)
     root = tmp_path_factory.mktemp("run")
