@@ -54,8 +54,9 @@ def lm_preset(name: str, mixer: str, ffn: str, params: dict[str, Any], doc: str,
     return registry.register("model", name, **register_kwargs)(make)
 
 
-lm_preset("transformer", "attention", "mlp", {"heads": 4, "positional": "rope", "norm": "pre"},
-          "Transformer: causal self-attention + MLP", mixer_keys=("heads",))
+# kv_heads < heads: grouped-query attention (1: multi-query); None: one KV head per query head
+lm_preset("transformer", "attention", "mlp", {"heads": 4, "kv_heads": None, "positional": "rope", "norm": "pre"},
+          "Transformer: causal self-attention + MLP", mixer_keys=("heads", "kv_heads"))
 # capacity_factor = experts / top_k: no token is ever dropped, so decoding one token at a
 # time equals the full forward; lower it to study token dropping (then they differ).
 lm_preset("moe_transformer", "attention", "moe",
