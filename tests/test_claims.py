@@ -111,3 +111,8 @@ def test_sides_picked_by_where_within_one_impl():
                                "match": ["rate"]}, claimed={"at_least": 2.0, "at_most": 3.0}, tolerance=0.05)
     result = evaluate(claim, frame(rows), "cpu")
     assert sorted(result.values) == [2.5, 3.1] and result.verdict == REPRODUCED
+
+
+def test_a_column_no_run_has_is_not_applicable():
+    claim = make_claim(metric={"kind": "column", "numerator": "A", "column": "ppl_ratio_4x"}, claimed={"at_most": 1})
+    assert evaluate(claim, timings({128: 3.0}), "cpu").verdict == NOT_APPLICABLE

@@ -63,8 +63,9 @@ def metric_values(metric: Metric, frame: pd.DataFrame) -> tuple[list[float], lis
     """The claim's metric at every point the records allow, with a label for each point."""
     rows = _usable(frame, metric)
     if metric.kind == "column":
-        side = _side(rows, metric.numerator, metric.numerator_where)
-        side = side.dropna(subset=[metric.column]) if metric.column in side else side.iloc[0:0]
+        if metric.column not in rows:
+            return [], []
+        side = _side(rows, metric.numerator, metric.numerator_where).dropna(subset=[metric.column])
         values, points = side[metric.column].tolist(), [_point(r, metric.match) for _, r in side.iterrows()]
     elif metric.kind == "exponent":
         values, points = _exponents(rows, metric)
