@@ -116,3 +116,8 @@ def test_sides_picked_by_where_within_one_impl():
 def test_a_column_no_run_has_is_not_applicable():
     claim = make_claim(metric={"kind": "column", "numerator": "A", "column": "ppl_ratio_4x"}, claimed={"at_most": 1})
     assert evaluate(claim, timings({128: 3.0}), "cpu").verdict == NOT_APPLICABLE
+
+
+def test_an_axis_no_run_has_is_not_applicable():
+    claim = make_claim(metric={"kind": "exponent", "numerator": "A", "axis": "new_tokens"}, claimed={"about": 1})
+    assert evaluate(claim, timings({128: 3.0, 256: 4.0, 512: 5.0}), "cpu").verdict == NOT_APPLICABLE

@@ -134,3 +134,16 @@ def test_report_survives_a_run_with_no_sweep_and_a_run_with_only_failures(tmp_pa
 
 def test_compare_rejects_a_metric_no_case_has(small_run):
     assert cli.main(["compare", str(small_run), str(small_run), "--metric", "nonsense"]) == 2
+
+
+def test_claims_section_judges_what_the_runs_can(tmp_path):
+    import pandas as pd
+
+    from harness.report.tables import claims
+
+    rows = [{"label": "transformer", "status": "ok", "device": "cpu", "kv_heads": h, "new_tokens": 64,
+             "prompt_len": 16, "batch": 1, "cache_bytes_final": 4096.0 * h} for h in (4, 1)]
+    html = claims(pd.DataFrame(rows))
+    assert "gqa_cache_shrink" in html and "reproduced" in html
+    assert "flash_attention_speedup" not in html  # not judged from these records, so not listed
+    assert "No published claim" in claims(pd.DataFrame([{"label": "x", "status": "ok"}]))

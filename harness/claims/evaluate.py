@@ -117,8 +117,10 @@ def _paired(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[str]]
 
 
 def _exponents(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[str]]:
+    if metric.column not in rows or metric.axis not in rows:
+        return [], []
     side = _side(rows, metric.numerator, metric.numerator_where)
-    side = side[(side[metric.column] > 0) & (side[metric.axis] > 0)] if metric.column in side else side.iloc[0:0]
+    side = side[(side[metric.column] > 0) & (side[metric.axis] > 0)]
     keys = [k for k in metric.match if k in side and k != metric.axis]
     groups = side.groupby(keys, dropna=False) if keys else [((), side)]
     values, points = [], []

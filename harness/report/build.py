@@ -20,6 +20,7 @@ def build_report(run_paths: list[Path], metric: str = "median_ms", baseline: str
     page = [PageSection("Runs", "runs", [Part(html=tables.overview(runs, frame))])]
     for i, section in enumerate(data.sections(frame, runs, baseline)):
         page.append(PageSection(section.title, f"section-{i}", section_parts(section, runs, metric)))
+    page.append(PageSection("Published claims", "claims", [Part(html=tables.claims(frame))]))
     page.append(PageSection("Cases that did not end ok", "failures", [Part(html=tables.failures(frame))]))
     page.append(PageSection("Environment", "environment", [Part(html=tables.environment(runs))]))
     title = "seqbench report: " + ", ".join(r.name for r in runs)

@@ -107,3 +107,18 @@ def environment(runs: list[RunInfo]) -> str:
     note = (f"Calibration (device ceilings) found for: {', '.join(calibrated)}." if calibrated
             else "No calibration file (results/calibration-&lt;env_id&gt;.json): rooflines show no ceilings.")
     return table + f"<p class='note'>{esc(note) if calibrated else note}</p>"
+
+
+def claims(frame: pd.DataFrame) -> str:
+    """The published claims these runs can judge, with their verdicts (claims/claims.yaml)."""
+    from harness.claims import model
+    from harness.claims.evaluate import NOT_APPLICABLE, evaluate
+
+    device = "cuda" if "device" in frame and (frame["device"] == "cuda").any() else "cpu"
+    judged = [v for v in (evaluate(c, frame, device) for c in model.load()) if v.verdict != NOT_APPLICABLE]
+    if not judged:
+        return "<p class='note'>No published claim can be judged from these runs (python -m harness claims).</p>"
+    rows = [[f"{v.claim.id}: {v.claim.claim}", str(v.claim.claimed), v.measured, v.verdict,
+             "; ".join(v.points[:3]), v.claim.source, v.claim.carries] for v in judged]
+    return html_table(["claim", "claimed", "measured", "verdict", "measured where", "source",
+                       "how far it carries"], rows)
