@@ -52,6 +52,15 @@ class Constraint(_Strict):
     reason: str | None = None
 
 
+class DeviceOverride(_Strict):
+    """What changes on one device: values of some sweep axes, the zipped groups, fixed
+    params, measure settings. One file then holds a GPU's sizes and a CPU's."""
+    sweep: dict[str, list[Any]] = {}
+    zip: list[dict[str, list[Any]]] | None = None
+    fixed: dict[str, Any] = {}
+    measure: dict[str, Any] = {}
+
+
 class Suite(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -65,6 +74,7 @@ class Suite(_Strict):
     measure: Measure = Measure()
     constraints: list[Constraint] = []
     baseline: str | None = None  # the impl label reports compare against
+    devices: dict[Literal["cpu", "cuda"], DeviceOverride] = {}  # replaces the above on that device
 
     @property
     def entries(self) -> list[ImplEntry]:
@@ -89,7 +99,39 @@ def load(path: str | Path) -> Suite:
     except ValidationError as err:
         raise UserError(f"{path}: {_describe(err, Suite)}") from None
     _check_semantics(suite, path)
+    for device in suite.devices:
+        _check_override(suite, device, path)
     return suite
+
+
+def for_device(suite: Suite, device: str) -> Suite:
+    """The suite as it runs on `device`: its `devices.<device>` entries replace the general ones."""
+    override = suite.devices.get(device)
+    if override is None:
+        return suite.model_copy(update={"devices": {}})
+    return suite.model_copy(update={
+        "sweep": {**suite.sweep, **override.sweep},
+        "zip": suite.zip if override.zip is None else override.zip,
+        "fixed": {**suite.fixed, **override.fixed},
+        "measure": Measure.model_validate(suite.measure.model_dump() | override.measure),
+        "devices": {}})
+
+
+def _check_override(suite: Suite, device: str, path: Path) -> None:
+    override, where = suite.devices[device], f"{path}: devices.{device}"
+    for section, general in (("sweep", suite.sweep), ("fixed", suite.fixed), ("measure", Measure.model_fields)):
+        for key in getattr(override, section):
+            if key not in general:
+                raise UserError(f"{where}.{section}.{key}: not a key of the suite's {section}; "
+                                f"valid: {', '.join(general) or 'none'}")
+    try:
+        resolved = for_device(suite, device)
+    except ValidationError as err:
+        raise UserError(f"{where}.measure: {_describe(err, Measure)}") from None
+    try:
+        _check_semantics(resolved, path)
+    except UserError as err:
+        raise UserError(str(err).replace(f"{path}: ", f"{where}: ", 1)) from None
 
 
 def _describe(err: ValidationError, model: type[BaseModel]) -> str:
@@ -201,6 +243,7 @@ def _check_value(model: type[BaseModel], impl_params: dict[str, Any], key: str, 
 def expand(suite: Suite, device: str, where: str | None = None, only: list[str] | None = None) -> list[Case]:
     """Every (point, impl) of the sweep as a Case, in run order: points outer, impls inner,
     so slow drift of the machine touches every impl alike."""
+    suite = for_device(suite, device)
     axes = [((key,), [(v,) for v in values]) for key, values in suite.sweep.items()]
     axes += [(tuple(group), list(zip(*group.values()))) for group in suite.zip]
     axis_names = tuple(name for keys, _ in axes for name in keys)

@@ -43,7 +43,7 @@ def cpu_claims_by_suite() -> dict[str, list[model.Claim]]:
 @pytest.mark.parametrize("suite_path", sorted(cpu_claims_by_suite()))
 def test_cpu_claims_get_a_measured_verdict(suite_path, tmp_path):
     claims = cpu_claims_by_suite()[suite_path]
-    suite = suites.load(suite_path)
+    suite = suites.for_device(suites.load(suite_path), "cpu")
     where = " or ".join(f"({c.test_where})" for c in claims)
     cases = suites.expand(suite, "cpu", where=where)
     run_dir = runner.new_run_dir(tmp_path, suite)

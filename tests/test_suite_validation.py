@@ -33,6 +33,11 @@ def run_dry(path, capsys, *extra):
     ({"constraints": [{"require": "__import__('os')"}]}, "constraints[0].require", "not allowed"),
     ({"constraints": [{"require": "window < seq_len"}]}, "constraints[0].require", "unknown name 'window'"),
     ({"baseline": "flash"}, "baseline", "not one of this suite's impls"),
+    ({"devices": {"tpu": {}}}, "devices.tpu", "'cpu' or 'cuda'"),
+    ({"devices": {"cpu": {"sweep": {"head_dim": [8]}}}}, "devices.cpu.sweep.head_dim", "valid: seq_len"),
+    ({"devices": {"cpu": {"sweep": {"seq_len": [0]}}}}, "devices.cpu: sweep.seq_len", "greater than or equal to 1"),
+    ({"devices": {"cuda": {"measure": {"budget_s": -1}}}}, "devices.cuda.measure: budget_s", "greater than 0"),
+    ({"devices": {"cuda": {"measure": {"budget": 1}}}}, "devices.cuda.measure.budget", "valid: warmup"),
 ])
 def test_bad_suite_is_one_line_naming_file_and_key(write_suite, capsys, change, key, fragment):
     path = write_suite(tiny_attention_suite(**change))

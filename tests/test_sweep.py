@@ -30,6 +30,16 @@ def test_zipped_axes_move_together(write_suite):
     assert points == [(16, 4, 1), (32, 2, 2)]
 
 
+def test_a_device_section_replaces_axes_fixed_and_measure_on_that_device_only(write_suite):
+    suite = load(write_suite, devices={"cpu": {"sweep": {"seq_len": [8]}, "fixed": {"heads": 1},
+                                               "measure": {"budget_s": 0.5}}})
+    on_cpu, on_cuda = suites.expand(suite, "cpu"), suites.expand(suite, "cuda")
+    assert [(c.params["seq_len"], c.params["heads"]) for c in on_cpu] == [(8, 1)]
+    assert [(c.params["seq_len"], c.params["heads"]) for c in on_cuda] == [(16, 2), (32, 2)]
+    assert on_cpu[0].measure["budget_s"] == 0.5 and on_cuda[0].measure["budget_s"] is None
+    assert suites.for_device(suite, "cpu").measure.warmup == suite.measure.warmup  # the rest is kept
+
+
 def test_case_ids_are_stable_across_loads(write_suite):
     first = [c.id for c in suites.expand(load(write_suite), "cpu")]
     second = [c.id for c in suites.expand(load(write_suite), "cpu")]
@@ -98,6 +108,35 @@ def test_budget_prunes_after_a_slow_case_but_keeps_it():
     assert pruner.reason("naive", {"seq_len": 2048}, ("seq_len",)) is None
     pruner.observe(record("naive", "ok", median_ms=3000, seq_len=2048))
     assert pruner.reason("naive", {"seq_len": 4096}, ("seq_len",)).startswith("pruned: one call over the 2 s budget")
+
+
+def test_budget_prunes_a_case_whose_linear_lower_bound_is_already_over_it():
+    pruner = Pruner(budget_s=2.0)
+    pruner.observe(record("naive", "ok", median_ms=900, seq_len=1024, batch=1))
+    assert pruner.reason("naive", {"seq_len": 2048, "batch": 1}, ("seq_len", "batch")) is None  # >= 1.8 s
+    reason = pruner.reason("naive", {"seq_len": 2048, "batch": 2}, ("seq_len", "batch"))  # >= 3.6 s
+    assert reason.startswith("pruned: at least 3.60 s per call predicted over the 2 s budget")
+    assert pruner.reason("naive", {"seq_len": 512, "batch": 8}, ("seq_len", "batch")) is None  # not dominated
+    assert pruner.reason("chunked", {"seq_len": 4096, "batch": 2}, ("seq_len", "batch")) is None
+
+
+def test_no_prediction_along_an_axis_that_need_not_add_work():
+    pruner = Pruner(budget_s=2.0)
+    pruner.observe(record("local", "ok", median_ms=1500, seq_len=1024, window=64))
+    assert pruner.reason("local", {"seq_len": 1024, "window": 256}, ("seq_len", "window")) is None
+
+
+def test_a_failure_forward_prunes_backward_and_a_causal_one_prunes_non_causal():
+    pruner = Pruner()
+    pruner.observe(record("naive", "oom", seq_len=8192, direction="fwd", causal=True))
+    axes = ("seq_len", "direction", "causal")
+    assert pruner.reason("naive", {"seq_len": 8192, "direction": "fwd_bwd", "causal": True}, axes) == \
+        "pruned: oom at direction=fwd"
+    assert pruner.reason("naive", {"seq_len": 8192, "direction": "fwd", "causal": False}, axes) is not None
+    pruner = Pruner()
+    pruner.observe(record("naive", "oom", seq_len=8192, direction="fwd_bwd", causal=False))
+    assert pruner.reason("naive", {"seq_len": 16384, "direction": "fwd", "causal": False}, axes) is None
+    assert pruner.reason("naive", {"seq_len": 16384, "direction": "fwd_bwd", "causal": True}, axes) is None
 
 
 def test_constraints_read_bare_words_like_where(write_suite):

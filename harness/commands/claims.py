@@ -60,7 +60,7 @@ def run_missing(verdicts: list[Verdict], device: str, out: Path) -> list[Path]:
             wanted.append(v.claim.suite)
     made = []
     for path in wanted:
-        suite = suites.load(path)
+        suite = suites.for_device(suites.load(path), device)
         cases = suites.expand(suite, device)
         run_dir = runner.new_run_dir(out, suite)
         console.print(f"running {path} for claims ({len(cases)} cases) -> {run_dir}")

@@ -91,7 +91,7 @@ def _md(text: str) -> str:
 
 
 def markdown(result: Comparison, threshold: float | None) -> str:
-    lines = [f"| case | base | new | new/base | verdict | p |", "|---|---:|---:|---:|---|---:|"]
+    lines = ["| case | base | new | new/base | verdict | p |", "|---|---:|---:|---:|---|---:|"]
     for pair in result.compared:
         mark = "**slower**" if pair.verdict == "slower" else pair.verdict
         lines.append(f"| {_md(_case(pair))} | {_number(pair.base)} | {_number(pair.new)} | {_ratio(pair)} "

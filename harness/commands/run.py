@@ -34,6 +34,7 @@ def resolve_device(requested: str) -> str:
 def main(args: argparse.Namespace) -> int:
     suite = suites.load(args.suite)
     device = resolve_device(args.device or suite.device)
+    suite = suites.for_device(suite, device)
     cases = suites.expand(suite, device, where=args.where, only=args.only)
     if args.only:
         labels = {e.shown for e in suite.entries} | {e.name for e in suite.entries}

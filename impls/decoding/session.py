@@ -101,19 +101,11 @@ class Session:
 
 
 def init_state(model: Any, batch: int, max_len: int, cache: str, window: int | None) -> Any:
-    """`model.init_state` with the cache kind (and window) for the layers that take one;
-    recurrent layers take neither and keep their constant-size state."""
-    kwargs: dict[str, Any] = {"cache": cache} | ({"window": window} if window is not None else {})
-    if _takes(model.init_state, "cache"):
-        return model.init_state(batch, max_len, **kwargs)
-    state = model.init_state(batch, max_len)
-    if cache != "grow" and hasattr(model, "blocks"):
-        # LanguageModel.init_state takes no cache kind (yet): build each layer whose
-        # mixer takes one again, with it
-        for i, block in enumerate(model.blocks):
-            if _takes(block.mixer.init_state, "cache"):
-                state[i] = block.mixer.init_state(batch, max_len, **kwargs)
-    return state
+    """`model.init_state` with the cache kind (and window) where the model takes one;
+    a recurrent model takes neither and keeps its constant-size state."""
+    if not _takes(model.init_state, "cache"):
+        return model.init_state(batch, max_len)
+    return model.init_state(batch, max_len, cache=cache, **({"window": window} if window is not None else {}))
 
 
 def _takes(fn: Any, name: str) -> bool:

@@ -77,17 +77,17 @@ class Attention(Mixer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, d_model) -> (B, T, d_model), no cache."""
         positions = torch.arange(x.shape[1], device=x.device)
-        q, k, v = self._qkv(x, positions)
-        return self._out(self._attend(q, k, v, key_start=0, window=None))
+        q, k, v = self.project(x, positions)
+        return self.merge_heads(self._attend(q, k, v, key_start=0, window=None))
 
     def prefill(self, x: torch.Tensor, cache) -> tuple[torch.Tensor, Any]:
         """x (B, T, d_model) continuing at position cache.length; the cache is updated in place."""
         positions = torch.arange(cache.length, cache.length + x.shape[1], device=x.device)
-        q, k, v = self._qkv(x, positions)
+        q, k, v = self.project(x, positions)
         k_all, v_all, key_start = cache.update(k, v)
-        return self._out(self._attend(q, k_all, v_all, key_start, cache.window)), cache
+        return self.merge_heads(self._attend(q, k_all, v_all, key_start, cache.window)), cache
 
-    def _qkv(self, x: torch.Tensor, positions: torch.Tensor):
+    def project(self, x: torch.Tensor, positions: torch.Tensor):
         """x (B, T, d), positions (T,) -> q (B, H, T, hd), k, v (B, Hkv, T, hd)."""
         if self.absolute is not None:
             x = x + self.absolute(positions).to(x.dtype)
@@ -112,6 +112,8 @@ class Attention(Mixer):
         bias = alibi.bias(self.heads, pos_q, pos_k) if self.positional == "alibi" else None
         return masked_attention(q, k, v, keep=keep, bias=bias)
 
-    def _out(self, y: torch.Tensor) -> torch.Tensor:
+    def merge_heads(self, y: torch.Tensor) -> torch.Tensor:
+        """y (B, H, T, hd) -> (B, T, d_model): the heads joined and projected. With `project`,
+        public so a server that keeps its own (paged) KV cache can reuse the layer's weights."""
         b, _, t, _ = y.shape
         return self.out_proj(y.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))

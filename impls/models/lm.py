@@ -15,6 +15,8 @@ are not applied.
 """
 from __future__ import annotations
 
+import inspect
+
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,8 +86,9 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(config.d_model, eps=config.norm_eps) if has_ffn else None
         self.ffn = registry.get("ffn", config.ffn).fn(config.d_model, **config.ffn_params) if has_ffn else None
 
-    def _around(self, x: torch.Tensor, mix) -> tuple[torch.Tensor, Any]:
-        """The block around `mix` (x -> (y, state)); x (B, T, D)."""
+    def around(self, x: torch.Tensor, mix) -> tuple[torch.Tensor, Any]:
+        """The block (norms, residuals, ffn) around `mix` (x -> (y, state)); x (B, T, D).
+        Public so a server can run its own attention inside a block (impls/serving)."""
         if self.pre:
             y, state = mix(self.norm1(x))
             return self._ffn(x + y), state
@@ -98,10 +101,10 @@ class Block(nn.Module):
         return x + self.ffn(self.norm2(x)) if self.pre else self.norm2(x + self.ffn(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._around(x, lambda h: (self.mixer(h), None))[0]
+        return self.around(x, lambda h: (self.mixer(h), None))[0]
 
     def prefill(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        return self._around(x, lambda h: self.mixer.prefill(h, state))
+        return self.around(x, lambda h: self.mixer.prefill(h, state))
 
     def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """x_t (B, D): the mixer's own step; the ffn sees (B, 1, D) like in forward."""
@@ -109,7 +112,7 @@ class Block(nn.Module):
             y, new = self.mixer.step(h[:, 0], state)
             return y[:, None], new
 
-        y, state = self._around(x_t[:, None], mix)
+        y, state = self.around(x_t[:, None], mix)
         return y[:, 0], state
 
 
@@ -158,8 +161,12 @@ class LanguageModel(nn.Module):
             x = block(x)
         return self.head(self.norm(x))
 
-    def init_state(self, batch: int, max_len: int) -> LMState:
-        state = LMState(block.mixer.init_state(batch, max_len) for block in self.blocks)
+    def init_state(self, batch: int, max_len: int, cache: str = "grow", window: int | None = None) -> LMState:
+        """One state per layer. `cache` ("grow" | "static" | "window", with `window`) is the
+        KV cache kind of the attention layers; recurrent layers keep their constant-size state."""
+        kv = {"cache": cache} | ({"window": window} if window is not None else {})
+        state = LMState(block.mixer.init_state(batch, max_len, **_taken(block.mixer.init_state, kv))
+                        for block in self.blocks)
         state.position = 0
         return state
 
@@ -191,6 +198,12 @@ class LanguageModel(nn.Module):
             if aux is not None:
                 total = total + aux
         return total
+
+
+def _taken(fn: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The `options` that `fn` has parameters for."""
+    names = inspect.signature(fn).parameters
+    return {k: v for k, v in options.items() if k in names}
 
 
 def param_count(model: nn.Module) -> int:

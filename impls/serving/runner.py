@@ -60,14 +60,14 @@ class AttentionRunner:
             x = x + model.positional(positions).to(x.dtype)
         for layer, block in enumerate(model.blocks):
             def mix(h, layer=layer, mixer=block.mixer):
-                q, k, v = mixer._qkv(h, positions)  # q (1, H, S*T, hd), k, v (1, Hkv, S*T, hd)
+                q, k, v = mixer.project(h, positions)  # q (1, H, S*T, hd), k, v (1, Hkv, S*T, hd)
                 q = q[0].view(-1, S, T, self.head_dim).transpose(0, 1)  # (S, H, T, hd)
                 k, v = (t[0].view(-1, S, T, self.head_dim) for t in (k, v))  # (Hkv, S, T, hd)
                 store.write_many(layer, seqs, start, k, v)
                 keys, values = store.batch_kv(layer, seqs, n_keys)  # (S, Hkv, M, hd)
                 y = masked_attention(q, keys, values, keep=keep)  # (S, H, T, hd)
                 y = y.transpose(0, 1).reshape(1, -1, S * T, self.head_dim)  # (1, H, S*T, hd)
-                return mixer._out(y), None
+                return mixer.merge_heads(y), None
 
-            x, _ = block._around(x, mix)
+            x, _ = block.around(x, mix)
         return model.head(model.norm(x))[0]
