@@ -280,7 +280,7 @@ def _all_impl_params(impls: dict[str, registry.Impl]) -> set[str]:
 
 
 def _names(case: Case) -> dict[str, Any]:
-    return {**case.params, "impl": case.impl, "label": case.label}
+    return {**case.params, "impl": case.impl, "label": case.label, "device": case.device}
 
 
 def _where(text: str, suite: Suite) -> Expression:
@@ -293,14 +293,14 @@ def _where(text: str, suite: Suite) -> Expression:
 def _known_names(suite: Suite) -> set[str]:
     model = workloads.get(suite.workload).params_model(suite.family)
     impls = {e.shown: registry.get(suite.family, e.name) for e in suite.entries}
-    return set(model.model_fields) | _all_impl_params(impls) | {"impl", "label"}
+    return set(model.model_fields) | _all_impl_params(impls) | {"impl", "label", "device"}
 
 
 def _words(suite: Suite) -> set[str]:
     """Bare words an expression may use as strings: swept and fixed values, impl names."""
     values = [v for vs in suite.sweep.values() for v in vs] + list(suite.fixed.values())
     values += [v for group in suite.zip for vs in group.values() for v in vs]
-    words = {v for v in values if isinstance(v, str)} | {"fp32", "fp16", "bf16", "int8", "fwd", "fwd_bwd"}
+    words = {v for v in values if isinstance(v, str)} | {"fp32", "fp16", "bf16", "int8", "fwd", "fwd_bwd", "cpu", "cuda"}
     return words | {e.shown for e in suite.entries} | {e.name for e in suite.entries}
 
 
