@@ -2,9 +2,12 @@
 close to the float layer, four times smaller."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
+from impls import models
+from impls.decoding.generate import generate
 from impls.decoding.int8_weights import (Int8Linear, dequantize, quantize_linear_layers,
                                          quantize_per_channel, weight_bytes)
 from tests.lm_doubles import ToyAttentionLM
@@ -45,3 +48,16 @@ def test_int8_linear_follows_activation_dtype():
     linear = nn.Linear(16, 8)
     x = torch.randn(3, 16, dtype=torch.bfloat16)
     assert Int8Linear(linear)(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("name", ["transformer", "lstm", "gru", "rnn", "mamba", "s4d", "moe_transformer"])
+def test_every_architecture_decodes_with_int8_weights(name):
+    torch.manual_seed(0)
+    model = models.build(name, d_model=32, n_layers=1).eval()
+    prompt = torch.randint(0, 256, (2, 5))
+    with torch.no_grad():
+        float_logits = model(prompt)
+        quantize_linear_layers(model)
+        int8_logits = model(prompt)
+    assert (int8_logits - float_logits).abs().max() < 0.05 * float_logits.abs().max()
+    assert generate(model, prompt, 4).tokens.shape == (2, 4)

@@ -57,11 +57,12 @@ class Mamba(Mixer):
         self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
         self.conv = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner)  # depthwise, unpadded
         self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * d_state, bias=False)
-        self.dt_proj = nn.Linear(self.dt_rank, d_inner)
+        # the bias of dt's projection is kept apart: it goes in with the softplus, inside the
+        # scan, and a weight-only quantised dt_proj (impls/decoding/int8_weights) has no .weight
+        self.dt_proj = nn.Linear(self.dt_rank, d_inner, bias=False)
         # dt starts log-uniform in [dt_min, dt_max]: the bias is softplus^-1 of it
         dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        with torch.no_grad():
-            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
         # S4D-Real init: A[d, n] = -(n + 1)
         self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1.0)).repeat(d_inner, 1))
         self.D = nn.Parameter(torch.ones(d_inner))
@@ -82,7 +83,7 @@ class Mamba(Mixer):
         dt, B, C = self._dt_B_C(x.transpose(1, 2))
         kwargs = {"chunk_size": self.chunk_size} if self.scan == "chunked" else {}
         y, h = SCANS[self.scan](
-            x, dt, self._A(), B, C, D=self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(),
+            x, dt, self._A(), B, C, D=self.D.float(), z=z, delta_bias=self.dt_bias.float(),
             delta_softplus=True, initial_state=state.ssm, return_last_state=True, **kwargs)
         new_state = MambaState(conv=conv_in[..., conv_in.shape[-1] - (self.d_conv - 1):], ssm=h)
         return self.out_proj(y.transpose(1, 2)), new_state
@@ -94,7 +95,7 @@ class Mamba(Mixer):
         x = F.silu((window * self.conv.weight[:, 0]).sum(-1) + self.conv.bias)
         dt, B, C = self._dt_B_C(x[:, None])                         # dt (B, d_inner, 1)
         dtype = state.ssm.dtype
-        dt = F.softplus(dt[..., 0].to(dtype) + self.dt_proj.bias.to(dtype))
+        dt = F.softplus(dt[..., 0].to(dtype) + self.dt_bias.to(dtype))
         y, h = scan_step(state.ssm, x.to(dtype), dt, self._A().to(dtype), B[..., 0].to(dtype)[:, None],
                          C[..., 0].to(dtype)[:, None], self.D.to(dtype), z.to(dtype))
         return self.out_proj(y.to(u_t.dtype)), MambaState(conv=window[..., 1:], ssm=h)
@@ -102,7 +103,7 @@ class Mamba(Mixer):
     def _dt_B_C(self, x: torch.Tensor):
         """x (B, T, d_inner) -> dt (B, d_inner, T) before bias/softplus, B and C (B, d_state, T)."""
         dt, B, C = self.x_proj(x).split((self.dt_rank, self.d_state, self.d_state), dim=-1)
-        dt = dt @ self.dt_proj.weight.T  # the bias goes in with the softplus, inside the scan
+        dt = self.dt_proj(dt)
         return dt.transpose(1, 2), B.transpose(1, 2), C.transpose(1, 2)
 
     def _A(self) -> torch.Tensor:
