@@ -121,3 +121,16 @@ def test_a_column_no_run_has_is_not_applicable():
 def test_an_axis_no_run_has_is_not_applicable():
     claim = make_claim(metric={"kind": "exponent", "numerator": "A", "axis": "new_tokens"}, claimed={"about": 1})
     assert evaluate(claim, timings({128: 3.0, 256: 4.0, 512: 5.0}), "cpu").verdict == NOT_APPLICABLE
+
+
+def test_two_runs_with_the_same_sweep_values_are_never_mixed():
+    first, second = timings({128: 3.0}), timings({128: 1.0})
+    first["run"], second["run"] = "run-a", "run-b"
+    second.loc[second["label"] == "B", "median_ms"] = 10.0  # A/B across runs would read 0.1 or 30
+    result = evaluate(make_claim(), pd.concat([first, second], ignore_index=True), "cpu")
+    assert sorted(result.values) == [0.1, 3.0] and result.verdict == PARTLY
+    rows = [{"label": "A", "seq_len": n, "median_ms": n * scale, "run": run}
+            for run, scale in (("run-a", 1.0), ("run-b", 50.0)) for n in (512, 1024, 2048)]
+    claim = make_claim(metric={"kind": "exponent", "numerator": "A", "axis": "seq_len"},
+                       claimed={"about": 1.0}, tolerance=0.05)
+    assert evaluate(claim, frame(rows), "cpu").values == pytest.approx([1.0, 1.0])

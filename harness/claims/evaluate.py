@@ -106,7 +106,7 @@ def _paired(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[str]]
         return [], []
     top = _side(rows, metric.numerator, metric.numerator_where)
     bottom = _side(rows, metric.denominator or metric.numerator, metric.denominator_where)
-    keys = [k for k in metric.match if k in rows]
+    keys = _within_run([k for k in metric.match if k in rows], rows)
     joined = top.merge(bottom, on=keys, suffixes=("_a", "_b")) if keys else top.merge(bottom, how="cross",
                                                                                        suffixes=("_a", "_b"))
     a = joined[top_column + "_a" if top_column + "_a" in joined else top_column]
@@ -121,7 +121,7 @@ def _exponents(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[st
         return [], []
     side = _side(rows, metric.numerator, metric.numerator_where)
     side = side[(side[metric.column] > 0) & (side[metric.axis] > 0)]
-    keys = [k for k in metric.match if k in side and k != metric.axis]
+    keys = _within_run([k for k in metric.match if k in side and k != metric.axis], side)
     groups = side.groupby(keys, dropna=False) if keys else [((), side)]
     values, points = [], []
     for key, group in groups:
@@ -133,6 +133,12 @@ def _exponents(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[st
         where = ", ".join(f"{k}={v}" for k, v in zip(keys, key if isinstance(key, tuple) else (key,)))
         points.append(f"{metric.axis} {lo}..{hi}" + (f" ({where})" if where else ""))
     return values, points
+
+
+def _within_run(keys: list[str], rows: pd.DataFrame) -> list[str]:
+    """Match keys plus the run: a ratio or a fit never mixes records of two runs (two suites
+    can share every swept value and still differ in what they measured)."""
+    return keys + ["run"] if "run" in rows else keys
 
 
 def _aggregate(values: list[float], points: list[str], how: str) -> tuple[list[float], list[str]]:
