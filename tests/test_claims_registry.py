@@ -23,7 +23,7 @@ def test_claim_refers_to_a_suite_its_impls_and_params(claim):
     assert metric.numerator in labels
     assert (metric.denominator or metric.numerator) in labels
     names = suites._known_names(suite) | set(suite.fixed) | {"device", "status"}
-    words = {str(v) for values in suite.sweep.values() for v in values} | labels
+    words = suites._words(suite) | labels
     for text in (metric.where, metric.numerator_where, metric.denominator_where, claim.test_where):
         if text:
             Expression(text, names, words)  # raises on an unknown name
