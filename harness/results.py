@@ -100,8 +100,18 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def hardware(run: Path) -> str | None:
+    """What the run measured on: its GPU's name, else its CPU model."""
+    env_file = Path(run) / "env.json"
+    if not env_file.exists():
+        return None
+    env = json.loads(env_file.read_text())
+    return env.get("gpu") or env.get("cpu_model")
+
+
 def load(*runs: str | Path) -> pd.DataFrame:
-    """The records of one or more run folders as one DataFrame, with a `run` column.
+    """The records of one or more run folders as one DataFrame, with a `run` column
+    and a `hardware` column (the GPU, or the CPU model, from the run's env.json).
 
     Reads records.parquet when the run completed, else records.jsonl (a run in
     progress or interrupted)."""
@@ -113,6 +123,7 @@ def load(*runs: str | Path) -> pd.DataFrame:
         table = run / TABLE
         frame = pd.read_parquet(table) if table.exists() else to_frame(read_records(run))
         frame.insert(0, "run", run.name)
+        frame.insert(1, "hardware", hardware(run))
         frames.append(frame)
     if not frames:
         raise UserError("no run folders given")

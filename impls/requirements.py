@@ -4,8 +4,10 @@ Each returns a function (device, precision) -> None when met, or a reason.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
+import re
 from functools import lru_cache
 
 import torch
@@ -26,6 +28,27 @@ def module(name: str, pip_name: str | None = None):
         if _importable(name):
             return None
         return f"{pip_name or name} is not installed"
+
+    return check
+
+
+def version(pip_name: str, at_least: tuple[int, ...] = (), below: tuple[int, ...] | None = None):
+    """Needs the distribution `pip_name` installed at a version in [at_least, below).
+
+    Read from the package metadata, so nothing is imported to check it."""
+
+    def check(device: str, precision: str) -> str | None:
+        try:
+            text = importlib.metadata.version(pip_name)
+        except importlib.metadata.PackageNotFoundError:
+            return f"{pip_name} is not installed"
+        have = tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+        wanted = ">= " + ".".join(map(str, at_least)) if at_least else ""
+        if below:
+            wanted += (", " if wanted else "") + "< " + ".".join(map(str, below))
+        if have < at_least or (below and have >= below):
+            return f"needs {pip_name} {wanted}, found {text}"
+        return None
 
     return check
 

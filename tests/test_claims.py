@@ -118,6 +118,11 @@ def test_a_column_no_run_has_is_not_applicable():
     assert evaluate(claim, timings({128: 3.0}), "cpu").verdict == NOT_APPLICABLE
 
 
+def test_a_missing_column_is_named_as_the_reason():
+    claim = make_claim(metric={"kind": "column", "numerator": "A", "column": "pct_peak_flops"}, claimed={"at_least": 50})
+    assert evaluate(claim, timings({128: 3.0}), "cpu").note == "the runs' records have no pct_peak_flops column"
+
+
 def test_an_axis_no_run_has_is_not_applicable():
     claim = make_claim(metric={"kind": "exponent", "numerator": "A", "axis": "new_tokens"}, claimed={"about": 1})
     assert evaluate(claim, timings({128: 3.0, 256: 4.0, 512: 5.0}), "cpu").verdict == NOT_APPLICABLE
@@ -134,3 +139,18 @@ def test_two_runs_with_the_same_sweep_values_are_never_mixed():
     claim = make_claim(metric={"kind": "exponent", "numerator": "A", "axis": "seq_len"},
                        claimed={"about": 1.0}, tolerance=0.05)
     assert evaluate(claim, frame(rows), "cpu").values == pytest.approx([1.0, 1.0])
+
+
+def test_across_runs_pairs_two_runs_on_the_same_hardware_only():
+    """For sides no single install can hold (flash-attn 1.x and 2.x): A from one run, B from another."""
+    rows = [{"label": "A", "seq_len": 128, "median_ms": 3.0, "run": "v1", "hardware": "GPU X"},
+            {"label": "B", "seq_len": 128, "median_ms": 1.0, "run": "v2", "hardware": "GPU X"},
+            {"label": "B", "seq_len": 128, "median_ms": 0.1, "run": "v2-elsewhere", "hardware": "GPU Y"}]
+    across = make_claim(metric={"kind": "ratio", "numerator": "A", "denominator": "B", "match": ["seq_len"],
+                                "across_runs": True})
+    result = evaluate(across, frame(rows), "cpu")
+    assert result.values == [3.0] and result.verdict == REPRODUCED
+    assert result.points == ["seq_len=128, hardware=GPU X (runs v1 / v2)"]
+    assert evaluate(make_claim(), frame(rows), "cpu").verdict == NOT_APPLICABLE  # within a run: nothing to pair
+    alone = evaluate(across, frame(rows[1:]), "cpu")
+    assert alone.verdict == NOT_APPLICABLE and alone.note.startswith("needs a run with A and one with B")

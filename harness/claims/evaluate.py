@@ -52,11 +52,21 @@ def evaluate(claim: Claim, frame: pd.DataFrame, device_here: str) -> Verdict:
         rows = frame[frame["device"] == claim.needs.device]  # a GPU claim is judged on GPU records only
     values, points = metric_values(claim.metric, rows) if len(rows) else ([], [])
     if not values:
-        reason = applicable(claim, device_here)
+        reason = applicable(claim, device_here) or _why_no_value(claim.metric, rows)
         return Verdict(claim, NOT_APPLICABLE, note=reason or "no matching ok records (use --run-missing)")
     holds = [claim.claimed.holds(v, claim.tolerance) for v in values]
     verdict = REPRODUCED if all(holds) else PARTLY if any(holds) else NOT_REPRODUCED
     return Verdict(claim, verdict, values, points)
+
+
+def _why_no_value(metric: Metric, rows: pd.DataFrame) -> str | None:
+    """Why the records still give no value, where more can be said than 'no records'."""
+    if len(rows) and metric.column not in rows:
+        return f"the runs' records have no {metric.column} column"
+    if metric.across_runs:
+        return (f"needs a run with {metric.numerator} and one with {metric.denominator} "
+                "on the same hardware (ok cases at the same points)")
+    return None
 
 
 def metric_values(metric: Metric, frame: pd.DataFrame) -> tuple[list[float], list[str]]:
@@ -106,14 +116,17 @@ def _paired(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[str]]
         return [], []
     top = _side(rows, metric.numerator, metric.numerator_where)
     bottom = _side(rows, metric.denominator or metric.numerator, metric.denominator_where)
-    keys = _within_run([k for k in metric.match if k in rows], rows)
+    keys = [k for k in metric.match if k in rows]
+    keys = _same_hardware(keys, rows) if metric.across_runs else _within_run(keys, rows)
     joined = top.merge(bottom, on=keys, suffixes=("_a", "_b")) if keys else top.merge(bottom, how="cross",
                                                                                        suffixes=("_a", "_b"))
     a = joined[top_column + "_a" if top_column + "_a" in joined else top_column]
     b = joined[bottom_column + "_b" if bottom_column + "_b" in joined else bottom_column]
     values = (a / b if metric.kind == "ratio" else a - b).astype(float)
     ok = values.notna() & np.isfinite(values)
-    return values[ok].tolist(), [_point(r, keys) for _, r in joined[ok].iterrows()]
+    points = [_point(r, keys) + (f" (runs {r['run_a']} / {r['run_b']})" if "run_a" in r else "")
+              for _, r in joined[ok].iterrows()]
+    return values[ok].tolist(), points
 
 
 def _exponents(rows: pd.DataFrame, metric: Metric) -> tuple[list[float], list[str]]:
@@ -139,6 +152,11 @@ def _within_run(keys: list[str], rows: pd.DataFrame) -> list[str]:
     """Match keys plus the run: a ratio or a fit never mixes records of two runs (two suites
     can share every swept value and still differ in what they measured)."""
     return keys + ["run"] if "run" in rows else keys
+
+
+def _same_hardware(keys: list[str], rows: pd.DataFrame) -> list[str]:
+    """Match keys plus the hardware, for claims whose two sides come from two runs."""
+    return keys + ["hardware"] if "hardware" in rows else keys
 
 
 def _aggregate(values: list[float], points: list[str], how: str) -> tuple[list[float], list[str]]:

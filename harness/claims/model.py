@@ -67,6 +67,9 @@ class Metric(_Strict):
     match: list[str] = []  # params both sides must share
     where: str | None = None  # restrict the points, e.g. "seq_len >= 1024"
     aggregate: Literal["each", "max", "min", "median"] = "each"  # judge every point, or one summary
+    # Pair records of different runs on the same hardware, for what one install cannot hold
+    # (flash-attn 1.x and 2.x); otherwise a ratio or a fit never leaves its run.
+    across_runs: bool = False
 
     @model_validator(mode="after")
     def _complete(self) -> "Metric":
