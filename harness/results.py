@@ -100,13 +100,19 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def hardware(run: Path) -> str | None:
+def env(run: str | Path) -> dict[str, Any]:
+    """The run's env.json; empty where it is absent or unreadable."""
+    try:
+        value = json.loads((Path(run) / "env.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def hardware(run: str | Path) -> str | None:
     """What the run measured on: its GPU's name, else its CPU model."""
-    env_file = Path(run) / "env.json"
-    if not env_file.exists():
-        return None
-    env = json.loads(env_file.read_text())
-    return env.get("gpu") or env.get("cpu_model")
+    measured_on = env(run)
+    return measured_on.get("gpu") or measured_on.get("cpu_model")
 
 
 def load(*runs: str | Path) -> pd.DataFrame:

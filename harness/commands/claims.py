@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -72,9 +71,8 @@ def run_missing(verdicts: list[Verdict], device: str, out: Path) -> list[Path]:
 def describe_hardware(runs: list[Path]) -> str:
     names = []
     for run in runs:
-        env_file = Path(run) / "env.json"
-        if env_file.exists():
-            env = json.loads(env_file.read_text())
+        env = results.env(run)
+        if env:
             names.append(env.get("gpu") or f"{env.get('cpu_model')} ({env.get('torch_threads')} threads)")
     return "; ".join(sorted(set(names))) or "no runs"
 

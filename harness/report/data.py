@@ -76,7 +76,7 @@ def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, list[RunInfo]]:
         if not (Path(path) / results.RECORDS).exists() and not (Path(path) / results.TABLE).exists():
             raise UserError(f"{path}: not a run folder (no {results.RECORDS}); give results/<run>")
         infos.append(RunInfo(name=Path(path).name, path=Path(path), suite=_read_yaml(Path(path) / "suite.yaml"),
-                             env=_read_json(Path(path) / "env.json") or {}, calibration=None))
+                             env=results.env(path), calibration=None))
     if len({i.name for i in infos}) < len(infos):
         raise UserError("the same run folder name is given twice; each run must have its own folder")
     for info in infos:

@@ -14,13 +14,13 @@ and otherwise restores a snapshot taken before the speculative tokens.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from impls.decoding import state_ops
+from impls.models.lm import taken_options
 from impls.mixers.state import state_bytes
 
 CACHE_MODES = ("none", "grow", "static", "window")
@@ -103,10 +103,5 @@ class Session:
 def init_state(model: Any, batch: int, max_len: int, cache: str, window: int | None) -> Any:
     """`model.init_state` with the cache kind (and window) where the model takes one;
     a recurrent model takes neither and keeps its constant-size state."""
-    if not _takes(model.init_state, "cache"):
-        return model.init_state(batch, max_len)
-    return model.init_state(batch, max_len, cache=cache, **({"window": window} if window is not None else {}))
-
-
-def _takes(fn: Any, name: str) -> bool:
-    return name in inspect.signature(fn).parameters
+    kv = {"cache": cache} | ({"window": window} if window is not None else {})
+    return model.init_state(batch, max_len, **taken_options(model.init_state, kv))

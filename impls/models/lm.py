@@ -165,7 +165,7 @@ class LanguageModel(nn.Module):
         """One state per layer. `cache` ("grow" | "static" | "window", with `window`) is the
         KV cache kind of the attention layers; recurrent layers keep their constant-size state."""
         kv = {"cache": cache} | ({"window": window} if window is not None else {})
-        state = LMState(block.mixer.init_state(batch, max_len, **_taken(block.mixer.init_state, kv))
+        state = LMState(block.mixer.init_state(batch, max_len, **taken_options(block.mixer.init_state, kv))
                         for block in self.blocks)
         state.position = 0
         return state
@@ -200,7 +200,7 @@ class LanguageModel(nn.Module):
         return total
 
 
-def _taken(fn: Any, options: dict[str, Any]) -> dict[str, Any]:
+def taken_options(fn: Any, options: dict[str, Any]) -> dict[str, Any]:
     """The `options` that `fn` has parameters for."""
     names = inspect.signature(fn).parameters
     return {k: v for k, v in options.items() if k in names}
