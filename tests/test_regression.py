@@ -61,3 +61,29 @@ def test_plugin_times_a_correct_impl_and_fails_a_wrong_one_untimed(monkeypatch):
     with pytest.raises(pytest.fail.Exception, match="wrong result"):
         bench_case(bench, "attention", "naive", seq_len=32, heads=2, head_dim=8)
     assert bench.timed == []
+
+
+def test_a_slowdown_counts_only_if_it_persists_when_measured_again(monkeypatch):
+    baseline = {"cases": {"noisy": {"normalized": 10.0, "tolerance": 0.25},
+                          "slow": {"normalized": 10.0, "tolerance": 0.25}}}
+    cases = [regression.BenchCase("noisy", "attention", "naive"), regression.BenchCase("slow", "attention", "naive")]
+    readings = {"noisy": iter([20.0, 10.5]), "slow": iter([20.0, 19.0, 18.0])}
+    asked = []
+
+    def fake_times(benches, rounds):
+        asked.append([b.name for b in benches])
+        return {b.name: next(readings[b.name]) for b in benches}
+
+    monkeypatch.setattr(regression, "normalized_times", fake_times)
+    found, measured = regression.confirmed_regressions(baseline, cases, retries=2)
+    assert [line.split(":")[0] for line in found] == ["slow"]
+    assert asked == [["noisy", "slow"], ["noisy", "slow"], ["slow"]]  # a case that recovered is not re-run
+    assert measured == {"noisy": 10.5, "slow": 18.0}
+
+
+def test_fastest_sample_is_taken_from_interleaved_rounds():
+    calls = []
+    fastest = regression.interleaved_fastest({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                             rounds=2)
+    assert set(fastest) == {"a", "b"} and all(v > 0 for v in fastest.values())
+    assert calls[:2] == ["a", "b"]  # both warmed up before any timing
