@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from impls import registry
-from impls.ffn.moe import moe_reference, slot_in_expert
+from impls.ffn.moe import moe_reference, routing_summary, slot_in_expert
 
 
 def build(name: str, d_model: int = 16, seed: int = 0, **params):
@@ -105,3 +105,26 @@ def test_gradients_reach_router_and_every_used_expert():
     assert moe.router.weight.grad.abs().sum() > 0
     used = torch.tensor(moe.stats["expert_load"]) > 0
     assert (moe.w_in.grad.abs().sum((1, 2)) > 0)[used].all()
+
+
+def test_mlp_hidden_sets_the_width_for_every_activation():
+    for activation in ("gelu", "swiglu"):
+        mlp = build("mlp", activation=activation, hidden=37)
+        assert mlp.hidden == mlp.down.in_features == 37
+        assert mlp.up.out_features == (74 if activation == "swiglu" else 37)
+
+
+def test_routing_summary_averages_the_moe_layers_of_a_model():
+    collapsed, x = collapsed_moe(experts=4, capacity_factor=1.0)  # 18 of 24 dropped, load one-hot
+    even = build("moe", d_model=16, experts=4, capacity_factor=4.0, hidden=8)  # capacity for all: none dropped
+    model = torch.nn.Sequential(collapsed, build("mlp"), even)
+    with torch.no_grad():
+        collapsed(x), even(x)
+    summary = routing_summary(model)
+    assert summary["moe_tokens_dropped"] == pytest.approx((18 / 24 + 0.0) / 2)
+    even_max = max(even.stats["expert_load"]) * 4
+    assert summary["moe_load_max_over_mean"] == pytest.approx((4.0 + even_max) / 2)
+    assert summary["moe_load_cv"] == pytest.approx((math.sqrt(3) + even.stats["load_balance"]) / 2)
+    assert summary["moe_balance_loss"] == pytest.approx(
+        (collapsed.stats["load_balance_loss"] + even.stats["load_balance_loss"]) / 2)
+    assert routing_summary(build("mlp")) == {}

@@ -33,8 +33,11 @@ def _tiny(name: str, **params) -> LanguageModel:
 @pytest.mark.parametrize("name, params", [
     ("transformer", {"positional": "rope"}), ("transformer", {"positional": "alibi"}),
     ("transformer", {"positional": "learned"}), ("transformer", {"positional": "sinusoidal"}),
-    ("transformer", {"norm": "post"}), ("moe_transformer", {}),
-    ("lstm", {}), ("gru", {}), ("rnn", {}), ("mamba", {}), ("s4d", {}),
+    ("transformer", {"norm": "post"}), ("transformer", {"activation": "swiglu"}),
+    ("transformer", {"attention": "chunked", "kv_heads": 2}), ("moe_transformer", {}),
+    ("moe_transformer", {"top_k": 1, "capacity_factor": 4.0, "activation": "relu"}),
+    ("lstm", {}), ("gru", {}), ("rnn", {}), ("lstm_cell", {}), ("gru_cell", {}), ("rnn_cell", {}),
+    ("mamba", {}), ("s4d", {}),
 ])
 def test_lm_forward_equals_prefill_equals_prefill_then_steps(name, params):
     model = _tiny(name, **params)
@@ -68,13 +71,73 @@ def test_relative_positional_reaches_the_attention_mixer():
     assert model.positional is not None
 
 
-@pytest.mark.parametrize("name", ["transformer", "moe_transformer", "lstm", "gru", "rnn", "mamba", "s4d"])
-def test_matched_parameter_count_is_within_ten_percent(name):
-    target = 400_000
-    d_model, count = models.matched(name, target, family="model", vocab_size=256, n_layers=2, max_seq_len=256)
-    assert abs(count - target) / target < 0.10
-    built = models.build(name, "model", d_model=d_model, vocab_size=256, n_layers=2, max_seq_len=256)
-    assert sum(p.numel() for p in built.parameters()) == count
+LM_PRESETS = ["transformer", "moe_transformer", "lstm", "gru", "rnn", "lstm_cell", "gru_cell", "rnn_cell",
+              "mamba", "s4d"]
+
+
+@pytest.mark.parametrize("name", LM_PRESETS)
+@pytest.mark.parametrize("target", [100_000, 250_000])
+def test_matched_parameter_count_is_within_five_percent(name, target):
+    match = models.matched(name, target, family="model", vocab_size=256, n_layers=2, max_seq_len=256)
+    assert abs(match.deviation) < 0.05
+    built = models.build(match.config)
+    assert sum(p.numel() for p in built.parameters()) == match.params
+    assert built.config.d_model == match.d_model
+
+
+@pytest.mark.parametrize("name, params", [("transformer", {"activation": "swiglu", "n_layers": 4}),
+                                          ("moe_transformer", {"top_k": 1, "experts": 8}),
+                                          ("transformer", {"heads": 8, "positional": "learned"})])
+def test_matching_holds_for_other_params_and_tunes_the_ffn_width_when_d_model_is_too_coarse(name, params):
+    params = {"vocab_size": 256, "n_layers": 2, "max_seq_len": 256, **params}
+    for target in (120_000, 200_000, 400_000):
+        match = models.matched(name, target, family="model", **params)
+        assert abs(match.deviation) < 0.05, (target, match)
+        if match.ffn_hidden is not None:
+            assert models.build(match.config).blocks[0].ffn.hidden == match.ffn_hidden
+
+
+@pytest.mark.parametrize("name", ["transformer", "lstm_attention"])
+def test_seq2seq_presets_match_a_budget_too(name):
+    for target in (150_000, 236_000):
+        match = models.matched(name, target, family="seq2seq", src_vocab=13, tgt_vocab=40, n_layers=2,
+                               max_seq_len=24)
+        assert abs(match.deviation) < 0.05
+
+
+def test_size_step_is_the_finest_d_model_the_preset_runs():
+    kwargs = dict(family="model", vocab_size=64, n_layers=1, max_seq_len=32)
+    assert models.size_step("lstm", **kwargs) == 1
+    assert models.size_step("transformer", **kwargs) == 8  # 4 heads of an even (RoPE) size
+    assert models.size_step("transformer", positional="learned", **kwargs) == 4
+    assert models.size_step("transformer", heads=8, **kwargs) == 16
+    with pytest.raises(ValueError, match="even size"):
+        models.build("transformer", "model", d_model=36, vocab_size=64)
+
+
+def test_transformer_runs_the_attention_impl_it_is_given():
+    model = models.build("transformer", "model", d_model=32, vocab_size=VOCAB, attention="chunked",
+                         attention_params={"block_size": 8})
+    mixer = model.blocks[0].mixer
+    assert mixer.attention_fn is registry.get("attention", "chunked").fn
+    assert mixer.attention_params == {"block_size": 8}
+    with pytest.raises(registry.UnknownImpl, match="chunked"):
+        models.build("transformer", "model", d_model=32, vocab_size=VOCAB, attention="chunkd")
+
+
+@pytest.mark.parametrize("preset, mixer", [("lstm", "lstm_torch"), ("lstm_cell", "lstm"), ("gru", "gru_torch"),
+                                           ("gru_cell", "gru"), ("rnn", "rnn_torch"), ("rnn_cell", "rnn")])
+def test_recurrent_presets_run_the_fused_layer_or_our_cell(preset, mixer):
+    model = models.build(preset, "model", d_model=16, vocab_size=VOCAB, n_layers=1)
+    assert isinstance(model.blocks[0].mixer, registry.get("mixer", mixer).fn)
+
+
+@pytest.mark.parametrize("activation", ["relu", "swiglu"])
+def test_activation_reaches_the_mlp_and_every_expert(activation):
+    dense = models.build("transformer", "model", d_model=16, vocab_size=VOCAB, activation=activation)
+    moe = models.build("moe_transformer", "model", d_model=16, vocab_size=VOCAB, activation=activation, top_k=1)
+    assert dense.blocks[0].ffn.activation == moe.blocks[0].ffn.activation == activation
+    assert moe.blocks[0].ffn.top_k == 1
 
 
 def test_build_accepts_a_config_with_overrides():

@@ -5,7 +5,9 @@ char_lm (validation perplexity and bits per character on a text corpus),
 extrapolation (train at seq_len N, perplexity at N, 2N, 4N), selective_copy
 and mqar (accuracy on held-out sequences). Family "seq2seq" runs numbers
 (numbers to English words: BLEU, exact match). Every task also reports the
-loss curve (a list), whether training diverged, and the parameter count.
+loss curve (a list), whether training diverged, the parameter count and, with
+`target_params`, its deviation from it; a model with MoE layers, its routing
+on the last evaluation batch (tokens dropped, expert load, auxiliary losses).
 """
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from harness.case import Case
 from harness.errors import Skip
 from harness.quality import lm_tasks, seq2seq_task
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
-from harness.workloads.model import ModelSize, build_model, param_count
-from impls import models
+from harness.workloads.model import ModelSize, build_sized, param_count, sized_config
+from impls.ffn.moe import routing_summary
 from impls.registry import Impl
 
 
@@ -58,6 +60,7 @@ class Seq2SeqTrainParams(TrainBudget):
     task: Literal["numbers"] = "numbers"
     batch: int = Field(32, ge=1)
     d_model: int = Field(64, ge=1)
+    target_params: int | None = Field(None, ge=1)  # overrides d_model, as in the model workload
     n_layers: int = Field(2, ge=1)
     eval_samples: int = Field(200, ge=1)
     scheduled_sampling: float = Field(0.0, ge=0, le=1)  # final probability of feeding back predictions
@@ -86,26 +89,28 @@ class Train(Workload):
 
 
 def _lm_stats(case: Case, p: LMTrainParams) -> dict[str, Any]:
-    built: dict[str, torch.nn.Module] = {}
+    built: dict[str, Any] = {}
 
     def make_model(vocab_size: int, max_seq_len: int) -> torch.nn.Module:
-        built["model"] = build_model(case, p, vocab_size, max_seq_len)
+        built["model"], built["facts"] = build_sized(case, p, vocab_size, max_seq_len, backward=True)
         return built["model"]
 
     metrics = lm_tasks.TASKS[p.task](make_model, p)
-    return {**metrics, "param_count": float(param_count(built["model"])),
-            "d_model": float(built["model"].config.d_model)}
+    return {**metrics, **built["facts"], **routing_summary(built["model"])}
 
 
 def _seq2seq_stats(case: Case, p: Seq2SeqTrainParams) -> dict[str, Any]:
-    built: dict[str, torch.nn.Module] = {}
+    built: dict[str, Any] = {}
 
     def make_model(src_vocab: int, tgt_vocab: int, max_seq_len: int) -> torch.nn.Module:
+        model_config, built["facts"] = sized_config(
+            case.impl, "seq2seq", p.d_model, p.target_params, src_vocab=src_vocab, tgt_vocab=tgt_vocab,
+            n_layers=p.n_layers, max_seq_len=max_seq_len, **case.impl_kwargs())
         torch.manual_seed(p.seed)
-        built["model"] = models.build(case.impl, "seq2seq", src_vocab=src_vocab, tgt_vocab=tgt_vocab, d_model=p.d_model,
-                                      n_layers=p.n_layers, max_seq_len=max_seq_len,
-                                      **case.impl_kwargs()).to(case.device)
+        built["model"] = model_config.build().to(case.device)
         return built["model"]
 
     metrics = seq2seq_task.numbers_to_words(make_model, p)
-    return {**metrics, "param_count": float(param_count(built["model"]))}
+    model = built["model"]
+    return {**metrics, "param_count": float(param_count(model)), "d_model": float(model.config.d_model),
+            **built["facts"], **routing_summary(model)}

@@ -29,21 +29,23 @@ def up_width(hidden: int, activation: str) -> int:
     return 2 * hidden if activation == "swiglu" else hidden
 
 
-@register("ffn", "mlp", params={"activation": "gelu", "hidden_multiple": 4},
-          doc="dense MLP, hidden = hidden_multiple * d_model (relu | gelu | swiglu)")
+@register("ffn", "mlp", params={"activation": "gelu", "hidden_multiple": 4, "hidden": None},
+          doc="dense MLP, hidden = hidden_multiple * d_model or `hidden` (relu | gelu | swiglu)")
 class MLP(nn.Module):
     """hidden = hidden_multiple * d_model for every activation, so swiglu has 1.5x the
-    parameters of relu/gelu at the same hidden_multiple (pass 8/3 to match them)."""
+    parameters of relu/gelu at the same hidden_multiple (pass 8/3 to match them).
+    `hidden`, when given, is the width itself (a parameter budget picks it exactly)."""
 
     aux_loss = None
     stats: dict = {}
 
-    def __init__(self, d_model: int, activation: str = "gelu", hidden_multiple: float = 4):
+    def __init__(self, d_model: int, activation: str = "gelu", hidden_multiple: float = 4,
+                 hidden: int | None = None):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        hidden = int(hidden_multiple * d_model)
-        self.activation = activation
+        hidden = hidden or int(hidden_multiple * d_model)
+        self.activation, self.hidden = activation, hidden
         self.up = nn.Linear(d_model, up_width(hidden, activation))
         self.down = nn.Linear(hidden, d_model)
 

@@ -48,7 +48,7 @@ class MoE(nn.Module):
             raise ValueError(f"need activation in {ACTIVATIONS}, 1 <= top_k <= experts, "
                              f"capacity_factor > 0; got {activation!r}, {top_k}, {experts}, {capacity_factor}")
         hidden = hidden or 4 * d_model
-        self.experts, self.top_k, self.capacity_factor = experts, top_k, capacity_factor
+        self.experts, self.top_k, self.capacity_factor, self.hidden = experts, top_k, capacity_factor, hidden
         self.activation = activation
         self.load_balance_coef, self.z_loss_coef = load_balance_coef, z_loss_coef
         self.router = nn.Linear(d_model, experts, bias=False)
@@ -138,3 +138,24 @@ def moe_reference(moe: MoE, x: torch.Tensor) -> torch.Tensor:
             h = activate(tokens[i] @ moe.w_in[e], moe.activation)
             y[i] += gate[i, rank].to(x.dtype) * (h @ moe.w_out[e])
     return y.view(x.shape)
+
+
+def routing_summary(model: nn.Module) -> dict[str, float]:
+    """Routing of the last forward of `model`, averaged over its MoE layers ({} without any):
+    moe_tokens_dropped (fraction of assignments over capacity), moe_load_max_over_mean
+    (the busiest expert's share over the even share; 1 = balanced, experts = collapsed),
+    moe_load_cv (coefficient of variation of the shares), moe_balance_loss and
+    moe_z_loss (the unscaled auxiliary losses)."""
+    layers = [m.stats for m in model.modules() if isinstance(m, MoE) and m._stats]
+    if not layers:
+        return {}
+
+    def mean(values) -> float:
+        values = list(values)
+        return sum(values) / len(values)
+
+    return {"moe_tokens_dropped": mean(s["tokens_dropped"] for s in layers),
+            "moe_load_max_over_mean": mean(max(s["expert_load"]) * len(s["expert_load"]) for s in layers),
+            "moe_load_cv": mean(s["load_balance"] for s in layers),
+            "moe_balance_loss": mean(s["load_balance_loss"] for s in layers),
+            "moe_z_loss": mean(s["router_z_loss"] for s in layers)}
