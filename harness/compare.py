@@ -1,17 +1,24 @@
-"""Compare two runs case by case: NEW / BASE ratios with a verdict each.
+"""Compare two runs case by case: NEW / BASE ratios with a verdict each, per metric.
 
-A verdict needs two kinds of evidence to agree, because either alone is
-fooled by a loaded machine: the Mann-Whitney U test on the raw samples
+A verdict on a time needs two kinds of evidence to agree, because either alone
+is fooled by a loaded machine: the Mann-Whitney U test on the raw samples
 (alpha 0.01) and non-overlapping 95% confidence intervals of the medians.
 
     same     the ratio is within SAME_BAND of 1, or neither test separates the
              runs although both had enough samples
-    faster / slower   both tests separate them (direction from the ratio)
+    faster / slower   both tests separate them (direction from the metric:
+             lower is better for times, higher for rates like TFLOP/s)
     unclear  too few samples, or the two tests disagree
 
-A metric without raw samples (memory, error) is deterministic per case: its
-verdict comes from the ratio alone. Cases that did not end ok in either run
-are listed and never compared.
+median_ms is judged from samples_ms, and so are the rates the worker derives
+from it (TFLOP/s, GB/s, tokens/s: work / time, the samples on a reciprocal
+scale). Other times have no raw samples, so their noise is unknown: `unclear`,
+with the ratio shown. Deterministic metrics (memory, quality, counts) are
+judged by the ratio alone: `same` within SAME_BAND, else `better` / `worse`.
+
+Cases that did not end ok in one of the runs are never compared; a case that
+was ok in BASE and broke in NEW (wrong, error, oom, timeout, or absent) is a
+failure of the gate, one newly `skipped` (unavailable there) is not.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from harness import results
+from harness.analysis.direction import PER_MEDIAN_CALL, cost_ratio, higher_is_better, is_speed, judged_by_default
 from harness.errors import UserError
 from harness.measure.stats import median_ci
 
@@ -35,36 +43,77 @@ MIN_SAMPLES = 5  # below this the U test cannot reach alpha 0.01 (two-sided, 5 v
 # "Not significant" means "same" only with this many samples a side; with fewer it
 # more often means "could not tell" (a 5-sample run on a loaded machine).
 SAME_MIN_SAMPLES = 10
-SAMPLED_METRICS = {"median_ms"}  # metrics whose per-call samples are samples_ms
+BAD = {"slower", "worse"}
+BROKEN = {"wrong", "error", "oom", "timeout", "absent"}  # "absent": no record of the case in that run
 
 
 @dataclass
 class Pair:
-    """One case seen in both runs."""
+    """One metric of one case seen ok in both runs."""
 
     key: str
     label: str
     axes: dict[str, Any]
+    metric: str = "median_ms"
     base: float | None = None
     new: float | None = None
-    ratio: float | None = None  # new / base: above 1 is slower for times
+    ratio: float | None = None  # new / base
     verdict: str = "unclear"
     p_value: float | None = None
     why: str = ""
 
+    @property
+    def cost(self) -> float | None:
+        """The ratio turned so that above 1 is worse (1 / ratio for higher-is-better metrics)."""
+        return None if self.ratio is None else cost_ratio(self.metric, self.ratio)
+
+
+@dataclass
+class StatusChange:
+    """A case not ok in at least one run, or present in only one ('absent' in the other)."""
+
+    label: str
+    axes: dict[str, Any]
+    base: str
+    new: str
+    reason: str = ""
+
+    @property
+    def broke(self) -> bool:
+        """Ok in BASE, broken in NEW: a failure of the gate. Newly skipped is not one: the impl
+        could not run there (no GPU, a library missing), which says nothing about its code."""
+        return self.base == "ok" and self.new in BROKEN
+
+    @property
+    def kind(self) -> str:
+        if self.broke:
+            return "broke"
+        if self.base == "ok":
+            return "now skipped"
+        if self.base == "absent":
+            return "only in new"
+        if self.new == "absent":
+            return "no longer run"
+        return "fixed" if self.new == "ok" else "still not ok"
+
 
 @dataclass
 class Comparison:
-    metric: str
+    metrics: list[str]
     compared: list[Pair] = field(default_factory=list)
-    not_ok: list[dict[str, Any]] = field(default_factory=list)  # label, axes, base/new status and reason
-    only_base: list[str] = field(default_factory=list)
-    only_new: list[str] = field(default_factory=list)
+    changes: list[StatusChange] = field(default_factory=list)
+    skipped_in_both: int = 0
+
+    def pairs(self, metric: str) -> list[Pair]:
+        return [p for p in self.compared if p.metric == metric]
 
     def regressions(self, threshold: float) -> list[Pair]:
-        """Cases slower with a clear verdict by more than `threshold` (0.1 = 10%)."""
-        return [p for p in self.compared
-                if p.verdict == "slower" and p.ratio is not None and p.ratio > 1 + threshold]
+        """Clear slowdowns or regressions beyond `threshold` (0.1 = 10%) in the metric's own
+        direction: a time 10% up, or a rate down to 1/1.1 of itself."""
+        return [p for p in self.compared if p.verdict in BAD and p.cost is not None and p.cost > 1 + threshold]
+
+    def broken(self) -> list[StatusChange]:
+        return [c for c in self.changes if c.broke]
 
 
 def parse_threshold(text: str) -> float:
@@ -75,9 +124,9 @@ def parse_threshold(text: str) -> float:
     return float(match.group(1)) / 100.0
 
 
-def compare_runs(base_dir: str | Path, new_dir: str | Path, metric: str = "median_ms") -> Comparison:
+def compare_runs(base_dir: str | Path, new_dir: str | Path, metrics: list[str] | None = None) -> Comparison:
     base, new = _records(base_dir, "BASE"), _records(new_dir, "NEW")
-    return compare_records(base, new, metric)
+    return compare_records(base, new, metrics)
 
 
 def _records(run_dir: str | Path, role: str) -> list[dict[str, Any]]:
@@ -87,26 +136,52 @@ def _records(run_dir: str | Path, role: str) -> list[dict[str, Any]]:
 
 
 def compare_records(base: list[dict[str, Any]], new: list[dict[str, Any]],
-                    metric: str = "median_ms") -> Comparison:
-    """Join on case_id, then on label + params for cases whose id changed."""
+                    metrics: list[str] | str | None = None) -> Comparison:
+    """Join on case_id, then on label + params for cases whose id changed; judge each of
+    `metrics` (default: every metric judged_by_default that both runs have) per case."""
     matched = _join(base, new)
     if not matched:
         raise UserError("the two runs have no case in common (matched by case_id, then by label and params)")
-    if not any(metric in r.get("metrics", {}) for pair in matched for r in pair):
-        raise UserError(f"--metric {metric}: no case in either run has it; e.g. median_ms, peak_extra_bytes")
-    result = Comparison(metric=metric)
+    both_ok = [(b, n) for b, n in matched if b["status"] == "ok" and n["status"] == "ok"]
+    chosen = choose_metrics(both_ok, [metrics] if isinstance(metrics, str) else metrics)
+    result = Comparison(metrics=chosen)
     for b, n in matched:
-        if b["status"] != "ok" or n["status"] != "ok":
-            result.not_ok.append({"label": b["label"], "axes": _axes(b),
-                                  "base": b["status"], "base_reason": b.get("reason", ""),
-                                  "new": n["status"], "new_reason": n.get("reason", "")})
-            continue
-        result.compared.append(judge(b, n, metric))
-    matched_base = {id(b) for b, _ in matched}
-    matched_new = {id(n) for _, n in matched}
-    result.only_base = [_describe(r) for r in base if id(r) not in matched_base]
-    result.only_new = [_describe(r) for r in new if id(r) not in matched_new]
+        if b["status"] == "ok" and n["status"] == "ok":
+            measured = _numbers(b).keys() | _numbers(n).keys()
+            result.compared += [judge(b, n, metric) for metric in chosen if metric in measured]
+        elif b["status"] == n["status"] == "skipped":
+            result.skipped_in_both += 1
+        else:
+            result.changes.append(StatusChange(b["label"], _axes(b), b["status"], n["status"],
+                                               n.get("reason") if n["status"] != "ok" else b.get("reason", "")))
+    matched_base, matched_new = {id(b) for b, _ in matched}, {id(n) for _, n in matched}
+    result.changes += [StatusChange(r["label"], _axes(r), r["status"], "absent", "no record in NEW")
+                       for r in base if id(r) not in matched_base]
+    result.changes += [StatusChange(r["label"], _axes(r), "absent", r["status"], r.get("reason", ""))
+                       for r in new if id(r) not in matched_new]
     return result
+
+
+def _numbers(record: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in record.get("metrics", {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def choose_metrics(pairs: list[tuple[dict, dict]], requested: list[str] | None) -> list[str]:
+    """The metrics to judge: those requested (each must be a number in some case ok in both
+    runs), else every metric judged by default that both runs have, median_ms first. Rates
+    derived from median_ms would repeat its verdicts, so they are judged only when named."""
+    present = list(dict.fromkeys(m for b, n in pairs for m in _numbers(b) if m in _numbers(n)))
+    if requested:
+        unknown = [m for m in requested if m not in present]
+        if unknown:
+            raise UserError(f"--metric {','.join(unknown)}: no case ok in both runs has it; valid: "
+                            f"{', '.join(sorted(present)) or 'none (no case is ok in both runs)'}")
+        return list(dict.fromkeys(requested))
+    chosen = [m for m in present if judged_by_default(m)]
+    if "median_ms" in chosen:
+        chosen = ["median_ms"] + [m for m in chosen if m != "median_ms" and m not in PER_MEDIAN_CALL]
+    return chosen
 
 
 def _join(base: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[tuple[dict, dict]]:
@@ -134,36 +209,64 @@ def _axes(record: dict[str, Any]) -> dict[str, Any]:
     return {a: params.get(a) for a in record.get("axes", [])}
 
 
-def _describe(record: dict[str, Any]) -> str:
-    axes = ", ".join(f"{k}={v}" for k, v in _axes(record).items())
-    return f"{record.get('label')} [{axes}]"
-
-
-def judge(base: dict[str, Any], new: dict[str, Any], metric: str) -> Pair:
-    """The verdict for one case measured ok in both runs."""
-    pair = Pair(key=base["case_id"], label=base["label"], axes=_axes(base))
-    pair.base, pair.new = base["metrics"].get(metric), new["metrics"].get(metric)
-    if pair.base is None or pair.new is None or not pair.base > 0:
-        pair.why = f"{metric} missing or zero"
+def judge(base: dict[str, Any], new: dict[str, Any], metric: str = "median_ms") -> Pair:
+    """The verdict on one metric of one case measured ok in both runs."""
+    pair = Pair(key=base["case_id"], label=base["label"], axes=_axes(base), metric=metric)
+    pair.base, pair.new = _numbers(base).get(metric), _numbers(new).get(metric)
+    if pair.base is None or pair.new is None:
+        pair.why = f"{metric} missing in {'BASE' if pair.base is None else 'NEW'}"
         return pair
-    pair.ratio = pair.new / pair.base
-    if metric not in SAMPLED_METRICS:
-        pair.verdict = _by_ratio(pair.ratio)
-        pair.why = "no samples: ratio only"
+    if pair.base < 0 or pair.new < 0:
+        pair.why = "negative values: no ratio"
         return pair
-    pair.verdict, pair.p_value, pair.why = verdict_from_samples(base.get("samples_ms") or [],
-                                                                new.get("samples_ms") or [], pair.ratio)
+    if pair.base == 0:
+        pair.ratio = 1.0 if pair.new == 0 else math.inf
+    else:
+        pair.ratio = pair.new / pair.base
+    base_samples, new_samples = samples_for(base, metric), samples_for(new, metric)
+    if base_samples is not None and new_samples is not None and math.isfinite(pair.ratio) and pair.ratio > 0:
+        change, pair.p_value, pair.why = verdict_from_samples(base_samples, new_samples, pair.ratio)
+    elif is_speed(metric):
+        change, pair.why = "unclear", "one timing, no raw samples: its noise is unknown"
+    else:
+        change, pair.why = _by_ratio(pair.ratio), "no samples: ratio only"
+    pair.verdict = _word(metric, change)
     return pair
+
+
+def samples_for(record: dict[str, Any], metric: str) -> list[float] | None:
+    """The raw samples behind a metric, in its own unit: samples_ms for median_ms, and
+    work / sample for the rates derived from the median (metric x median_ms = the work)."""
+    samples = [s for s in record.get("samples_ms") or [] if isinstance(s, (int, float)) and s > 0]
+    if not samples:
+        return None
+    if metric == "median_ms":
+        return samples
+    median, value = _numbers(record).get("median_ms"), _numbers(record).get(metric)
+    if metric in PER_MEDIAN_CALL and median and value:
+        return [value * median / s for s in samples]
+    return None
+
+
+def _word(metric: str, change: str) -> str:
+    """'higher'/'lower' in the metric's terms: faster/slower for times and rates, else better/worse."""
+    if change not in ("higher", "lower"):
+        return change
+    good = (change == "higher") == higher_is_better(metric)
+    if is_speed(metric):
+        return "faster" if good else "slower"
+    return "better" if good else "worse"
 
 
 def _by_ratio(ratio: float) -> str:
     if abs(ratio - 1) <= SAME_BAND:
         return "same"
-    return "slower" if ratio > 1 else "faster"
+    return "higher" if ratio > 1 else "lower"
 
 
 def verdict_from_samples(base: list[float], new: list[float], ratio: float) -> tuple[str, float | None, str]:
-    """(verdict, p-value, why) from the raw per-call times of both runs (ms)."""
+    """(change, p-value, why) from the raw samples of both runs: change is 'higher' or
+    'lower' (NEW against BASE, in the samples' unit), 'same' or 'unclear'."""
     fewest = min(len(base), len(new))
     if fewest < MIN_SAMPLES:
         return "unclear", None, f"too few samples ({len(base)}, {len(new)})"
@@ -173,7 +276,7 @@ def verdict_from_samples(base: list[float], new: list[float], ratio: float) -> t
     significant = p_value < ALPHA
     separate = _cis_apart(base, new)
     if significant and separate:
-        return ("slower" if ratio > 1 else "faster"), p_value, "U test and CIs agree"
+        return ("higher" if ratio > 1 else "lower"), p_value, "U test and CIs agree"
     if not significant and not separate:
         if fewest >= SAME_MIN_SAMPLES:
             return "same", p_value, "not significant"
@@ -188,5 +291,5 @@ def _cis_apart(a: list[float], b: list[float]) -> bool:
 
 
 def geometric_mean_ratio(pairs: list[Pair]) -> float | None:
-    ratios = [p.ratio for p in pairs if p.ratio and p.ratio > 0]
+    ratios = [p.ratio for p in pairs if p.ratio and 0 < p.ratio < math.inf]
     return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None

@@ -1,4 +1,4 @@
-"""Analysis behind reports: scaling exponents, crossovers, Pareto fronts, on known inputs."""
+"""Analysis behind reports: scaling exponents, crossovers, Pareto fronts, metric directions, on known inputs."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 from harness.analysis.crossover import crossovers
+from harness.analysis.direction import cost_ratio, higher_is_better
 from harness.analysis.pareto import pareto_front
 from harness.analysis.scaling import fit_exponent
+from harness.analysis.speedup import speedups
 
 
 def test_fit_exponent_recovers_power_laws_from_ok_cases_only():
@@ -34,3 +36,32 @@ def test_crossover_is_interpolated_in_log_log_space():
 def test_pareto_front_keeps_only_undominated_points():
     mask = pareto_front(np.array([1.0, 2.0, 3.0, 1.5, 2.0]), np.array([3.0, 1.0, 0.5, 3.0, 2.0]))
     assert mask.tolist() == [True, True, True, False, False]
+
+
+@pytest.mark.parametrize("metric", ["tflops", "gbps", "tokens_per_s", "output_tokens_per_s", "throughput",
+                                    "accuracy", "bleu", "pct_peak_flops", "pct_peak_bandwidth", "requests_per_s",
+                                    "goodput_requests_per_s", "pct_roofline"])
+def test_rates_fractions_of_peak_and_scores_are_higher_is_better(metric):
+    assert higher_is_better(metric)
+    assert cost_ratio(metric, 0.5) == pytest.approx(2.0)  # half the rate costs twice as much
+
+
+@pytest.mark.parametrize("metric", ["median_ms", "first_call_ms", "peak_extra_bytes", "rel_err", "val_loss",
+                                    "val_ppl", "peak_ratio", "state_bytes_per_seq", "kv_waste", "makespan_s"])
+def test_times_sizes_errors_and_losses_are_lower_is_better(metric):
+    assert not higher_is_better(metric)
+    assert cost_ratio(metric, 2.0) == pytest.approx(2.0)
+
+
+def test_speedup_follows_the_metric_direction():
+    frame = pd.DataFrame({"run": "r", "label": ["base", "fast"], "seq_len": 64, "status": "ok", "reason": "",
+                          "median_ms": [10.0, 5.0], "tflops": [1.0, 2.0]})
+    for metric in ("median_ms", "tflops"):
+        table = speedups(frame, "base", ["seq_len"], metric)
+        assert table["speedup"].tolist() == [pytest.approx(2.0)], metric  # twice as fast either way
+
+
+def test_pareto_front_maximises_a_higher_is_better_speed_axis():
+    tflops, error = np.array([1.0, 2.0, 3.0, 2.0]), np.array([0.1, 0.2, 0.3, 0.4])
+    assert pareto_front(tflops, error, cost_higher_is_better=True).tolist() == [True, True, True, False]
+    assert pareto_front(tflops, error).tolist() == [True, False, False, False]

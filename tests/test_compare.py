@@ -64,20 +64,21 @@ def test_significant_test_with_overlapping_cis_is_unclear():
 def test_metric_without_samples_is_judged_by_ratio():
     base, new = record("a", noisy(10, 20, 1), seq_len=64), record("a", noisy(10, 20, 1), seq_len=64)
     new["metrics"]["peak_extra_bytes"] *= 2
-    assert verdict(base, new, "peak_extra_bytes") == "slower"
+    assert verdict(base, new, "peak_extra_bytes") == "worse"  # memory: better/worse, not faster/slower
 
 
 def test_cases_not_ok_are_listed_never_compared():
     base = [record("a", noisy(10, 20, 1)), record("b", noisy(10, 20, 2))]
     new = [record("a", noisy(10, 20, 3)), record("b", [], status="wrong", reason="error 1e-1 above tolerance")]
     result = compare_records(base, new)
-    assert [p.label for p in result.compared] == ["a"]
-    assert result.not_ok[0]["label"] == "b" and result.not_ok[0]["new"] == "wrong"
+    assert {p.label for p in result.compared} == {"a"}
+    (change,) = result.changes
+    assert change.label == "b" and change.new == "wrong" and change.broke
 
 
 def test_join_falls_back_to_label_and_params_when_ids_differ():
     base, new = record("a", noisy(10, 20, 1), case_id="old"), record("a", noisy(10, 20, 2), case_id="new")
-    assert len(compare_records([base], [new]).compared) == 1
+    assert len(compare_records([base], [new], "median_ms").compared) == 1
 
 
 def test_threshold_parsing():
@@ -117,8 +118,89 @@ def test_bad_input_exits_two(runs, tmp_path):
     assert cli.main(["compare", str(base), str(other)]) == 2
 
 
-def test_markdown_table_has_one_row_per_compared_case(runs, capsys):
+def test_markdown_has_one_table_per_metric_with_one_row_per_case(runs, capsys):
     base, slower = runs
     cli.main(["compare", str(base), str(slower), "--markdown"])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    assert len(rows) == 3  # header + 2 cases
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert "**median_ms** (lower is better)" in out and "**peak_extra_bytes** (lower is better)" in out
+    assert len(rows) == 2 * 3  # two metrics: header + 2 cases each
+    cli.main(["compare", str(base), str(slower), "--markdown", "--metric", "median_ms"])
+    assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]) == 3
+
+
+def with_rates(rec: dict, flops: float = 1e9) -> dict:
+    """The rates a worker derives from the median: TFLOP/s = work / time."""
+    rec["metrics"]["flops"] = flops
+    rec["metrics"]["tflops"] = flops / (rec["metrics"]["median_ms"] / 1e3) / 1e12
+    return rec
+
+
+def test_higher_is_better_metrics_are_judged_in_their_own_direction(tmp_path, capsys):
+    base = write_run(tmp_path / "base", [with_rates(record("a", noisy(10, 20, 1)))])
+    faster = write_run(tmp_path / "faster", [with_rates(record("a", noisy(5, 20, 2)))])
+    slower = write_run(tmp_path / "slower", [with_rates(record("a", noisy(20, 20, 3)))])
+    pair = compare_records([with_rates(record("a", noisy(10, 20, 1)))],
+                           [with_rates(record("a", noisy(5, 20, 2)))], "tflops").compared[0]
+    assert pair.ratio == pytest.approx(2.0, rel=0.05) and pair.verdict == "faster"
+    assert pair.p_value is not None  # judged from the samples, on the reciprocal scale
+    assert cli.main(["compare", str(base), str(faster), "--metric", "tflops", "--fail-above", "10%"]) == 0
+    assert cli.main(["compare", str(base), str(slower), "--metric", "tflops", "--fail-above", "10%"]) == 1
+    assert "slower by more than 10% in tflops" in capsys.readouterr().out
+
+
+def test_rates_derived_from_the_median_get_its_verdict_and_are_left_out_by_default():
+    for center, seed in ((5, 2), (10.5, 3), (20, 4)):
+        base, new = with_rates(record("a", noisy(10, 20, 1))), with_rates(record("a", noisy(center, 20, seed)))
+        result = compare_records([base], [new], ["median_ms", "tflops"])
+        time, rate = result.pairs("median_ms")[0], result.pairs("tflops")[0]
+        assert time.verdict == rate.verdict and time.cost == pytest.approx(rate.cost, rel=0.05)
+    default = compare_records([with_rates(record("a", noisy(10, 20, 1)))], [with_rates(record("a", noisy(10, 20, 2)))])
+    assert default.metrics == ["median_ms", "peak_extra_bytes"]  # not tflops (nor flops, a count)
+
+
+def test_quality_and_memory_are_judged_by_ratio_with_direction():
+    base, new = record("a", noisy(10, 20, 1)), record("a", noisy(10, 20, 2))
+    base["metrics"]["accuracy"], new["metrics"]["accuracy"] = 0.8, 0.6
+    new["metrics"]["peak_extra_bytes"] /= 2
+    result = compare_records([base], [new])
+    assert result.pairs("accuracy")[0].verdict == "worse"
+    assert result.pairs("peak_extra_bytes")[0].verdict == "better"
+    assert [p.metric for p in result.regressions(0.1)] == ["accuracy"]  # 0.8 -> 0.6 costs 1.33x
+
+
+def test_a_time_without_raw_samples_is_unclear_not_judged_by_a_bare_ratio():
+    base, new = record("a", noisy(10, 20, 1)), record("a", noisy(10, 20, 2))
+    base["metrics"]["first_call_ms"], new["metrics"]["first_call_ms"] = 100.0, 300.0
+    pair = compare_records([base], [new]).pairs("first_call_ms")[0]
+    assert pair.ratio == pytest.approx(3.0) and pair.verdict == "unclear"
+
+
+def test_memory_regression_fails_the_gate(runs, tmp_path):
+    base, _ = runs
+    records = [record("a", noisy(10, 20, 5)), record("b", noisy(10, 20, 6))]
+    records[1]["metrics"]["peak_extra_bytes"] *= 1.5
+    more_memory = write_run(tmp_path / "more-memory", records)
+    assert cli.main(["compare", str(base), str(more_memory), "--fail-above", "10%"]) == 1
+    assert cli.main(["compare", str(base), str(more_memory), "--fail-above", "10%", "--metric", "median_ms"]) == 0
+
+
+@pytest.mark.parametrize("status", ["wrong", "error", "oom", "timeout", "absent"])
+def test_a_case_that_breaks_fails_the_gate(runs, tmp_path, status, capsys):
+    base, _ = runs
+    b = [] if status == "absent" else [record("b", [], status=status, reason="boom")]
+    broken = write_run(tmp_path / f"broken-{status}", [record("a", noisy(10, 20, 3))] + b)
+    assert cli.main(["compare", str(base), str(broken)]) == 0  # no gate without --fail-above
+    assert cli.main(["compare", str(base), str(broken), "--fail-above", "10%"]) == 1
+    out = capsys.readouterr().out
+    assert "BROKE" in out and f"b [seq_len=64] ({status})" in out
+
+
+def test_a_case_newly_skipped_is_reported_but_does_not_fail(runs, tmp_path, capsys):
+    base, _ = runs
+    skipped = write_run(tmp_path / "skipped", [record("a", noisy(10, 20, 3)),
+                                               record("b", [], status="skipped", reason="needs cuda")])
+    assert cli.main(["compare", str(base), str(skipped), "--fail-above", "10%"]) == 0
+    assert "now skipped: b [seq_len=64] base ok, new skipped: needs cuda" in capsys.readouterr().out
+    fixed = compare_records([record("b", [], status="error")], [record("b", noisy(10, 20, 1))])
+    assert [c.kind for c in fixed.changes] == ["fixed"] and not fixed.broken()

@@ -92,7 +92,8 @@ def test_two_runs_share_one_report(small_run, tmp_path):
     (section,) = data.sections(frame, runs, None)
     figure = figures.lines_vs_axis(section, "median_ms", "ms", "t")
     names = {t.name for t in figure.data}
-    assert f"naive · {small_run.name}" in names and "naive · second-run" in names
+    assert "naive · R1" in names and "naive · R2" in names  # tags, spelled out in the Runs table
+    assert "Runs side by side: each run vs R1" in out.read_text()
 
 
 @pytest.mark.parametrize("calibration", [

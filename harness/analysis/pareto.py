@@ -4,10 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def pareto_front(cost: np.ndarray, error: np.ndarray) -> np.ndarray:
-    """Boolean mask of points not dominated: no other point has cost <= and error <=
-    with at least one strictly smaller. Lower is better on both axes (ms, relative error)."""
+def pareto_front(cost: np.ndarray, error: np.ndarray, cost_higher_is_better: bool = False) -> np.ndarray:
+    """Boolean mask of points not dominated: no other point is as good on both axes and
+    better on one. Lower error is better; lower cost too (ms, bytes) unless
+    `cost_higher_is_better` (TFLOP/s, tokens/s)."""
     cost, error = np.asarray(cost, dtype=float), np.asarray(error, dtype=float)
+    if cost_higher_is_better:
+        cost = -cost
     keep = np.ones(len(cost), dtype=bool)
     for i in range(len(cost)):
         no_worse = (cost <= cost[i]) & (error <= error[i])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness.analysis.direction import higher_is_better
+
 COLUMNS = ["label", "speedup", "status", "noisy", "note"]
 
 
@@ -20,9 +22,10 @@ def point_keys(frame: pd.DataFrame, axes: list[str], baseline: str) -> list[str]
 
 
 def speedups(frame: pd.DataFrame, baseline: str, axes: list[str], metric: str = "median_ms") -> pd.DataFrame:
-    """One row per non-baseline case: key columns, label, speedup = baseline metric / metric
-    (above 1: faster than the baseline; NaN unless both ended ok), the worse status of
-    the two, whether either was noisy, and a note for the reader."""
+    """One row per non-baseline case: key columns, label, speedup (above 1: better than the
+    baseline; baseline / metric for times, metric / baseline for higher-is-better metrics
+    like TFLOP/s; NaN unless both ended ok), the worse status of the two, whether either
+    was noisy, and a note for the reader."""
     keys = point_keys(frame, axes, baseline)
     columns = keys + [metric, "status", "reason"] + (["noisy"] if "noisy" in frame else [])
     base = frame.loc[frame["label"] == baseline, columns]
@@ -33,7 +36,9 @@ def speedups(frame: pd.DataFrame, baseline: str, axes: list[str], metric: str = 
     merged["status"] = [_status(s, b) for s, b in zip(merged["status"], merged["status_base"])]
     both_ok = merged["status"] == "ok"
     ratio = merged[f"{metric}_base"].astype(float) / merged[metric].astype(float)
-    merged["speedup"] = np.where(both_ok & (ratio > 0), ratio, np.nan)
+    if higher_is_better(metric):
+        ratio = 1.0 / ratio
+    merged["speedup"] = np.where(both_ok & (ratio > 0) & np.isfinite(ratio), ratio, np.nan)
     noisy = merged.get("noisy", False)
     merged["noisy"] = _flag(noisy) | _flag(merged.get("noisy_base", False))
     merged["note"] = [_note(s, n) for s, n in zip(merged["status"], merged["noisy"])]

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from harness.console import console
+from harness.errors import UserError
 from harness.report.build import build_report
 
 NAME = "report"
@@ -15,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders, results/<run>")
     parser.add_argument("-o", "--output", type=Path, help="HTML file (default reports/<run>.html)")
     parser.add_argument("--baseline", metavar="IMPL", help="impl label speedups are against (default: the suite's)")
-    parser.add_argument("--metric", default="median_ms", help="metric to plot (default median_ms)")
+    parser.add_argument("--metric", default="median_ms",
+                        help="metric to plot and rank by, e.g. tflops, peak_extra_bytes, pct_roofline "
+                             "(default median_ms); higher-is-better metrics are ranked that way")
 
 
 def default_output(runs: list[Path]) -> Path:
@@ -24,9 +27,21 @@ def default_output(runs: list[Path]) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    text, count = build_report(args.runs, metric=args.metric, baseline=args.baseline)
     output = args.output or default_output(args.runs)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    blocking = _file_above(output)
+    if blocking is not None:  # say so before the build, which takes a while on a big run
+        raise UserError(f"-o {output}: cannot write the report there ({blocking} is a file, not a folder)")
+    text, count = build_report(args.runs, metric=args.metric, baseline=args.baseline)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as err:  # no permission, a full disk, -o naming a folder
+        raise UserError(f"-o {output}: cannot write the report there ({err.strerror or err})") from None
     console.print(f"{output} ({len(text.encode()) / 1e6:.1f} MB, {count} figures)")
     return 0
+
+
+def _file_above(output: Path) -> Path | None:
+    """The nearest existing path above `output`, if it is a file (so no folder can be made there)."""
+    existing = next((p for p in output.parents if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None

@@ -1,22 +1,29 @@
 """From run folders to one HTML report: which charts and tables each section gets."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
+from harness.analysis.direction import higher_is_better
 from harness.analysis.speedup import speedups
 from harness.report import data, figures, tables
 from harness.report.page import PageSection, Part, render
 from harness.report.style import esc
 
-METRIC_TITLES = {"median_ms": "median time per call (ms)", "peak_extra_bytes": "peak extra memory (bytes)"}
+METRIC_TITLES = {"median_ms": "median time per call (ms)", "peak_extra_bytes": "peak extra memory (bytes)",
+                 "tflops": "achieved TFLOP/s", "gbps": "achieved GB/s", "pct_roofline": "% of the roofline",
+                 "pct_peak_flops": "% of peak FLOP/s", "pct_peak_bandwidth": "% of peak bandwidth",
+                 "peak_ratio": "peak memory / theoretical peak"}
+HEATMAP_KEY = ("Blank cells with a cross: a side was wrong (red) or failed (orange); points skipped on "
+               "either side are left out.")
 
 
 def build_report(run_paths: list[Path], metric: str = "median_ms", baseline: str | None = None) -> tuple[str, int]:
     """(HTML text, number of figures) for the runs; raises UserError for bad input."""
     frame, runs = data.load_runs(run_paths)
-    data.check_request(frame, metric, baseline)
+    data.check_request(frame, runs, metric, baseline)
     page = [PageSection("Runs", "runs", [Part(html=tables.overview(runs, frame))])]
     for i, section in enumerate(data.sections(frame, runs, baseline)):
         page.append(PageSection(section.title, f"section-{i}", section_parts(section, runs, metric)))
@@ -24,7 +31,9 @@ def build_report(run_paths: list[Path], metric: str = "median_ms", baseline: str
     page.append(PageSection("Cases that did not end ok", "failures", [Part(html=tables.failures(frame))]))
     page.append(PageSection("Environment", "environment", [Part(html=tables.environment(runs))]))
     title = "seqbench report: " + ", ".join(r.name for r in runs)
-    intro = ("<p class='note'>Hover a point for its numbers. Hollow markers: noisy measurements "
+    better = "higher" if higher_is_better(metric) else "lower"
+    intro = (f"<p class='note'>Metric: {esc(metric)} ({better} is better; <code>--metric</code> picks another). "
+             "Hover a point for its numbers. Hollow markers: noisy measurements "
              "(IQR/median above the suite's limit). Red crosses: wrong results, never counted as "
              "speed. Error bars: 95% CI of the median.</p>")
     figures_count = sum(p.figure is not None for s in page for p in s.parts)
@@ -37,19 +46,31 @@ def section_parts(section: data.Section, runs: list[data.RunInfo], metric: str) 
         section, metric, METRIC_TITLES.get(metric, metric), f"{metric} vs {section.x}",
         with_ci=metric == "median_ms"), caption=f"One line per impl{' and run' if section.multi_run else ''}.{facets}")]
     table = speedups(section.frame, section.baseline, section.axes, metric) if section.baseline else None
-    if table is not None and not table.empty:
-        parts.append(Part(f"Speedup vs {section.baseline}", figures.speedup_heatmap(section, table, metric),
+    heatmap = figures.speedup_heatmap(section, table, metric) if table is not None and not table.empty else None
+    if heatmap is not None:
+        parts.append(Part(f"Speedup vs {section.baseline}", heatmap,
                           caption=f"Baseline: {esc(section.baseline)} ({esc(section.baseline_note)}). "
-                                  "Blank cells with a cross: a side was wrong or failed."))
+                                  f"{HEATMAP_KEY}"))
     else:
-        parts.append(Part("Speedup", html=f"<p class='note'>No speedups: {esc(section.baseline_note)}.</p>"))
+        why = "every point was skipped on one side" if table is not None and not table.empty else section.baseline_note
+        parts.append(Part("Speedup", html=f"<p class='note'>No speedups: {esc(why)}.</p>"))
+    if section.multi_run:
+        parts += runs_side_by_side(section, metric)
     if "peak_extra_bytes" in section.frame and (section.frame["peak_extra_bytes"].fillna(0) > 0).any():
         parts.append(Part("Memory", figures.lines_vs_axis(section, "peak_extra_bytes", "peak extra bytes",
                                                           f"peak extra memory vs {section.x}")))
     roof = figures.roofline(section, runs)
     if roof is not None:
-        parts.append(Part("Roofline", roof, caption="Ceilings from results/calibration-&lt;env_id&gt;.json "
-                                                    "when present (python -m harness calibrate)."))
+        parts.append(Part("Roofline", roof, caption="One precision at a time (dropdown). Ceilings from "
+                                                    "results/calibration-&lt;env_id&gt;.json when present "
+                                                    "(python -m harness calibrate)."))
+    efficiency = tables.efficiency(section)
+    if efficiency:
+        parts.append(Part("Percent of peak and memory ratio", html=efficiency,
+                          caption="Over each impl's ok cases. % of roofline: TFLOP/s reached over "
+                                  "min(peak FLOP/s, bandwidth × FLOP/byte) at the case's intensity; peak "
+                                  "memory / theoretical: measured peak extra memory over the impl's "
+                                  "analytic peak (above 1: it holds more than it needs)."))
     quality = figures.quality_vs_speed(section, metric)
     if quality is not None:
         parts.append(Part("Quality vs speed", quality, caption="Pick a sweep point in the dropdown; "
@@ -62,3 +83,22 @@ def section_parts(section: data.Section, runs: list[data.RunInfo], metric: str) 
     parts.append(Part("Not ok here", html=tables.failures(section.frame, section)))
     return parts
 
+
+def runs_side_by_side(section: data.Section, metric: str) -> list[Part]:
+    """Each impl in every run against itself in the first run: the same heatmap as the
+    speedups, with the roles of run and impl swapped."""
+    first, labels = section.runs[0], list(dict.fromkeys(section.frame["label"]))
+    tags = section.frame["run"].map(section.tag)
+    swapped = section.frame.assign(label=tags, run=section.frame["label"])
+    table = speedups(swapped, section.tag(first), section.axes, metric)
+    by_run = dataclasses.replace(section, frame=swapped, baseline=section.tag(first), runs=labels,
+                                 run_tags={label: label for label in labels})
+    heatmap = figures.speedup_heatmap(by_run, table, metric) if not table["speedup"].isna().all() else None
+    if heatmap is None:
+        return [Part("Runs side by side", html="<p class='note'>No impl has ok cases at the same points "
+                                                "in two runs.</p>")]
+    return [Part(f"Runs side by side: each run vs {section.tag(first)}", heatmap,
+                 caption=f"Rows: run · impl (runs as tagged in the Runs table). A cell compares the impl's "
+                         f"{esc(metric)} in the row's run with the same impl at the same point in "
+                         f"{section.tag(first)} ({esc(first)}): above 1, the row's run is better "
+                         f"(faster, or higher for a rate). {HEATMAP_KEY}")]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -22,6 +23,7 @@ class RunInfo:
     suite: dict[str, Any]
     env: dict[str, Any]
     calibration: dict[str, Any] | None
+    metrics: list[str] = field(default_factory=list)  # the records' metric names
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Section:
     baseline: str | None
     baseline_note: str = ""
     runs: list[str] = field(default_factory=list)
+    run_tags: dict[str, str] = field(default_factory=dict)  # run name -> R1, R2, ... (run_tags())
 
     @property
     def title(self) -> str:
@@ -61,6 +64,16 @@ class Section:
     def multi_run(self) -> bool:
         return len(self.runs) > 1
 
+    def tag(self, run: str) -> str | None:
+        """The run's short name in legends, where several runs share this section's charts."""
+        return self.run_tags.get(run, run) if self.multi_run else None
+
+
+def run_tags(runs: list[RunInfo]) -> dict[str, str]:
+    """R1, R2, ... in the order the runs were given: legends stay short on a laptop screen,
+    and the Runs table says which is which."""
+    return {run.name: f"R{i}" for i, run in enumerate(runs, 1)}
+
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
@@ -71,25 +84,100 @@ def _sort_key(value: Any) -> tuple:
 
 
 def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, list[RunInfo]]:
+    """The records of every run as one frame (its `run` column: each run's display name)
+    and what the report knows about each run. Runs from two machines may share a folder
+    name: they are told apart by hostname or by the folders above them."""
     infos = []
     for path in paths:
         if not (Path(path) / results.RECORDS).exists() and not (Path(path) / results.TABLE).exists():
             raise UserError(f"{path}: not a run folder (no {results.RECORDS}); give results/<run>")
         infos.append(RunInfo(name=Path(path).name, path=Path(path), suite=_read_yaml(Path(path) / "suite.yaml"),
-                             env=results.env(path), calibration=None))
-    if len({i.name for i in infos}) < len(infos):
-        raise UserError("the same run folder name is given twice; each run must have its own folder")
+                             env=results.env(path), calibration=None, metrics=_metric_names(Path(path))))
+    _name_apart(infos)
+    frames = []
     for info in infos:
         info.calibration = calibration_for(info)
-    frame = results.load([i.path for i in infos])
+        frames.append(with_fractions(results.load(info.path).assign(run=info.name), info.calibration))
+    frame = pd.concat(frames, ignore_index=True)
     frame["axes"] = frame["axes"].map(lambda a: [str(v) for v in a] if a is not None else [])
     return frame, infos
+
+
+def _name_apart(infos: list[RunInfo]) -> None:
+    """Give runs that share a folder name distinct names; the very same folder twice is a mistake."""
+    seen: dict[Path, Path] = {}
+    for info in infos:
+        real = info.path.resolve()
+        if real in seen:
+            also = f" (also as {seen[real]})" if seen[real] != info.path else ""
+            raise UserError(f"{info.path}: the same run folder is given twice{also}")
+        seen[real] = info.path
+    for name in {i.name for i in infos}:
+        clash = [i for i in infos if i.name == name]
+        if len(clash) < 2:
+            continue
+        hosts = [i.env.get("hostname") for i in clash]
+        if all(hosts) and len(set(hosts)) == len(hosts):
+            for info, host in zip(clash, hosts):
+                info.name = f"{name} @ {host}"
+            continue
+        parts = [info.path.resolve().parts for info in clash]
+        depth = next(d for d in range(2, max(map(len, parts)) + 1) if len({p[-d:] for p in parts}) == len(parts))
+        for info, part in zip(clash, parts):
+            info.name = "/".join(part[-depth:])
+
+
+def _metric_names(path: Path) -> list[str]:
+    """The keys of the records' `metrics` (the rest of a record's columns are params and identity)."""
+    if not (path / results.RECORDS).exists():
+        return []
+    return list(dict.fromkeys(k for r in results.read_records(path) for k in r.get("metrics", {})))
 
 
 def calibration_for(run: RunInfo) -> dict[str, Any] | None:
     """results/calibration-<env_id>.json beside the run folder, if it exists and parses."""
     env_id = run.env.get("env_id")
     return _read_json(run.path.parent / f"calibration-{env_id}.json") if env_id else None
+
+
+def ceiling_values(cal: dict[str, Any], precisions: list[str]) -> tuple[dict[str, float], float | None]:
+    """({precision: peak TFLOP/s}, copy GB/s) from a calibration file, in either layout:
+    `harness calibrate`'s {"ceilings": {"flops": {precision: FLOP/s}, "bytes_per_s": B/s}}
+    or the short {"matmul_tflops": {precision: TFLOP/s} or a number, "copy_gbps": GB/s}."""
+    if isinstance(cal.get("ceilings"), dict):
+        flops, per_s = cal["ceilings"].get("flops") or {}, cal["ceilings"].get("bytes_per_s")
+        peaks = {p: v / 1e12 for p, v in flops.items() if isinstance(v, (int, float))}
+        return peaks, per_s / 1e9 if isinstance(per_s, (int, float)) else None
+    peaks = cal.get("matmul_tflops")
+    peaks = peaks if isinstance(peaks, dict) else ({p: peaks for p in precisions} if peaks else {})
+    gbps = cal.get("copy_gbps")
+    return peaks, gbps if isinstance(gbps, (int, float)) else None
+
+
+def with_fractions(frame: pd.DataFrame, calibration: dict[str, Any] | None) -> pd.DataFrame:
+    """Percent of this device's measured ceilings, where the run has a calibration:
+    pct_peak_flops and pct_peak_bandwidth where the records lack them (runs made before
+    `harness calibrate`), and pct_roofline, the TFLOP/s reached over the roofline
+    min(peak FLOP/s, bandwidth x FLOP per byte) at the case's own intensity."""
+    if not calibration or "tflops" not in frame or "precision" not in frame:
+        return frame
+    peaks, gbps = ceiling_values(calibration, sorted(frame["precision"].dropna().unique()))
+    peak = frame["precision"].map(peaks).astype(float)
+    frame = frame.copy()
+    if peaks:
+        frame["pct_peak_flops"] = _keep(frame.get("pct_peak_flops"), 100 * frame["tflops"] / peak)
+    if gbps and "gbps" in frame:
+        frame["pct_peak_bandwidth"] = _keep(frame.get("pct_peak_bandwidth"), 100 * frame["gbps"] / gbps)
+    if peaks and {"flops", "bytes_moved"} <= set(frame.columns):
+        intensity = frame["flops"] / frame["bytes_moved"]  # FLOP per byte
+        roof = np.minimum(peak, gbps * intensity / 1e3) if gbps else peak  # TFLOP/s; NaN: precision not calibrated
+        frame["pct_roofline"] = 100 * frame["tflops"] / roof
+    return frame
+
+
+def _keep(recorded: pd.Series | None, computed: pd.Series) -> pd.Series:
+    """The record's own value where it has one (measured against the ceilings it ran with)."""
+    return computed if recorded is None else recorded.fillna(computed)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -121,7 +209,7 @@ def sections(frame: pd.DataFrame, runs: list[RunInfo], baseline: str | None) -> 
         facets = [a for a in axes if a != x and rows[a].nunique(dropna=False) > 1]
         chosen, note = _baseline(rows, runs, baseline)
         out.append(Section(workload, family, rows, x, facets, axes, chosen, note,
-                           runs=list(dict.fromkeys(rows["run"]))))
+                           runs=list(dict.fromkeys(rows["run"])), run_tags=run_tags(runs)))
     return out
 
 
@@ -137,11 +225,30 @@ def _baseline(rows: pd.DataFrame, runs: list[RunInfo], requested: str | None) ->
     return (labels[0], "no suite baseline: the first impl listed") if labels else (None, "no impls")
 
 
-def check_request(frame: pd.DataFrame, metric: str, baseline: str | None) -> None:
+# pct_roofline exists only in reports: with_fractions computes it from a calibration file
+REPORT_METRICS = ("pct_peak_flops", "pct_peak_bandwidth", "pct_roofline")
+
+
+def metric_names(frame: pd.DataFrame, runs: list[RunInfo]) -> list[str]:
+    """Metrics a report can draw: the records' metrics with one number per case (not the
+    raw samples, not flags), and the fractions of peak computed from calibrations."""
+    named = [m for run in runs for m in run.metrics] + list(REPORT_METRICS)
+    if not any(run.metrics for run in runs):  # a table without its records.jsonl: guess from names
+        named += [c for c in frame.columns if c.endswith(("_ms", "_bytes", "_per_s", "_err"))]
+    return sorted(m for m in set(named) if m in frame and _scalar_numbers(frame[m]))
+
+
+def _scalar_numbers(column: pd.Series) -> bool:
+    return (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+            and column.notna().any())
+
+
+def check_request(frame: pd.DataFrame, runs: list[RunInfo], metric: str, baseline: str | None) -> None:
     """A --metric or --baseline that names nothing in the runs is the user's mistake."""
-    if metric not in frame or frame[metric].notna().sum() == 0:
-        numeric = [c for c in frame.columns if c.endswith(("_ms", "_bytes", "_per_s")) and frame[c].notna().any()]
-        raise UserError(f"--metric {metric}: no case has it; valid: {', '.join(sorted(numeric))}")
+    valid = metric_names(frame, runs)
+    if metric not in valid:
+        raise UserError(f"--metric {metric}: not a metric with one number per case in these runs; "
+                        f"valid: {', '.join(valid)}")
     if baseline and baseline not in set(frame["label"]):
         raise UserError(f"--baseline {baseline}: not an impl in these runs; valid: "
                         f"{', '.join(sorted(set(frame['label'])))}")

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from harness.analysis.direction import higher_is_better, is_speed
 from harness.analysis.pareto import pareto_front
-from harness.report.data import RunInfo, Section
+from harness.report.data import RunInfo, Section, ceiling_values
 from harness.report.style import bytes_text, colors, combo_title, dashes, esc, number, series_name
 
 LAYOUT = dict(template="plotly_white", height=460, margin=dict(l=70, r=30, t=80, b=60), title_x=0.01,
@@ -58,9 +59,9 @@ def _dropdown(fig: go.Figure, groups: list[list[int]], titles: list[str], always
     buttons = [dict(label=title, method="update",
                     args=[{"visible": [i in group or i in always for i in range(total)]}])
                for group, title in zip(groups, titles)]
-    # top right, above the legend, so it never covers the title on the left
+    # top right, above the legend and below the mode bar, so it never covers the title on the left
     fig.update_layout(updatemenus=[dict(buttons=buttons, direction="down", x=1, xanchor="right",
-                                        y=1.08, yanchor="bottom", showactive=True)])
+                                        y=1.03, yanchor="bottom", showactive=True)])
 
 
 def lines_vs_axis(section: Section, y: str, y_title: str, title: str, with_ci: bool = False) -> go.Figure:
@@ -76,7 +77,7 @@ def lines_vs_axis(section: Section, y: str, y_title: str, title: str, with_ci: b
             ok = series[(series["status"] == "ok") & series[y].notna()].sort_values(section.x)
             if ok.empty:
                 continue
-            fig.add_trace(_line(section, ok, y, with_ci, series_name(label, run, section.multi_run),
+            fig.add_trace(_line(section, ok, y, with_ci, series_name(label, section.tag(run)),
                                 palette[label], styles[run]))
             group.append(len(fig.data) - 1)
         wrong = rows[(rows["status"] == "wrong") & rows[y].notna()]
@@ -92,9 +93,17 @@ def lines_vs_axis(section: Section, y: str, y_title: str, title: str, with_ci: b
     log = _log_axis(section.frame[section.x])
     values = section.frame.loc[section.frame["status"] == "ok", y] if y in section.frame else pd.Series([])
     fig.update_layout(title=esc(title), **LAYOUT)
-    fig.update_xaxes(title=esc(section.x), type="log" if log else None)
+    fig.update_xaxes(title=esc(section.x), type="log" if log else None, tickvals=_sweep_ticks(section))
     fig.update_yaxes(title=esc(y_title), type="log" if log and bool((values.dropna() > 0).all()) else None)
     return fig
+
+
+def _sweep_ticks(section: Section) -> list | None:
+    """The swept values themselves as ticks (128, 256, 512 rather than log axis digits 2, 5)."""
+    values = section.frame[section.x]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.nunique() > 16:
+        return None
+    return sorted(values.dropna().unique().tolist())
 
 
 def _line(section: Section, ok: pd.DataFrame, y: str, with_ci: bool, name: str, color: str,
@@ -117,52 +126,63 @@ def _value(column: str, value: Any) -> str:
     return bytes_text(value) if column.endswith("bytes") else number(value)
 
 
-def speedup_heatmap(section: Section, table: pd.DataFrame, metric: str) -> go.Figure:
-    """log2(baseline / impl) per impl (rows) and swept value (columns); cells where either
-    side is not ok are blank with a marker and the status, never a number."""
+def speedup_heatmap(section: Section, table: pd.DataFrame, metric: str) -> go.Figure | None:
+    """log2(speedup) per impl (rows) and swept value (columns); cells where either side is
+    wrong or failed are blank with a cross, never a number; points skipped on either side
+    are left out (the failures table lists them). None when no point is left."""
     fig = go.Figure()
-    groups, titles = [], []
+    groups, titles, most_rows = [], [], 0
     for combo in section.combos():
         rows = _match(table, section.facets, combo)
+        rows = rows[~rows["status"].isin(["skipped", "no baseline"])]
         if rows.empty:
             continue
-        rows = rows.assign(row=[series_name(l, r, section.multi_run) for l, r in zip(rows["label"], rows["run"])],
+        rows = rows.assign(row=[series_name(l, section.tag(r)) for l, r in zip(rows["label"], rows["run"])],
                            col=rows[section.x].map(esc))
-        columns = [esc(v) for v in sorted(rows[section.x].unique(), key=_order)]
         names = list(dict.fromkeys(rows["row"]))
-        z = [[None] * len(columns) for _ in names]
-        text = [[""] * len(columns) for _ in names]
-        hover = [[""] * len(columns) for _ in names]
-        for _, r in rows.iterrows():
-            i, j = names.index(r["row"]), columns.index(r["col"])
-            if pd.notna(r["speedup"]) and r["status"] == "ok":
-                z[i][j] = math.log2(r["speedup"])
-                text[i][j] = ("~" if r["noisy"] else "") + f"{r['speedup']:.2f}x"
-            hover[i][j] = f"{r['row']}<br>{esc(section.x)}={r['col']}<br>" + (
-                f"speedup {number(r['speedup'])}x vs {esc(section.baseline)}" if pd.notna(r["speedup"]) else "")
-            if r["note"]:
-                hover[i][j] += f"<br><i>{esc(r['note'])}</i>"
-        group = [len(fig.data)]
-        fig.add_trace(go.Heatmap(z=z, x=columns, y=names, text=text, texttemplate="%{text}", hovertext=hover,
-                                 hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-3, zmax=3,
-                                 colorbar=dict(title="speedup", tickvals=[-3, -2, -1, 0, 1, 2, 3],
-                                               ticktext=["1/8x", "1/4x", "1/2x", "1x", "2x", "4x", "8x"])))
-        bad = rows[rows["status"] != "ok"]
-        if not bad.empty:
-            fig.add_trace(go.Scatter(x=bad["col"], y=bad["row"], mode="markers+text", marker=WRONG,
-                                     text=[esc(s) for s in bad["status"]], textposition="top center",
-                                     name="not a speedup", showlegend=False,
-                                     hovertext=[f"{r['row']}: {esc(r['note'])}" for _, r in bad.iterrows()],
-                                     hoverinfo="text"))
-            group.append(len(fig.data) - 1)
-        groups.append(group)
+        most_rows = max(most_rows, len(names))
+        groups.append(_heatmap_traces(fig, section, rows, names))
         titles.append(combo_title(section.facets, combo))
-    if groups:
-        _dropdown(fig, groups, titles)
-    fig.update_layout(title=esc(f"speedup vs {section.baseline} ({metric}; blue: faster, ~: noisy)"), **LAYOUT)
+    if not groups:
+        return None
+    _dropdown(fig, groups, titles)
+    word = "faster" if is_speed(metric) else "better"
+    layout = LAYOUT | {"height": min(900, max(LAYOUT["height"], 160 + 22 * most_rows))}
+    fig.update_layout(title=esc(f"speedup vs {section.baseline} ({metric}; blue: {word}, ~: noisy)"), **layout)
     fig.update_xaxes(title=esc(section.x), type="category")
     fig.update_yaxes(type="category")
     return fig
+
+
+def _heatmap_traces(fig: go.Figure, section: Section, rows: pd.DataFrame, names: list[str]) -> list[int]:
+    """Adds one combination's heatmap (and crosses for cases not ok); returns the trace indices."""
+    columns = [esc(v) for v in sorted(rows[section.x].unique(), key=_order)]
+    z = [[None] * len(columns) for _ in names]
+    text = [[""] * len(columns) for _ in names]
+    hover = [[""] * len(columns) for _ in names]
+    for _, r in rows.iterrows():
+        i, j = names.index(r["row"]), columns.index(r["col"])
+        if pd.notna(r["speedup"]) and r["status"] == "ok":
+            z[i][j] = math.log2(r["speedup"])
+            text[i][j] = ("~" if r["noisy"] else "") + f"{r['speedup']:.2f}x"
+        hover[i][j] = f"{r['row']}<br>{esc(section.x)}={r['col']}<br>" + (
+            f"speedup {number(r['speedup'])}x vs {esc(section.baseline)}" if pd.notna(r["speedup"]) else "")
+        if r["note"]:
+            hover[i][j] += f"<br><i>{esc(r['note'])}</i>"
+    fig.add_trace(go.Heatmap(z=z, x=columns, y=names, text=text, texttemplate="%{text}", hovertext=hover,
+                             hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-3, zmax=3,
+                             colorbar=dict(title="speedup", tickvals=[-3, -2, -1, 0, 1, 2, 3],
+                                           ticktext=["1/8x", "1/4x", "1/2x", "1x", "2x", "4x", "8x"])))
+    group = [len(fig.data) - 1]
+    bad = rows[rows["status"] != "ok"]
+    if not bad.empty:  # red: wrong; orange: error, oom, timeout (the status is in the hover)
+        fig.add_trace(go.Scatter(x=bad["col"], y=bad["row"], mode="markers", name="not a speedup",
+                                 marker=WRONG | {"color": ["#d62728" if s == "wrong" else "#ff7f0e"
+                                                           for s in bad["status"]]}, showlegend=False,
+                                 hovertext=[f"{r['row']}: <b>{esc(r['status'])}</b> {esc(r['note'])}"
+                                            for _, r in bad.iterrows()], hoverinfo="text"))
+        group.append(len(fig.data) - 1)
+    return group
 
 
 def _match(table: pd.DataFrame, columns: list[str], combo: tuple) -> pd.DataFrame:
@@ -176,43 +196,71 @@ def _order(value: Any) -> tuple:
     return (0, float(value), "") if isinstance(value, (int, float, np.number)) else (1, 0.0, str(value))
 
 
+DIRECTION_SYMBOLS = ["circle", "triangle-up", "square", "diamond", "star"]
+RUN_VARIANTS = ["", "-open", "-dot", "-open-dot"]  # one per run, on the direction's symbol
+
+
 def roofline(section: Section, runs: list[RunInfo]) -> go.Figure | None:
-    """Achieved TFLOP/s against arithmetic intensity (FLOP per byte of minimum traffic),
-    with the device's measured ceilings where a calibration file exists."""
+    """Achieved TFLOP/s against arithmetic intensity (FLOP per byte of minimum traffic), one
+    precision at a time (dropdown) with that precision's measured ceilings where a
+    calibration file exists; one colour per impl, one marker per direction (fwd, fwd_bwd)."""
     frame = section.frame
     if not {"flops", "bytes_moved", "tflops"} <= set(frame.columns):
         return None
     ok = frame[(frame["status"] == "ok") & (frame["flops"] > 0) & (frame["bytes_moved"] > 0) & frame["tflops"].notna()]
     if ok.empty:
         return None
-    ok = ok.assign(intensity=ok["flops"] / ok["bytes_moved"])
+    ok = ok.assign(intensity=ok["flops"] / ok["bytes_moved"],
+                   precision=ok["precision"].fillna("") if "precision" in ok else "",
+                   direction=ok["direction"].fillna("") if "direction" in ok else "")
     fig = go.Figure()
-    palette, styles = colors(list(dict.fromkeys(frame["label"]))), dashes(section.runs)
-    for (label, run), series in ok.groupby(["label", "run"], sort=False):
-        text = [_point_text(r, section, [f"{number(r['intensity'])} FLOP/B, {number(r['tflops'])} TFLOP/s"])
-                for _, r in series.iterrows()]
-        fig.add_trace(go.Scatter(x=series["intensity"], y=series["tflops"], mode="markers",
-                                 name=series_name(label, run, section.multi_run), hovertext=text, hoverinfo="text",
-                                 marker=dict(size=9, color=palette[label],
-                                             symbol="circle" if styles[run] == "solid" else "diamond")))
+    palette = colors(list(dict.fromkeys(frame["label"])))
+    directions = sorted(ok["direction"].dropna().unique(), key=str)
+    symbols = {d: DIRECTION_SYMBOLS[i % len(DIRECTION_SYMBOLS)] for i, d in enumerate(directions)}
+    variants = {run: RUN_VARIANTS[i % len(RUN_VARIANTS)] for i, run in enumerate(section.runs)}
     low, high = ok["intensity"].min() / 2, ok["intensity"].max() * 2
-    for name, xs, ys in ceilings(runs, section, low, high):
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line=dict(color="#555", dash="dot")))
-    fig.update_layout(title="roofline: achieved TFLOP/s vs arithmetic intensity", **LAYOUT)
+    groups, titles = [], []
+    for precision, rows in ok.groupby("precision", sort=True, dropna=False):
+        group = []
+        for (label, run, direction), series in rows.groupby(["label", "run", "direction"], sort=False, dropna=False):
+            text = [_point_text(r, section, [f"{number(r['intensity'])} FLOP/B, {number(r['tflops'])} TFLOP/s"]
+                                + _fractions(r)) for _, r in series.iterrows()]
+            name = series_name(label, section.tag(run)) + (f" · {esc(direction)}" if len(directions) > 1 else "")
+            fig.add_trace(go.Scatter(x=series["intensity"], y=series["tflops"], mode="markers", name=name,
+                                     hovertext=text, hoverinfo="text", legendgroup=esc(label),
+                                     marker=dict(size=9, color=palette[label],
+                                                 symbol=symbols.get(direction, "circle") + variants[run])))
+            group.append(len(fig.data) - 1)
+        for name, xs, ys in ceilings(runs, section, [precision] if precision != "" else [], low, high):
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line=dict(color="#555", dash="dot")))
+            group.append(len(fig.data) - 1)
+        groups.append(group)
+        titles.append(combo_title(["precision"], (precision,)) if precision != "" else "")
+    _dropdown(fig, groups, titles)
+    markers = f"; markers: {', '.join(map(str, directions))}" if len(directions) > 1 else ""
+    fig.update_layout(title=esc(f"roofline: achieved TFLOP/s vs arithmetic intensity{markers}"), **LAYOUT)
     fig.update_xaxes(title="arithmetic intensity (FLOP/byte)", type="log")
     fig.update_yaxes(title="TFLOP/s", type="log")
     return fig
 
 
-def ceilings(runs: list[RunInfo], section: Section, low: float, high: float) -> list[tuple[str, list, list]]:
-    """(name, x, y) of min(peak compute, bandwidth x intensity) per run with a calibration."""
+def _fractions(row: pd.Series) -> list[str]:
+    """Hover lines for the percent of the device's ceilings, where known."""
+    names = {"pct_roofline": "of the roofline here", "pct_peak_flops": "of peak FLOP/s",
+             "pct_peak_bandwidth": "of peak bandwidth"}
+    return [f"{number(row[c])}% {text}" for c, text in names.items() if c in row and pd.notna(row[c])]
+
+
+def ceilings(runs: list[RunInfo], section: Section, precisions: list[str], low: float,
+             high: float) -> list[tuple[str, list, list]]:
+    """(name, x, y) of min(peak compute, bandwidth x intensity) per precision and per machine
+    with a calibration (runs on one machine share one set of ceilings)."""
     out, seen = [], set()
-    precisions = sorted(section.frame["precision"].dropna().unique()) if "precision" in section.frame else []
     for run in runs:
         cal = run.calibration
         env_id = run.env.get("env_id", run.name)
         if not cal or run.name not in section.runs or env_id in seen:
-            continue  # runs on one machine share one set of ceilings
+            continue
         seen.add(env_id)
         peaks, gbps = ceiling_values(cal, precisions)
         xs = list(np.geomspace(low, high, 50))
@@ -223,20 +271,6 @@ def ceilings(runs: list[RunInfo], section: Section, low: float, high: float) -> 
             ys = [min(v for v in (peak, (gbps or math.inf) * x / 1e3) if isinstance(v, (int, float))) for x in xs]
             out.append((esc(f"ceiling {precision} ({env_id})"), xs, ys))
     return out
-
-
-def ceiling_values(cal: dict[str, Any], precisions: list[str]) -> tuple[dict[str, float], float | None]:
-    """({precision: peak TFLOP/s}, copy GB/s) from a calibration file, in either layout:
-    `harness calibrate`'s {"ceilings": {"flops": {precision: FLOP/s}, "bytes_per_s": B/s}}
-    or the short {"matmul_tflops": {precision: TFLOP/s} or a number, "copy_gbps": GB/s}."""
-    if isinstance(cal.get("ceilings"), dict):
-        flops, per_s = cal["ceilings"].get("flops") or {}, cal["ceilings"].get("bytes_per_s")
-        peaks = {p: v / 1e12 for p, v in flops.items() if isinstance(v, (int, float))}
-        return peaks, per_s / 1e9 if isinstance(per_s, (int, float)) else None
-    peaks = cal.get("matmul_tflops")
-    peaks = peaks if isinstance(peaks, dict) else ({p: peaks for p in precisions} if peaks else {})
-    gbps = cal.get("copy_gbps")
-    return peaks, gbps if isinstance(gbps, (int, float)) else None
 
 
 def quality_vs_speed(section: Section, metric: str) -> go.Figure | None:
@@ -260,13 +294,14 @@ def quality_vs_speed(section: Section, metric: str) -> go.Figure | None:
                                 + ([f"<b>wrong</b>: {esc(r['reason'])}"] if r["status"] == "wrong" else []))
                     for _, r in series.iterrows()]
             fig.add_trace(go.Scatter(x=series[metric], y=series[error], mode="markers", hovertext=text,
-                                     hoverinfo="text", name=series_name(label, run, section.multi_run),
+                                     hoverinfo="text", name=series_name(label, section.tag(run)),
                                      marker=dict(size=10, color=palette[label],
                                                  symbol=["x" if s == "wrong" else "circle" for s in series["status"]])))
             group.append(len(fig.data) - 1)
         ok = rows[rows["status"] == "ok"]
         if len(ok):
-            front = ok[pareto_front(ok[metric].to_numpy(), ok[error].to_numpy())].sort_values(metric)
+            front = ok[pareto_front(ok[metric].to_numpy(), ok[error].to_numpy(),
+                                    higher_is_better(metric))].sort_values(metric)
             fig.add_trace(go.Scatter(x=front[metric], y=front[error], mode="lines", name="Pareto front",
                                      line=dict(color="#333", dash="dash", width=1)))
             group.append(len(fig.data) - 1)
@@ -276,7 +311,8 @@ def quality_vs_speed(section: Section, metric: str) -> go.Figure | None:
         return None
     _dropdown(fig, groups, titles)
     positive = bool((frame[error].dropna() > 0).all())
-    fig.update_layout(title=esc(f"quality vs speed: {error} against {metric} (lower-left is better)"), **LAYOUT)
+    corner = "lower-right" if higher_is_better(metric) else "lower-left"
+    fig.update_layout(title=esc(f"quality vs speed: {error} against {metric} ({corner} is better)"), **LAYOUT)
     fig.update_xaxes(title=esc(metric), type="log")
     fig.update_yaxes(title=esc(error), type="log" if positive else None)
     return fig

@@ -17,9 +17,13 @@ body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 0 au
        padding: 0 1.5rem 4rem; color: #222; line-height: 1.45; }
 h1 { margin-top: 1.5rem; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2rem; margin-top: 2.5rem; }
 h3 { margin-top: 1.8rem; color: #333; }
-table { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; display: block; overflow-x: auto; }
+table { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; display: block; overflow: auto;
+        max-height: 32rem; }  /* a long table scrolls in place: the page stays readable on a laptop */
+th { position: sticky; top: 0; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } table.failures td:nth-child(4) { font-weight: 600; color: #b00; }
+table.failures.all td:nth-child(4) { font-weight: normal; color: inherit; }
+table.failures.all td:nth-child(5) { font-weight: 600; color: #b00; }
 table.env td { font-family: ui-monospace, monospace; font-size: .8rem; }
 .figure { border: 1px solid #eee; border-radius: 6px; margin: .8rem 0; padding: .3rem; }
 .note { color: #555; font-size: .9rem; } nav a { margin-right: 1rem; }

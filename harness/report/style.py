@@ -24,8 +24,9 @@ def dashes(runs: list[str]) -> dict[str, str]:
     return {run: DASHES[i % len(DASHES)] for i, run in enumerate(runs)}
 
 
-def series_name(label: str, run: str, multi_run: bool) -> str:
-    return esc(f"{label} · {run}" if multi_run else label)
+def series_name(label: str, tag: str | None) -> str:
+    """A legend entry: the impl, and the run's short tag (R1, R2, ...) when several runs share a chart."""
+    return esc(f"{label} · {tag}" if tag else label)
 
 
 def combo_title(columns: list[str], combo: tuple) -> str:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.analysis.crossover import crossovers
 from harness.analysis.scaling import fit_exponent
-from harness.report.data import RunInfo, Section
+from harness.report.data import RunInfo, Section, run_tags
 from harness.report.style import esc, number
 
 
@@ -28,13 +28,16 @@ def _cell(value: Any) -> str:
 
 
 def overview(runs: list[RunInfo], frame: pd.DataFrame) -> str:
-    rows = []
+    """One row per run; with several, the short tag (R1, R2, ...) their charts' legends use."""
+    rows, tags = [], run_tags(runs)
     for run in runs:
         own = frame[frame["run"] == run.name]
         counts = ", ".join(f"{n} {s}" for s, n in own["status"].value_counts().items())
-        rows.append([run.name, run.suite.get("name", ""), run.suite.get("description", ""),
-                     run.env.get("device", ""), run.env.get("collected_at", ""), len(own), counts])
-    return html_table(["run", "suite", "description", "device", "collected", "cases", "status"], rows)
+        rows.append(([tags[run.name]] if len(runs) > 1 else [])
+                    + [run.name, run.suite.get("name", ""), run.suite.get("description", ""),
+                       run.env.get("device", ""), run.env.get("collected_at", ""), len(own), counts])
+    headers = ["run", "suite", "description", "device", "collected", "cases", "status"]
+    return html_table((["in legends"] if len(runs) > 1 else []) + headers, rows)
 
 
 def exponents(section: Section, metric: str) -> str:
@@ -85,14 +88,52 @@ def _crossover_text(row: pd.Series, x: str, baseline: str | None) -> str:
 
 
 def failures(frame: pd.DataFrame, section: Section | None = None) -> str:
-    """Every case that did not end ok, with its reason."""
+    """Every case that did not end ok, with its reason; the case is named by its own swept axes
+    (and, in the table for the whole report, by its workload and family)."""
     bad = frame[frame["status"] != "ok"]
     if bad.empty:
         return "<p class='note'>Every case ended ok.</p>"
-    axes = section.axes if section else []
-    rows = [[r["run"], r["label"], ", ".join(f"{a}={r[a]}" for a in axes if a in r and pd.notna(r[a])),
-             r["status"], r.get("reason", "")] for _, r in bad.iterrows()]
-    return html_table(["run", "impl", "case", "status", "reason"], rows, css="failures")
+    rows = [([] if section else [f"{r['workload']} / {r['family']}"])
+            + [r["run"], r["label"], _case_text(r), r["status"], r.get("reason", "")] for _, r in bad.iterrows()]
+    headers = ([] if section else ["workload"]) + ["run", "impl", "case", "status", "reason"]
+    return html_table(headers, rows, css="failures" if section else "failures all")
+
+
+def _case_text(row: pd.Series) -> str:
+    axes = row["axes"] if isinstance(row.get("axes"), list) else []
+    return ", ".join(f"{a}={row[a]}" for a in axes if a in row and _present(row[a]))
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+EFFICIENCY = [("pct_roofline", "% of roofline"), ("pct_peak_flops", "% of peak FLOP/s"),
+              ("pct_peak_bandwidth", "% of peak bandwidth"), ("peak_ratio", "peak memory / theoretical")]
+
+
+def efficiency(section: Section) -> str:
+    """Per impl (and run, precision, direction), over its ok cases: median and maximum of
+    the percent of the device's ceilings reached and of the ratio of measured peak memory
+    to the impl's theoretical peak (empty when the runs have none of these)."""
+    frame = section.frame[section.frame["status"] == "ok"]
+    shown = [(c, title) for c, title in EFFICIENCY if c in frame and frame[c].notna().any()]
+    if not shown:
+        return ""
+    by = ["run", "label"] + [c for c in ("precision", "direction") if c in frame and frame[c].nunique() > 1]
+    keys = by if section.multi_run else by[1:]
+    rows = []
+    for key, group in frame.groupby(by, sort=False, dropna=False):
+        cells = [_median_and_max(group[c]) for c, _ in shown]
+        if any(cells):
+            values = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+            rows.append([values[k] for k in keys] + cells + [len(group)])
+    return html_table(keys + [f"{title} (median / max)" for _, title in shown] + ["cases"], rows)
+
+
+def _median_and_max(values: pd.Series) -> str:
+    values = values.dropna()
+    return "" if values.empty else f"{number(values.median())} / {number(values.max())}"
 
 
 def environment(runs: list[RunInfo]) -> str:
