@@ -9,7 +9,7 @@ import torch
 from scipy import stats as scistats
 
 from impls.decoding import speculative
-from impls.decoding.generate import generate
+from impls.decoding import generate
 from impls.decoding.sampling import filtered_probs
 from impls.decoding.session import Session
 from tests.lm_doubles import ToyAttentionLM, ToyRNNLM
@@ -153,12 +153,14 @@ DRAFTS = {"random attention": lambda: ToyAttentionLM(seed=9), "rnn": lambda: Toy
 @pytest.mark.parametrize("target_arch,cache", MODEL_CACHE)
 def test_speculative_greedy_equals_target_greedy(draft, target_arch, cache):
     target = MODELS[target_arch]()
-    p = prompt(1, 4, seed=3)
-    expected = generate(target, p, 15, cache=cache).tokens
-    for k in (1, 3):
-        spec = generate(target, p, 15, strategy="speculative", draft=DRAFTS[draft](), k=k, cache=cache)
-        assert torch.equal(spec.tokens, expected), (k, spec.tokens, expected)
-        assert 0 <= spec.stats.extra["acceptance_rate"] <= 1
+    p = prompt(3, 4, seed=3)  # batched: rows accept different numbers of drafts
+    for rows in (1, 3):
+        expected = generate(target, p[:rows], 15, cache=cache).tokens
+        for k in (1, 3):
+            spec = generate(target, p[:rows], 15, strategy="speculative", draft=DRAFTS[draft](), k=k, cache=cache)
+            assert torch.equal(spec.tokens, expected), (rows, k, spec.tokens, expected)
+            assert 0 <= spec.stats.extra["acceptance_rate"] <= 1
+            assert spec.stats.extra["mean_accepted_length"] <= k * spec.stats.extra["acceptance_rate"] + 1e-9
 
 
 def test_speculative_with_the_target_as_draft_accepts_everything():
@@ -191,6 +193,25 @@ def test_speculative_rule_preserves_the_target_distribution():
     # second token given that the first draft was accepted: p_2 again
     second = torch.where(n > 1, drafts[:, 1], nxt)[n >= 1]
     assert _chisquare_p(torch.bincount(second, minlength=V), p[0, 1]) > 1e-3
+
+
+def test_batched_speculative_sampling_keeps_each_rows_target_distribution():
+    """Every row of a batch is an independent sample: the joint law of a row's first two
+    tokens matches the target's, although each round commits only as many drafts as the
+    batch's least lucky row accepted (chi-square over all V^2 pairs)."""
+    V = 4
+    target, draft = ToyAttentionLM(vocab=V, sharpness=1.0), ToyRNNLM(vocab=V, seed=4, sharpness=2.0)
+    p = prompt(1, 3, vocab=V)
+    continuations = torch.cat([p.expand(V, -1), torch.arange(V)[:, None]], 1)
+    first = target(p)[0, -1].softmax(-1)
+    joint = (first[:, None] * target(continuations)[:, -1].softmax(-1)).flatten()  # P(y1, y2)
+    draft_first = draft(p)[0, -1].softmax(-1)
+    draft_joint = (draft_first[:, None] * draft(continuations)[:, -1].softmax(-1)).flatten()
+    pairs = torch.cat([generate(target, p.expand(48, -1), 2, strategy="speculative", draft=draft, k=2,
+                                temperature=1.0, seed=s).tokens for s in range(16)])
+    observed = torch.bincount(pairs[:, 0] * V + pairs[:, 1], minlength=V * V)
+    assert _chisquare_p(observed, joint) > 1e-3
+    assert _chisquare_p(observed, draft_joint) < 1e-6  # the draft alone would be told apart
 
 
 @pytest.mark.slow

@@ -2,17 +2,22 @@
 exactly what decoding each request alone returns."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from impls.decoding.generate import generate
+from impls.decoding import generate
 from impls.models.lm import LanguageModel, LMConfig
 from impls.serving import continuous, static
 from impls.serving.kv_store import ContiguousKV
 from impls.serving.paged import PagedKVCache
+from impls.serving.paged_attention import gathered_attention, paged_attention
 from impls.serving.runner import AttentionRunner
 from impls.serving.state_runner import StateRunner, StateStore
-from impls.serving.trace import arrival_gaps, make_trace
+from impls.serving.trace import Request, arrival_gaps, draw_lengths, make_trace
 
 VOCAB = 32
 
@@ -51,7 +56,22 @@ def test_trace_is_seeded_and_has_the_requested_rate():
     assert abs(bursty.std() / bursty.mean() - 3.0) < 0.3  # burstiness is the gaps' coefficient of variation
 
 
-def test_paged_gather_matches_contiguous_across_block_boundaries(model):
+def test_trace_lengths_follow_the_chosen_distribution_within_bounds():
+    g = torch.Generator().manual_seed(0)
+    fixed, uniform, heavy = (draw_lengths(20000, (8, 512), kind, g).double() for kind in ("fixed", "uniform", "lognormal"))
+    assert (fixed == 512).all()
+    assert uniform.min() == 8 and uniform.max() == 512 and abs(uniform.mean() - 260) < 5
+    assert heavy.min() >= 8 and heavy.max() <= 512
+    assert abs(heavy.median() - 64) <= 3  # median at the geometric mean of the bounds
+    assert heavy.mean() > 1.3 * heavy.median()  # the right tail: a few long requests pull the mean up
+    assert 0.005 < float((heavy == 512).double().mean()) < 0.02  # the max is the 99th percentile
+    a, b = (make_trace(30, 5.0, length_dist="lognormal", seed=2) for _ in range(2))
+    assert [(len(r.prompt), r.output_len) for r in a] == [(len(r.prompt), r.output_len) for r in b]
+    with pytest.raises(ValueError, match="valid: fixed, uniform, lognormal"):
+        make_trace(3, 5.0, length_dist="zipf")
+
+
+def test_paged_store_holds_and_attends_like_contiguous_across_block_boundaries(model):
     runner, kv = stores(model, block_size=4)
     g = torch.Generator().manual_seed(1)
     lengths = {0: 3, 1: 4, 2: 9, 3: 1}  # inside, exactly at, and across block boundaries
@@ -64,15 +84,16 @@ def test_paged_gather_matches_contiguous_across_block_boundaries(model):
             for store in kv.values():
                 store.write(1, s, start, k, v)
     seqs = list(lengths)
-    pk, pv = kv["paged"].batch_kv(1, seqs, 9)
-    ck, cv = kv["contiguous"].batch_kv(1, seqs, 9)
-    for i, s in enumerate(seqs):
-        n = lengths[s]
-        torch.testing.assert_close(pk[i, :, :n], ck[i, :, :n], rtol=0, atol=0)
+    for s, n in lengths.items():
         ref_k, ref_v = kv["paged"].gather_reference(1, s)
-        torch.testing.assert_close(pk[i, :, :n], ref_k, rtol=0, atol=0)
-        torch.testing.assert_close(pv[i, :, :n], cv[i, :, :n], rtol=0, atol=0)
+        torch.testing.assert_close(ref_k, kv["contiguous"].buffers[s][1, 0, :, :n], rtol=0, atol=0)
+        torch.testing.assert_close(ref_v, kv["contiguous"].buffers[s][1, 1, :, :n], rtol=0, atol=0)
     assert [len(kv["paged"].tables[s]) for s in seqs] == [1, 1, 3, 1]
+    # each sequence's last two positions as queries (one attends to a single key)
+    positions = torch.tensor([[max(n - 2, 0), n - 1] for n in lengths.values()])
+    q = torch.randn(len(seqs), 4, 2, runner.head_dim, generator=g)
+    paged, contiguous = (store.attend(1, seqs, q, positions) for store in (kv["paged"], kv["contiguous"]))
+    torch.testing.assert_close(paged, contiguous, atol=1e-5, rtol=1e-5)
 
 
 def test_paged_cache_frees_blocks_and_reuses_them(model):
@@ -146,3 +167,74 @@ def test_paged_wastes_less_kv_memory_than_contiguous(model):
     assert metrics["paged"]["kv_waste"] < 0.5 < metrics["contiguous"]["kv_waste"]
     # the same sequences in max_len buffers would have held more than the blocks did
     assert metrics["paged"]["kv_peak_contiguous_equiv_bytes"] > metrics["paged"]["kv_peak_reserved_bytes"]
+
+
+@pytest.mark.parametrize("heads,kv_heads,block,T", [(4, 2, 4, 1), (2, 2, 3, 5), (4, 1, 8, 2)])
+def test_blockwise_paged_attention_equals_gathering_every_block(heads, kv_heads, block, T):
+    g = torch.Generator().manual_seed(heads * block + T)
+    D, n_blocks, lengths = 8, 16, [1, block, block + 1, 3 * block]  # one key, a full block, one past, three blocks
+    k_pool, v_pool = torch.randn(2, n_blocks, kv_heads, block, D, generator=g)
+    nb = max(math.ceil(n / block) for n in lengths)
+    tables = torch.randperm(n_blocks, generator=g)[:len(lengths) * nb].view(len(lengths), nb)  # scattered blocks
+    # the last T positions of each sequence (clamped at 0: a one-token sequence repeats its query)
+    positions = torch.tensor([[max(n - T + t, 0) for t in range(T)] for n in lengths])
+    q = torch.randn(len(lengths), heads, T, D, generator=g)
+    expected = gathered_attention(q, k_pool, v_pool, tables, positions)
+    torch.testing.assert_close(paged_attention(q, k_pool, v_pool, tables, positions), expected, atol=1e-5, rtol=1e-5)
+
+
+class LargestNewTensor(TorchDispatchMode):
+    """Most elements of any tensor an op allocates; views of existing storage (a slice of
+    the KV pool) are not allocations and do not count."""
+
+    def __init__(self):
+        super().__init__()
+        self.most = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in pytree.tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor)}
+        for t in pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:
+                self.most = max(self.most, t.numel())
+        return out
+
+
+def _largest_decode_tensor(model, store, length: int) -> int:
+    """Largest tensor one decode step of two sequences at `length` allocates."""
+    runner = AttentionRunner(model)
+    prompts = torch.randint(0, VOCAB, (2, length), generator=torch.Generator().manual_seed(length))
+    for s in range(2):
+        store.add(s, length + 1)
+        runner.prefill(store, s, prompts[s])
+    with LargestNewTensor() as watch:
+        runner.decode(store, [0, 1], prompts[:, -1])
+    return watch.most
+
+
+def test_paged_decode_allocates_per_block_not_per_length(model):
+    """A decode step's largest new tensor does not grow with the sequences' length for the
+    paged store (one block at a time), while the contiguous store's stacked copy does."""
+    largest = {}
+    for length in (24, 96):
+        runner, kv = stores(model, budget_tokens=512, max_len=128, block_size=4)
+        largest[length] = {kind: _largest_decode_tensor(model, store, length) for kind, store in kv.items()}
+    gathered = 2 * runner.kv_heads * 96 * runner.head_dim  # K of both sequences at 96 tokens, contiguous
+    assert largest[24]["paged"] == largest[96]["paged"] < gathered / 4
+    assert largest[96]["contiguous"] >= gathered > largest[24]["contiguous"]
+
+
+def test_static_batching_counts_a_finished_sequences_further_kv_writes_as_waste(model):
+    """Hand-made batch: A (prompt 3, 2 tokens) finishes after one decode step but keeps being
+    stepped with B (prompt 5, 6 tokens). KV positions in use after each model call:
+    prefill A: 3; prefill B: 3 + 5; five decode steps: A stays at its 4 real positions
+    (3 + 2 - 1) while B grows 6, 7, 8, 9, 10. A's later writes are waste, not use."""
+    trace = [Request(0, 0.0, torch.tensor([1, 2, 3]), 2), Request(1, 0.0, torch.tensor([4, 5, 6, 7, 8]), 6)]
+    runner, kv = stores(model, budget_tokens=64, max_len=16)
+    store = kv["contiguous"]
+    result = static.serve(runner, store, trace, max_batch=2)
+    used = 3 + 8 + (4 + 6) + (4 + 7) + (4 + 8) + (4 + 9) + (4 + 10)
+    assert result.used_byte_steps == used * store.token_bytes
+    assert result.reserved_byte_steps == 7 * 2 * 16 * store.token_bytes  # two 16-token buffers, 7 calls
+    assert [len(result.results[i].tokens) for i in (0, 1)] == [2, 6]

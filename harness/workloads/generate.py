@@ -6,15 +6,17 @@ strategy, the cache mode and the precision. One timed call is one whole
 (time to first token, per-token latency, cache bytes, acceptance rate) are
 reported beside the timing.
 
-Family "seq2seq" (encoder-decoder presets) decodes greedily from a random
-source, with the encoder output computed once (`encoder_cache: true`) or
-again before every step (false); both must give the same tokens.
+Family "seq2seq" (encoder-decoder presets) decodes greedily (other
+strategies are skipped, with the reason) from a random source, with the
+encoder output computed once (`encoder_cache: true`) or again before every
+step (false); both must give the same tokens.
 
 Correctness: the cached decoding path must reproduce the full forward pass.
 The generated tokens are fed back teacher-forced through the same cache mode,
 and the logits compared with `forward` at the precision's tolerance.
 `weights: int8` stores every linear layer as INT8 weight-only
-(impls.decoding.int8_weights); activations stay at the case's float precision.
+(impls.decoding.int8_weights); activations stay at the case's float precision,
+and the int8_layers_<path> stats say which int8 matmul ran.
 (Precision names what the preset is registered for; int8 weights are a
 separate axis because the model presets register float precisions only.)
 """
@@ -31,8 +33,8 @@ from harness.workloads import draft_pair
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
 from harness.workloads.model import ModelSize, build_model, param_count
 from impls import models
-from impls.decoding.generate import generate
-from impls.decoding.int8_weights import quantize_linear_layers, weight_bytes
+from impls.decoding import generate
+from impls.decoding.int8_weights import kernel_paths, quantize_linear_layers, weight_bytes
 from impls.decoding.seq2seq import generate_seq2seq
 from impls.decoding.session import Session
 from impls.precision import FLOAT_DTYPES
@@ -91,6 +93,8 @@ class Generate(Workload):
                 run()
             out = last["generation"].stats.metrics()
             out.update(param_count=float(param_count(model)), weight_bytes=float(weight_bytes(model)))
+            # which int8 matmul ran (weight_int8pack_mm | int_mm | dequantize), as layer counts
+            out.update({f"int8_layers_{path}": float(n) for path, n in kernel_paths(model).items()})
             return out
 
         return Prepared(run=run, check=lambda: check(model, prompt, p, options), stats=stats,
@@ -106,6 +110,7 @@ class Seq2SeqGenerateParams(CommonParams):
     src_len: int = Field(32, ge=1)
     new_tokens: int = Field(32, ge=1)
     encoder_cache: bool = True  # False: re-encode the source before every decoder step
+    strategy: Literal["greedy", "beam", "sampling", "speculative"] = "greedy"  # only greedy runs (skipped otherwise)
 
 
 PARAMS = {"model": GenerateParams, "seq2seq": Seq2SeqGenerateParams}
@@ -115,6 +120,8 @@ def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
     p = Seq2SeqGenerateParams(**{k: v for k, v in case.params.items() if k in Seq2SeqGenerateParams.model_fields})
     if p.precision not in FLOAT_DTYPES:
         raise Skip(f"seq2seq generation runs float precisions, not {p.precision}")
+    if p.strategy != "greedy":
+        raise Skip(f"encoder-decoder decoding is greedy only (generate_seq2seq); no {p.strategy} for seq2seq")
     torch.manual_seed(p.seed)
     config = impl.fn(**{**impl.params, **case.impl_kwargs()}, src_vocab=p.src_vocab, tgt_vocab=p.tgt_vocab,
                      d_model=p.d_model, n_layers=p.n_layers, max_seq_len=max(p.src_len, p.new_tokens + 1))
@@ -141,8 +148,6 @@ def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
 
 
 def _reject_impossible(p: GenerateParams, case: Case) -> None:
-    if p.strategy == "speculative" and p.batch != 1:
-        raise Skip("speculative decoding runs one sequence at a time (batch 1)")
     if p.cache == "window" and p.window is None:
         raise Skip("cache=window needs a window")
     if p.precision not in FLOAT_DTYPES:

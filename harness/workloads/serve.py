@@ -23,7 +23,7 @@ from harness.case import Case
 from harness.errors import Skip
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
 from harness.workloads.model import ModelSize, build_model
-from impls.decoding.generate import generate
+from impls.decoding import generate
 from impls.registry import Impl
 from impls.serving import continuous, static
 from impls.serving.kv_store import ContiguousKV
@@ -49,6 +49,7 @@ class ServeParams(CommonParams):
     prompt_max: int = Field(64, ge=1)
     output_min: int = Field(4, ge=1)
     output_max: int = Field(64, ge=1)
+    length_dist: Literal["fixed", "uniform", "lognormal"] = "uniform"  # prompt and output lengths in [min, max]
     max_batch: int = Field(16, ge=1)
     kv_budget_tokens: int = Field(1024, ge=1)  # KV memory for all sequences, in token positions
     block_size: int = Field(16, ge=1)  # paged
@@ -75,7 +76,7 @@ class Serve(Workload):
         model = build_model(case, size, p.vocab_size, max_len).eval()
         runner = _runner(model, p)
         trace = make_trace(p.n_requests, p.rate, p.arrival, p.burstiness, (p.prompt_min, p.prompt_max),
-                           (p.output_min, p.output_max), p.vocab_size, p.seed)
+                           (p.output_min, p.output_max), p.vocab_size, p.seed, p.length_dist)
         last: dict[str, Any] = {}
 
         def run():

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from impls import models
-from impls.decoding.generate import generate
+from impls.decoding import generate
 
 
 def bare_greedy(model, prompt: torch.Tensor, new_tokens: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from impls.decoding.generate import Generation
+from impls.decoding.loop import Generation
 from impls.decoding.stats import Recorder
 from impls.mixers.state import state_bytes
 

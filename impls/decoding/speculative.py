@@ -13,7 +13,16 @@ except the last one, `last`. A round feeds `last` plus the drafts, so each
 round costs k draft calls and one target call of k + 1 tokens. After
 rejection, both states are rolled back (KV caches truncated; recurrent states
 restored from a snapshot).
-Batch 1 only: rows would accept different numbers of tokens.
+
+Batches: the rows of a batch share one state length, so a round commits the
+same number of tokens in every row: n = the fewest drafts any row accepted,
+then one more token per row, which is that row's own token at position n
+(its accepted draft there, or its residual / bonus draw where it stopped).
+Each row's tokens are still distributed as the target's: cutting a row's
+speculative output short at a point set by the other rows' independent draws
+keeps every emitted token's law given its prefix. A batch pays for its least
+lucky row (mean_accepted_length is what was committed; acceptance_rate is the
+per-row rule's own rate).
 """
 from __future__ import annotations
 
@@ -30,44 +39,42 @@ def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Reco
            draft: Any = None, k: int = 4, cache: str = "grow", window: int | None = None,
            temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
            seed: int = 0) -> torch.Tensor:
-    """Tokens (1, max_new_tokens) from the target `model`, drafted by `draft`."""
+    """Tokens (B, max_new_tokens) from the target `model`, drafted by `draft`."""
     if draft is None:
         raise ValueError("speculative decoding needs a draft model (draft=...)")
-    if prompt.shape[0] != 1:
-        raise ValueError(f"speculative decoding runs one sequence at a time, got batch {prompt.shape[0]}")
     generator = torch.Generator().manual_seed(seed)
     probs = lambda logits: filtered_probs(logits, temperature, top_k, top_p)  # noqa: E731
-    max_len = prompt.shape[1] + max_new_tokens + k + 1
-    target_s, draft_s = (Session(m, 1, max_len, cache, window) for m in (model, draft))
+    batch, max_len = prompt.shape[0], prompt.shape[1] + max_new_tokens + k + 1
+    target_s, draft_s = (Session(m, batch, max_len, cache, window) for m in (model, draft))
     if prompt.shape[1] > 1:
         target_s.prefill(prompt[:, :-1])
         draft_s.prefill(prompt[:, :-1])
-    last, out, rounds, accepted = prompt[:, -1], [], 0, 0
-    while len(out) < max_new_tokens:
+    last, out, rounds, committed, row_accepted = prompt[:, -1], [], 0, 0, 0
+    while sum(t.shape[1] for t in out) < max_new_tokens:
         drafts, q, draft_snaps = _draft(draft_s, last, k, probs, generator)
         target_snap = target_s.snapshot()
-        p = probs(target_s.prefill(torch.cat([last[:, None], drafts], 1)))  # (1, k+1, V)
-        n, bonus = accept(p.cpu(), q.cpu(), drafts.cpu(), generator)
-        n = int(n[0])
-        bonus = bonus.to(prompt.device)
-        new = torch.cat([drafts[0, :n], bonus])
+        p = probs(target_s.prefill(torch.cat([last[:, None], drafts], 1)))  # (B, k+1, V)
+        rows, nxt = accept(p.cpu(), q.cpu(), drafts.cpu(), generator)
+        n = int(rows.min())
+        # a row that accepted more than n emits its own accepted draft at position n
+        nxt = torch.where(rows > n, drafts[:, min(n, k - 1)].cpu(), nxt).to(prompt.device)
+        out.append(torch.cat([drafts[:, :n], nxt[:, None]], 1))
         _roll_back(target_s, target_snap, draft_s, draft_snaps, last, drafts, n, k)
-        out.extend(new.tolist())
-        last = bonus
-        rounds, accepted = rounds + 1, accepted + n
-        recorder.emitted(len(new), target_s.length, target_s.cache_bytes() + draft_s.cache_bytes())
-    recorder.stats.extra.update(acceptance_rate=accepted / (rounds * k), mean_accepted_length=accepted / rounds,
-                                rounds=float(rounds))
-    return torch.tensor(out[:max_new_tokens], device=prompt.device)[None]
+        last = nxt
+        rounds, committed, row_accepted = rounds + 1, committed + n, row_accepted + int(rows.sum())
+        recorder.emitted(n + 1, target_s.length, target_s.cache_bytes() + draft_s.cache_bytes())
+    recorder.stats.extra.update(acceptance_rate=row_accepted / (rounds * k * batch),
+                                mean_accepted_length=committed / rounds, rounds=float(rounds))
+    return torch.cat(out, 1)[:, :max_new_tokens]
 
 
 def _draft(session: Session, last: torch.Tensor, k: int, probs, generator):
-    """k drafted tokens (1, k), their distributions q (1, k, V), and per-step
+    """k drafted tokens (B, k), their distributions q (B, k, V), and per-step
     snapshots (only for states that cannot be truncated)."""
     snaps = [session.snapshot()]
     token, tokens, qs = last, [], []
     for i in range(k):
-        q = probs(session.step(token))  # (1, V)
+        q = probs(session.step(token))  # (B, V)
         token = sample(q, generator)
         tokens.append(token)
         qs.append(q)
@@ -78,7 +85,7 @@ def _draft(session: Session, last: torch.Tensor, k: int, probs, generator):
 
 def _roll_back(target: Session, target_snap, draft: Session, draft_snaps, last, drafts, n: int, k: int):
     """Leave both sessions having processed `last` and the n accepted drafts."""
-    kept = torch.cat([last[:, None], drafts[:, :n]], 1)  # (1, n+1)
+    kept = torch.cat([last[:, None], drafts[:, :n]], 1)  # (B, n+1)
     if n < k:
         target.rollback(target_snap, kept)
     # the draft processed last and drafts[:k-1]; snapshot n was taken after last, drafts[:n-1]

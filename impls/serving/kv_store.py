@@ -7,13 +7,15 @@ share one interface, used by runner.AttentionRunner:
     can_admit(n_tokens) / add(seq, n_tokens) / release(seq)
     write(layer, seq, start, k, v)      k, v (Hkv, T, D) at positions start..
     write_many(layer, seqs, starts, k, v)  k, v (Hkv, S, T, D), S sequences at once
-    batch_kv(layer, seqs, n_keys)       -> K, V (S, Hkv, n_keys, D); rows past a
-                                           sequence's length hold garbage (masked)
+    attend(layer, seqs, q, positions)   -> causal attention of q (S, H, T, D) at
+                                           positions (S, T) over each sequence's keys
     reserved_bytes() / used_bytes()     KV memory held vs holding real tokens
 """
 from __future__ import annotations
 
 import torch
+
+from impls.mixers.masked_attention import masked_attention
 
 
 class ContiguousKV:
@@ -24,7 +26,10 @@ class ContiguousKV:
         self.max_seqs = budget_tokens // max_len  # how many max_len buffers fit the KV budget
         self.token_bytes = n_layers * 2 * kv_heads * head_dim * torch.empty(0, dtype=dtype).element_size()
         self.buffers: dict[int, torch.Tensor] = {}
-        self.lengths: dict[int, int] = {}
+        self.lengths: dict[int, int] = {}  # positions written (the next write starts here)
+        # positions the sequence was admitted for: a finished sequence that static batching
+        # keeps stepping writes past them, and those positions hold garbage, not tokens
+        self.needed: dict[int, int] = {}
 
     def can_admit(self, n_tokens: int) -> bool:
         return n_tokens <= self.max_len and len(self.buffers) < self.max_seqs
@@ -33,10 +38,10 @@ class ContiguousKV:
         if not self.can_admit(n_tokens):
             raise MemoryError(f"no room for sequence {seq} ({n_tokens} tokens)")
         self.buffers[seq] = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
-        self.lengths[seq] = 0
+        self.lengths[seq], self.needed[seq] = 0, n_tokens
 
     def release(self, seq: int) -> None:
-        del self.buffers[seq], self.lengths[seq]
+        del self.buffers[seq], self.lengths[seq], self.needed[seq]
 
     def write(self, layer: int, seq: int, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
         end = start + k.shape[1]
@@ -50,12 +55,15 @@ class ContiguousKV:
         for i, (seq, start) in enumerate(zip(seqs, starts)):
             self.write(layer, seq, start, k[:, i], v[:, i])
 
-    def batch_kv(self, layer: int, seqs: list[int], n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(self, layer: int, seqs: list[int], q: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The sequences' buffers stacked up to the latest position, then masked softmax."""
+        n_keys = int(positions.max()) + 1
         kv = torch.stack([self.buffers[s][layer, :, :, :n_keys] for s in seqs])  # (S, 2, Hkv, n, D)
-        return kv[:, 0], kv[:, 1]
+        keep = torch.arange(n_keys, device=q.device)[None, None, None, :] <= positions[:, None, :, None]
+        return masked_attention(q, kv[:, 0], kv[:, 1], keep=keep)  # (S, H, T, D)
 
     def reserved_bytes(self) -> int:
         return len(self.buffers) * self.max_len * self.token_bytes
 
     def used_bytes(self) -> int:
-        return sum(self.lengths.values()) * self.token_bytes
+        return sum(min(n, self.needed[s]) for s, n in self.lengths.items()) * self.token_bytes

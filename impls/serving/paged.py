@@ -6,8 +6,9 @@ block table[p // block] at offset p % block. Blocks are taken from the free
 list as a sequence grows and returned when it ends, so memory held tracks
 tokens held to within one partial block per sequence (vs a contiguous
 max_len reservation per sequence; see kv_store.ContiguousKV, the reference).
-Attention reads through the table: the blocks of every sequence in a batch are
-gathered with one index into the pool.
+Attention reads through the table one block index at a time (paged_attention:
+block j of every sequence in one index into the pool, folded into a running
+softmax), so no contiguous copy of a sequence's keys is ever made.
 
 Admission is conservative: a sequence is admitted only if the blocks for its
 whole length (prompt + output) can be promised, so no running sequence is ever
@@ -18,6 +19,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from impls.serving.paged_attention import paged_attention
 
 
 class PagedKVCache:
@@ -78,14 +81,16 @@ class PagedKVCache:
             table.append(self.free.pop())
             self.promised[seq] = max(0, self.promised[seq] - 1)
 
-    def batch_kv(self, layer: int, seqs: list[int], n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """K, V (S, Hkv, n_keys, D) gathered through the block tables."""
-        n_blocks = self.blocks_for(n_keys)
-        tables = torch.tensor([(self.tables[s] + [0] * n_blocks)[:n_blocks] for s in seqs],
-                              device=self.pool.device)  # (S, nb), 0-padded
-        kv = self.pool[layer][:, tables]  # (2, S, nb, Hkv, block, D)
-        kv = kv.permute(0, 1, 3, 2, 4, 5).flatten(3, 4)[:, :, :, :n_keys]  # (2, S, Hkv, nb*block, D)
-        return kv[0], kv[1]
+    def attend(self, layer: int, seqs: list[int], q: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Causal attention of q (S, H, T, D) at positions (S, T) over each sequence's blocks,
+        read block by block through the tables (no contiguous copy of the cache)."""
+        return paged_attention(q, self.pool[layer, 0], self.pool[layer, 1], self.block_tables(seqs, positions),
+                               positions)
+
+    def block_tables(self, seqs: list[int], positions: torch.Tensor) -> torch.Tensor:
+        """(S, nb) block ids covering keys up to the latest query position, 0-padded."""
+        n_blocks = self.blocks_for(int(positions.max()) + 1)
+        return torch.tensor([(self.tables[s] + [0] * n_blocks)[:n_blocks] for s in seqs], device=self.pool.device)
 
     def reserved_bytes(self) -> int:
         return sum(len(t) for t in self.tables.values()) * self.block_size * self.token_bytes
@@ -98,7 +103,7 @@ class PagedKVCache:
         return len(self.tables) * (self.contiguous_max_len or 0) * self.token_bytes
 
     def gather_reference(self, layer: int, seq: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sequence's K, V (Hkv, L, D), block by block: the plain version of batch_kv."""
+        """One sequence's K, V (Hkv, L, D), block by block (for tests)."""
         blocks = [self.pool[layer, :, b] for b in self.tables[seq]]  # each (2, Hkv, block, D)
         kv = torch.cat(blocks, dim=2)[:, :, :self.lengths[seq]]
         return kv[0], kv[1]

@@ -4,8 +4,8 @@ The LM contract's state has one length for the whole batch, which continuous
 batching cannot use: its sequences are all at different positions. This
 runner drives the model's own modules (embedding, blocks' norms and ffns, the
 attention mixer's projections, RoPE and output) but keeps keys and values in a
-serving KV store (contiguous or paged) and attends with a per-sequence length
-mask. Position-wise work runs on all tokens of all sequences as one row.
+serving KV store (contiguous or paged), which attends each query to its own
+sequence's keys up to its position (`store.attend`). Position-wise work runs on all tokens of all sequences as one row.
 
     prefill(store, seq, prompt (T,)) -> logits (T, V)      one sequence
     decode(store, seqs, tokens (S,)) -> logits (S, V)      one token each
@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from impls.mixers.attention import Attention
-from impls.mixers.masked_attention import masked_attention
 
 
 class AttentionRunner:
@@ -53,8 +52,6 @@ class AttentionRunner:
         device = model.embed.weight.device
         starts = torch.tensor(start, device=device)
         positions = (starts[:, None] + torch.arange(T, device=device)[None]).reshape(-1)  # (S*T,)
-        n_keys = max(start) + T
-        keep = torch.arange(n_keys, device=device)[None, None, None, :] <= positions.view(S, 1, T, 1)  # (S, 1, T, M)
         x = model.embed(tokens.to(device))[None]  # (1, S*T, d): every token a time step of one row
         if model.positional is not None:
             x = x + model.positional(positions).to(x.dtype)
@@ -64,8 +61,7 @@ class AttentionRunner:
                 q = q[0].view(-1, S, T, self.head_dim).transpose(0, 1)  # (S, H, T, hd)
                 k, v = (t[0].view(-1, S, T, self.head_dim) for t in (k, v))  # (Hkv, S, T, hd)
                 store.write_many(layer, seqs, start, k, v)
-                keys, values = store.batch_kv(layer, seqs, n_keys)  # (S, Hkv, M, hd)
-                y = masked_attention(q, keys, values, keep=keep)  # (S, H, T, hd)
+                y = store.attend(layer, seqs, q, positions.view(S, T))  # (S, H, T, hd)
                 y = y.transpose(0, 1).reshape(1, -1, S * T, self.head_dim)  # (1, H, S*T, hd)
                 return mixer.merge_heads(y), None
 

@@ -59,7 +59,8 @@ def _run_batch(runner, store, batch: list[Request], results: dict[int, RequestRe
         results[request.id].token_times_s.append(clock.now)
     ids = [r.id for r in batch]
     for _ in range(max(r.output_len for r in batch) - 1):
-        # finished sequences still run (static batching's waste) but stop writing KV past their reservation
+        # finished sequences still run and write KV (static batching's waste); the store counts
+        # only the positions a sequence was admitted for as used, the rest as reserved-but-idle
         active = [i for i, r in zip(ids, batch) if len(results[i].tokens) < r.output_len]
         logits = clock.run(lambda: runner.decode(store, ids, torch.tensor([last[i] for i in ids])))
         memory.sample()
