@@ -44,10 +44,21 @@ def browser() -> str | None:
     return next((path for path in map(shutil.which, BROWSERS) if path), None)
 
 
-def headless(binary: str, profile, *args: str) -> subprocess.CompletedProcess:
+# Written into a copy of the page: after load, how wide the page is against the window and
+# how tall its tallest figure is, so a test can check it reads on a laptop screen.
+LAYOUT_PROBE = """<script>window.addEventListener('load', function () {
+  var plots = Array.prototype.map.call(document.querySelectorAll('.plotly-graph-div'),
+                                       function (p) { return p.getBoundingClientRect().height; });
+  var n = document.createElement('pre'); n.id = 'seqbench-layout';
+  n.textContent = JSON.stringify({page_width: document.documentElement.scrollWidth,
+                                  window_width: window.innerWidth, tallest_figure: Math.max.apply(null, plots)});
+  document.body.appendChild(n); });</script>"""
+
+
+def headless(binary: str, profile, *args: str, window: str = "1280,2400") -> subprocess.CompletedProcess:
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--window-size=1280,2400"]
+             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", f"--window-size={window}"]
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=180)
 
 
@@ -86,3 +97,15 @@ def test_every_figure_is_drawn(page):
 def test_screenshot_is_saved(page):
     shot = page["folder"] / "report.png"
     assert shot.exists() and shot.stat().st_size > 50_000  # a blank page compresses to a few KB
+
+
+def test_report_fits_a_laptop_screen(page):
+    """1366x768: no sideways scrolling of the page, and each figure fits the screen's height."""
+    probed = page["folder"] / "laptop.html"
+    probed.write_text(page["html"].replace("<head>", "<head>" + LAYOUT_PROBE, 1))
+    dom = headless(browser(), page["folder"] / "profile", "--dump-dom", probed.as_uri(), window="1366,768")
+    found = re.search(r'<pre id="seqbench-layout">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stderr[-2000:]
+    layout = json.loads(found.group(1).replace("&quot;", '"'))
+    assert layout["page_width"] <= layout["window_width"], layout
+    assert 0 < layout["tallest_figure"] <= 640, layout  # 768 less the browser's own bars

@@ -159,3 +159,16 @@ def test_two_runs_are_shown_side_by_side(tmp_path):
     names = {t.name for t in figures.lines_vs_axis(section, "median_ms", "ms", "t").data}
     assert {"naive · R1", "naive · R2", "fast · R1", "fast · R2"} <= names  # short tags in legends
     assert "<td>R1</td><td>a/run</td>" in tables.overview(infos, section.frame)
+
+
+def test_a_run_that_measures_no_time_defaults_to_its_quality_metric(tmp_path):
+    run = tmp_path / "train"
+    run.mkdir()
+    records = [{"case_id": f"c{n}", "workload": "train", "family": "mixers", "suite": "t", "impl": "lstm",
+                "label": "lstm", "device": "cpu", "status": "ok", "reason": "", "axes": ["seq_len"],
+                "params": {"seq_len": n}, "metrics": {"val_loss": 2.0, "loss_curve": [3.0, 2.0], "train_s": 1.0},
+                "samples_ms": []} for n in (64, 128)]
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    frame, infos = data.load_runs([run])
+    assert data.default_metric(frame, infos) == "val_loss"
+    assert "loss_curve" not in data.metric_names(frame, infos)  # a list per case, not a number

@@ -16,9 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders, results/<run>")
     parser.add_argument("-o", "--output", type=Path, help="HTML file (default reports/<run>.html)")
     parser.add_argument("--baseline", metavar="IMPL", help="impl label speedups are against (default: the suite's)")
-    parser.add_argument("--metric", default="median_ms",
+    parser.add_argument("--metric",
                         help="metric to plot and rank by, e.g. tflops, peak_extra_bytes, pct_roofline "
-                             "(default median_ms); higher-is-better metrics are ranked that way")
+                             "(default median_ms, or val_loss/accuracy/... for training runs); "
+                             "higher-is-better metrics are ranked that way")
 
 
 def default_output(runs: list[Path]) -> Path:

@@ -20,9 +20,11 @@ HEATMAP_KEY = ("Blank cells with a cross: a side was wrong (red) or failed (oran
                "either side are left out.")
 
 
-def build_report(run_paths: list[Path], metric: str = "median_ms", baseline: str | None = None) -> tuple[str, int]:
-    """(HTML text, number of figures) for the runs; raises UserError for bad input."""
+def build_report(run_paths: list[Path], metric: str | None = None, baseline: str | None = None) -> tuple[str, int]:
+    """(HTML text, number of figures) for the runs; raises UserError for bad input. Without a
+    metric: median_ms, or for runs that measure no time (train) their first quality metric."""
     frame, runs = data.load_runs(run_paths)
+    metric = metric or data.default_metric(frame, runs)
     data.check_request(frame, runs, metric, baseline)
     page = [PageSection("Runs", "runs", [Part(html=tables.overview(runs, frame))])]
     for i, section in enumerate(data.sections(frame, runs, baseline)):

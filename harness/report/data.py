@@ -243,6 +243,15 @@ def _scalar_numbers(column: pd.Series) -> bool:
             and column.notna().any())
 
 
+# What a report draws when no --metric is given, in order of preference
+DEFAULT_METRICS = ("median_ms", "val_loss", "final_loss", "accuracy", "bleu", "train_s")
+
+
+def default_metric(frame: pd.DataFrame, runs: list[RunInfo]) -> str:
+    valid = metric_names(frame, runs)
+    return next((m for m in DEFAULT_METRICS if m in valid), valid[0] if valid else "median_ms")
+
+
 def check_request(frame: pd.DataFrame, runs: list[RunInfo], metric: str, baseline: str | None) -> None:
     """A --metric or --baseline that names nothing in the runs is the user's mistake."""
     valid = metric_names(frame, runs)

@@ -147,7 +147,8 @@ def speedup_heatmap(section: Section, table: pd.DataFrame, metric: str) -> go.Fi
         return None
     _dropdown(fig, groups, titles)
     word = "faster" if is_speed(metric) else "better"
-    layout = LAYOUT | {"height": min(900, max(LAYOUT["height"], 160 + 22 * most_rows))}
+    # one row per impl (and run), but never taller than a laptop screen shows at once (1366x768)
+    layout = LAYOUT | {"height": min(620, max(LAYOUT["height"], 160 + 22 * most_rows))}
     fig.update_layout(title=esc(f"speedup vs {section.baseline} ({metric}; blue: {word}, ~: noisy)"), **layout)
     fig.update_xaxes(title=esc(section.x), type="category")
     fig.update_yaxes(type="category")
