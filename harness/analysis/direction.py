@@ -23,10 +23,10 @@ DESCRIPTIVE = {"flops", "bytes_moved", "tokens", "new_tokens", "param_count", "d
                "threads", "check_seq_len", "tolerance", "train_steps", "rounds", "peak_batch", "busy_fraction",
                "expected_peak_bytes", "kv_peak_contiguous_equiv_bytes", "initial_loss", "n_samples",
                "noise", "noisy", "timing_s", "warmup_s", "q1_ms", "q3_ms", "iqr_ms", "mean_ms",
-               "ci_low_ms", "ci_high_ms"}
+               "ci_low_ms", "ci_high_ms", "target_params", "param_deviation", "ffn_hidden"}
 # Distances from the reference: a case outside tolerance is already `wrong`; within it, a
 # change of error is not a regression by itself.
-CHECKS = {"rel_err", "max_abs_err", "exact_rel_err", "grad_rel_err", "within_tolerance"}
+CHECKS = {"rel_err", "max_abs_err", "exact_rel_err", "exact_max_abs_err", "grad_rel_err", "within_tolerance"}
 
 TIME_PATTERN = re.compile(r"_(ms|s)(_|$)")
 
@@ -42,9 +42,12 @@ def is_speed(metric: str) -> bool:
             or metric.endswith("_per_s"))
 
 
+DESCRIPTIVE_PATTERN = re.compile(r"^int8_layers_")  # which int8 kernel path ran: a count of layers
+
+
 def judged_by_default(metric: str) -> bool:
     """Whether compare looks at this metric when no --metric is given."""
-    return metric not in DESCRIPTIVE and metric not in CHECKS
+    return metric not in DESCRIPTIVE and metric not in CHECKS and not DESCRIPTIVE_PATTERN.search(metric)
 
 
 def cost_ratio(metric: str, ratio: float) -> float:
