@@ -5,14 +5,23 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from typing import NoReturn
 
 from harness.errors import UserError
+from impls import registry
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a bad flag reported in one line (its usage is in --help), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     import harness.commands as package
 
-    parser = argparse.ArgumentParser(prog="python -m harness", description="seqbench: benchmark sequence models")
+    parser = _Parser(prog="python -m harness", description="seqbench: benchmark sequence models")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"harness.commands.{info.name}")
@@ -24,12 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # argparse itself exits 2 on bad flags
+    args = parser.parse_args(argv)  # exits 2 on bad flags, with one line
     try:
         return int(args.handler(args) or 0)
-    except UserError as err:
+    except (UserError, registry.PluginError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return getattr(err, "exit_code", 2)
     except KeyboardInterrupt:
         print("interrupted; records so far are kept (finish with --resume)", file=sys.stderr)
         return 130

@@ -11,6 +11,11 @@ from rich.table import Table
 
 console = Console(stderr=False, highlight=False)
 MARKS = {"wrong": "✗ wrong", "skipped": "– skip", "oom": "oom", "timeout": "timeout", "error": "error"}
+NOISY = "~"
+MEANINGS = {NOISY: "noisy (IQR/median above measure.noisy_above)",
+            "✗ wrong": "outside the reference's tolerance",
+            "– skip": "not run (reason in the records)", "oom": "out of memory",
+            "timeout": "killed at measure.timeout_s", "error": "failed (message in the records)"}
 
 
 @contextmanager
@@ -56,9 +61,17 @@ def _cell(rows: pd.DataFrame) -> str:
         return ""
     row = rows.iloc[0]
     if row["status"] == "ok" and pd.notna(row.get("median_ms")):
-        noisy = "~" if bool(row.get("noisy", False)) else ""
+        noisy = NOISY if bool(row.get("noisy", False)) else ""
         return f"{noisy}{_ms(row['median_ms'])}"
     return MARKS.get(row["status"], row["status"])
+
+
+def legend(frame: pd.DataFrame) -> str | None:
+    """One line explaining the marks summary_table shows for `frame`, or None if it shows none."""
+    shown = {_cell(frame.iloc[[i]]) for i in range(len(frame))}
+    used = [mark for mark in MEANINGS
+            if mark in shown or (mark == NOISY and any(cell.startswith(NOISY) for cell in shown))]
+    return "; ".join(f"{mark}: {MEANINGS[mark]}" for mark in used) or None
 
 
 def _ms(value: float) -> str:

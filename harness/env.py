@@ -17,6 +17,9 @@ import torch
 # commit is in env.json; the id names the machine and its software, so that a
 # calibration or a comparison carries across commits on the same machine).
 VOLATILE = ("collected_at", "git_commit", "git_dirty", "gpu_clocks", "seqbench")
+# Recorded as null on a CPU since they became fields of every env; a null one is left
+# out of env_id, so that a CPU's id (and its calibration file) stays what it was.
+NULL_ON_CPU = ("cuda", "driver")
 
 
 def collect(device: str) -> dict[str, Any]:
@@ -36,6 +39,7 @@ def collect(device: str) -> dict[str, Any]:
         "flash_attn": _version("flash-attn"),
         "seqbench": _version("seqbench"),
         **_git(),
+        **dict.fromkeys(NULL_ON_CPU),
     }
     if device == "cuda" and torch.cuda.is_available():
         env.update(_cuda())
@@ -45,7 +49,8 @@ def collect(device: str) -> dict[str, Any]:
 
 def env_id(env: dict[str, Any]) -> str:
     """Equal for runs on the same machine and software stack, whatever the time or commit."""
-    stable = {k: v for k, v in env.items() if k not in VOLATILE and k != "env_id"}
+    stable = {k: v for k, v in env.items()
+              if k not in VOLATILE and k != "env_id" and not (k in NULL_ON_CPU and v is None)}
     return hashlib.sha1(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -59,7 +64,8 @@ def _cuda() -> dict[str, Any]:
 
         pynvml.nvmlInit()
         handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
-        info["driver"] = pynvml.nvmlSystemGetDriverVersion()
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        info["driver"] = driver.decode() if isinstance(driver, bytes) else driver  # bytes in old pynvml
         info["gpu_clocks"] = {
             "sm_max_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
             "mem_max_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM),
@@ -68,7 +74,20 @@ def _cuda() -> dict[str, Any]:
         info["power_limit_w"] = pynvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000
     except Exception as err:  # no pynvml or no NVML access: say so in the env
         info["nvml"] = f"unavailable: {type(err).__name__}"
+    if not info.get("driver"):
+        info["driver"] = _smi_driver()
     return info
+
+
+def _smi_driver() -> str | None:
+    """The driver version from nvidia-smi, for where pynvml is missing or fails."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if out.returncode == 0 and lines else None
 
 
 def _cpu_model() -> str:
@@ -89,12 +108,12 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _git() -> dict[str, Any]:
-    here = os.path.dirname(os.path.abspath(__file__))
+def _git(here: str = os.path.dirname(os.path.abspath(__file__))) -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
                                 timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        # untracked files count (a new impl file changes what ran); ignored ones (results/) do not
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal"], cwd=here,
                                capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": None, "git_dirty": None}

@@ -6,9 +6,12 @@ os._exit, the kernel's OOM killer) is recorded and replaced. The run goes on.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import signal
+import sys
+import threading
 import time
 from typing import Any
 
@@ -21,10 +24,35 @@ STARTUP_TIMEOUT_S = 300.0
 # 32 MiB, the value the adaptive threshold settles at, allocations behave as in a
 # warmed-up process every time; the memory pass lowers it for itself (measure.memory).
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
+PARENT_POLL_S = 0.5
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _serve(conn) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this process when `parent` does, even by SIGKILL (which `daemon=True` does not
+    cover): a hung case must not keep its worker, and the device, busy after the runner is gone.
+
+    On Linux the kernel sends SIGKILL at the parent's death (prctl); a thread polling
+    the parent's pid does the same anywhere, later."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _serve(conn, parent: int) -> None:
     """Worker main loop: answer each case with its record until told to stop."""
+    die_with_parent(parent)
     import torch  # noqa: F401  (imported once per worker, before the first case)
 
     conn.send("ready")
@@ -48,7 +76,7 @@ class LocalExecutor:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
+        self._proc = self._ctx.Process(target=_serve, args=(child, os.getpid()), daemon=True)
         saved = {k: os.environ.get(k) for k in WORKER_ENV}
         os.environ.update(WORKER_ENV)  # spawn copies the parent's environment at start
         try:

@@ -3,12 +3,17 @@
 Only comparisons, and/or/not, arithmetic and literals are allowed; the text is
 parsed with `ast` and walked, never passed to eval. A bare name that is not a
 parameter stands for itself as a string, so `precision == fp16` reads naturally.
+Arithmetic takes numbers only (no string or list repetition), and powers are
+bounded, so no expression can take long or much memory to evaluate.
 """
 from __future__ import annotations
 
 import ast
+import numbers
 import operator
 from typing import Any, Iterable
+
+from harness.errors import UserError
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
@@ -18,7 +23,12 @@ _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, as
             ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
 
 
-class ExprError(ValueError):
+# The largest integer power evaluated, in bits of the result: far past any size or
+# count, and small enough that `9**9**9` is refused at once instead of computed for hours.
+MAX_POWER_BITS = 4096
+
+
+class ExprError(UserError, ValueError):
     pass
 
 
@@ -49,8 +59,10 @@ class Expression:
     def __call__(self, values: dict[str, Any]) -> bool:
         try:
             return bool(self._eval(self.tree, values))
-        except (TypeError, ZeroDivisionError) as err:
-            raise ExprError(f"'{self.text}' cannot be evaluated for {values}: {err}") from None
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as err:
+            at = ", ".join(f"{n}={values.get(n)!r}" for n in sorted(self.names))
+            why = "the result is too large" if isinstance(err, OverflowError) else err
+            raise ExprError(f"'{self.text}' cannot be evaluated{f' at {at}' if at else ''}: {why}") from None
 
     def _eval(self, node: ast.AST, values: dict[str, Any]) -> Any:
         if isinstance(node, ast.Constant):
@@ -68,7 +80,7 @@ class Expression:
             operand = self._eval(node.operand, values)
             return {ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos}[type(node.op)](operand)
         if isinstance(node, ast.BinOp):
-            return _BINARY[type(node.op)](self._eval(node.left, values), self._eval(node.right, values))
+            return _arithmetic(node.op, self._eval(node.left, values), self._eval(node.right, values))
         if isinstance(node, ast.Compare):
             left = self._eval(node.left, values)
             for op, right_node in zip(node.ops, node.comparators):
@@ -81,3 +93,16 @@ class Expression:
                 left = right
             return True
         raise ExprError(f"'{self.text}': cannot evaluate {type(node).__name__}")
+
+
+def _arithmetic(op: ast.operator, left: Any, right: Any) -> Any:
+    """`left op right` on numbers; None (a parameter this case lacks) gives None."""
+    if left is None or right is None:
+        return None
+    for operand in (left, right):
+        if not isinstance(operand, numbers.Number):
+            raise TypeError(f"arithmetic needs numbers, not {operand!r}")
+    if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 \
+            and abs(left).bit_length() * right > MAX_POWER_BITS:
+        raise ValueError(f"{left} ** {right} is too large (over {MAX_POWER_BITS} bits)")
+    return _BINARY[type(op)](left, right)

@@ -20,10 +20,22 @@ from harness.suite import Suite, constraint_failure
 from impls import registry
 
 
+# What defines a run's cases: a resumed run must agree with its suite.yaml on these.
+CASE_KEYS = ("name", "workload", "family", "impls", "sweep", "zip", "fixed", "constraints")
+
+
 def new_run_dir(out: Path, suite: Suite) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = out / f"{suite.name}-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=False)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file; give the folder to put run folders in")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise UserError(f"--out {out}: {run_dir.name} exists already (a run of this suite started "
+                        "this second); start again") from None
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create {run_dir}: {err.strerror or err}") from None
     return run_dir
 
 
@@ -35,12 +47,35 @@ def start(run_dir: Path, suite: Suite, device: str) -> dict[str, Any]:
     return env
 
 
-def resume(run_dir: Path) -> tuple[set[str], list[dict[str, Any]], dict[str, Any]]:
-    """Ids of the cases already recorded in `run_dir`, those records, and its env."""
-    if not (run_dir / "env.json").exists():
-        raise UserError(f"--resume {run_dir}: not a run folder (no env.json)")
+def resume(run_dir: Path, suite: Suite, device: str) -> tuple[set[str], list[dict[str, Any]], dict[str, Any]]:
+    """Ids of the cases already recorded in `run_dir`, those records, and its env.
+
+    Refused unless the run is of this suite (the same cases) on this device: the
+    records of two suites or two devices must never share a run folder."""
+    env = results.env(run_dir)
+    if not env:
+        raise UserError(f"--resume {run_dir}: not a run folder (no readable env.json)")
+    if env.get("device") != device:
+        raise UserError(f"--resume {run_dir}: that run is on {env.get('device')}, not {device}; "
+                        f"resume it with --device {env.get('device')}")
+    _check_same_suite(run_dir, suite)
     records = results.read_records(run_dir) if (run_dir / results.RECORDS).exists() else []
-    return {r["case_id"] for r in records}, records, json.loads((run_dir / "env.json").read_text())
+    return {r["case_id"] for r in records}, records, env
+
+
+def _check_same_suite(run_dir: Path, suite: Suite) -> None:
+    try:
+        saved = yaml.safe_load((run_dir / "suite.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise UserError(f"--resume {run_dir}: not a run folder (no readable suite.yaml)") from None
+    saved = saved if isinstance(saved, dict) else {}
+    if saved.get("name") != suite.name:
+        raise UserError(f"--resume {run_dir}: that run is of suite '{saved.get('name')}', not '{suite.name}'")
+    current = suite.model_dump()
+    for key in CASE_KEYS:
+        if saved.get(key) != current[key]:
+            raise UserError(f"--resume {run_dir}: the suite's {key} differs from the run's suite.yaml; "
+                            "resume with the suite file the run was started with")
 
 
 def unavailable(case: Case) -> str | None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from harness import workloads
 from harness.case import Case
@@ -21,7 +22,8 @@ from impls import registry
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `heads: true` or `min_reps: "5"` is a mistake, not a 1 or a 5
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ImplEntry(_Strict):
@@ -45,6 +47,13 @@ class Measure(_Strict):
     budget_s: float | None = Field(None, gt=0)  # one call slower than this prunes larger sizes
     threads: int | None = Field(None, ge=1)  # CPU threads; default: all torch uses
     check: bool = True  # compare against the reference before timing
+
+    @field_validator("max_reps")
+    @classmethod
+    def _at_least_min_reps(cls, value: int, info: ValidationInfo) -> int:
+        if value < info.data.get("min_reps", 1):
+            raise ValueError(f"must be at least min_reps ({info.data['min_reps']})")
+        return value
 
 
 class Constraint(_Strict):
@@ -81,17 +90,44 @@ class Suite(_Strict):
         return [ImplEntry(name=e) if isinstance(e, str) else e for e in self.impls]
 
 
-def load(path: str | Path) -> Suite:
-    path = Path(path)
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (PyYAML keeps the last, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` may be overridden by the keys beside it
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read(path: Path) -> Any:
+    """The YAML document in `path`, or a UserError saying why it cannot be read."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a suite file")
     if not path.is_file():
         near = sorted(str(p) for p in Path("suites").glob("*.yaml")) if Path("suites").is_dir() else []
         raise UserError(f"{path}: no such suite file" + (f"; suites here: {', '.join(near)}" if near else ""))
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except OSError as err:
+        raise UserError(f"{path}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start} is {err.object[err.start:err.start + 1]!r}); "
+                        "a suite is a YAML file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise UserError(f"{path}{where}: invalid YAML: {getattr(err, 'problem', None) or err}") from None
+
+
+def load(path: str | Path) -> Suite:
+    path = Path(path)
+    raw = _read(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a suite must be a mapping with keys name, workload, family, impls, sweep")
     try:
@@ -101,6 +137,7 @@ def load(path: str | Path) -> Suite:
     _check_semantics(suite, path)
     for device in suite.devices:
         _check_override(suite, device, path)
+    _check_constraints(suite, path)
     return suite
 
 
@@ -135,8 +172,13 @@ def _check_override(suite: Suite, device: str, path: Path) -> None:
 
 
 def _describe(err: ValidationError, model: type[BaseModel]) -> str:
-    first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"] if not str(part).startswith(("str", "ImplEntry")))
+    errors = err.errors()
+    # Of a union's branches (an impl is `str | ImplEntry`), report the one the input was
+    # written as: a mapping's own errors, not "should be a valid string".
+    meant = [e for e in errors if "ImplEntry" in e["loc"] and e["type"] not in ("model_type", "model_attributes_type")]
+    first = (meant or errors)[0]
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
+                  if part not in ("str", "ImplEntry")).lstrip(".")
     if first["type"] == "extra_forbidden":
         valid = list(_fields_at(model, first["loc"][:-1]))
         close = difflib.get_close_matches(str(first["loc"][-1]), valid, n=1)
@@ -144,7 +186,8 @@ def _describe(err: ValidationError, model: type[BaseModel]) -> str:
         return f"{key}: unknown key; {hint}valid: {', '.join(valid)}"
     if first["type"] == "missing":
         return f"{key}: required key is missing"
-    return f"{key}: {first['msg']} (got {first.get('input')!r})"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{key}: {message} (got {first.get('input')!r})"
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -219,10 +262,13 @@ def _check_impls(suite: Suite, fail) -> list[registry.Impl]:
         if entry.shown in labels:
             fail(f"impls[{i}]", f"'{entry.shown}' appears twice; give one of them a distinct label")
         labels.add(entry.shown)
-        for key in entry.params:
+        for key, value in entry.params.items():
             if key not in impl.params:
                 fail(f"impls[{i}].params.{key}", f"{impl.name} takes no parameter '{key}'; "
                                                  f"valid: {', '.join(impl.params) or 'none'}")
+            problem = _impl_value_problem(key, impl.params[key], value)
+            if problem:
+                fail(f"impls[{i}].params.{key}", problem)
         impls.append(impl)
     return impls
 
@@ -230,14 +276,46 @@ def _check_impls(suite: Suite, fail) -> list[registry.Impl]:
 def _check_value(model: type[BaseModel], impl_params: dict[str, Any], key: str, value: Any, fail) -> None:
     if key in model.model_fields:
         try:
-            model.model_validate({key: value})
+            model.model_validate({key: value}, strict=True)  # `heads: true` is not 1 head
         except ValidationError as err:
             fail(f"{err.errors()[0]['msg']} (got {value!r})")
         return
-    default = impl_params[key]
-    if default is not None and not isinstance(value, type(default)) and not (
-            isinstance(default, float) and isinstance(value, int)):
-        fail(f"expected {type(default).__name__} like the default {default!r} (got {value!r})")
+    problem = _impl_value_problem(key, impl_params[key], value)
+    if problem:
+        fail(problem)
+
+
+# Integer impl params that may be 0: seeds, and counts of optional parts of a pattern
+# (longformer's global_tokens, bigbird's global_blocks and num_random_blocks).
+_MAY_BE_ZERO = ("seed", "global_", "num_")
+
+
+def _impl_value_problem(key: str, default: Any, value: Any) -> str | None:
+    """Why `value` cannot be impl param `key`, judged by its registered default; None if it can.
+
+    The type is the default's. An integer is a size or a count: at least 1, or at
+    least 0 where the default is 0 or the name is a seed's or an optional count's.
+    A None default says nothing of the type; a number given for it is still a size."""
+    kind = type(default)
+    if default is None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        kind = int
+    got = f"(got {value!r})"
+    if kind is bool:
+        return None if isinstance(value, bool) else f"expected true or false like the default {default!r} {got}"
+    if kind is int:
+        least = 0 if default == 0 or any(part in key for part in _MAY_BE_ZERO) else 1
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer like the default {default!r} {got}"
+        return None if value >= least else f"must be at least {least} {got}"
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"expected a number like the default {default!r} {got}"
+        return None if math.isfinite(value) and value >= 0 else f"must be a finite number >= 0 {got}"
+    if not isinstance(value, kind):
+        return f"expected {kind.__name__} like the default {default!r} {got}"
+    return None
 
 
 def expand(suite: Suite, device: str, where: str | None = None, only: list[str] | None = None) -> list[Case]:
@@ -269,10 +347,27 @@ def expand(suite: Suite, device: str, where: str | None = None, only: list[str] 
             seen.add(case.id)
             if only and entry.shown not in only and impl.name not in only:
                 continue
-            if filter_expr and not filter_expr(_names(case)):
+            if filter_expr and not _matches(filter_expr, case):
                 continue
             cases.append(case)
     return [Case(**{**c.__dict__, "index": i}) for i, c in enumerate(cases)]
+
+
+def _check_constraints(suite: Suite, path: Path) -> None:
+    """Every constraint must evaluate at every point it applies to, on either device:
+    found here, `seq_len / (heads - 4) > 0` is a line naming the file, not a crashed run."""
+    if not suite.constraints:
+        return
+    exprs = _constraint_exprs(suite)
+    for device in ("cpu", "cuda"):
+        for case in expand(suite, device):
+            values = _names(case)
+            for i, expr in enumerate(exprs):
+                if expr.names <= set(values):
+                    try:
+                        expr(values)
+                    except ExprError as err:
+                        raise UserError(f"{path}: constraints[{i}].require: {err}") from None
 
 
 def _all_impl_params(impls: dict[str, registry.Impl]) -> set[str]:
@@ -281,6 +376,13 @@ def _all_impl_params(impls: dict[str, registry.Impl]) -> set[str]:
 
 def _names(case: Case) -> dict[str, Any]:
     return {**case.params, "impl": case.impl, "label": case.label, "device": case.device}
+
+
+def _matches(where: Expression, case: Case) -> bool:
+    try:
+        return where(_names(case))
+    except ExprError as err:
+        raise UserError(f"--where: {err}") from None
 
 
 def _where(text: str, suite: Suite) -> Expression:
@@ -310,8 +412,12 @@ def constraint_failure(suite: Suite, case: Case) -> str | None:
     A constraint applies only to cases that have every parameter it names
     (`window <= seq_len` says nothing about an impl without a window)."""
     values = _names(case)
-    for c in suite.constraints:
-        expr = Expression(c.require, _known_names(suite), _words(suite))
+    for c, expr in zip(suite.constraints, _constraint_exprs(suite)):
         if expr.names <= set(values) and not expr(values):
             return c.reason or f"constraint not met: {c.require}"
     return None
+
+
+def _constraint_exprs(suite: Suite) -> list[Expression]:
+    names, words = _known_names(suite), _words(suite)
+    return [Expression(c.require, names, words) for c in suite.constraints]

@@ -105,8 +105,25 @@ def load_all() -> None:
 
     for module in pkgutil.walk_packages(impls.__path__, prefix="impls."):
         importlib.import_module(module.name)
-    for name in filter(None, os.environ.get("SEQBENCH_PLUGINS", "").split(",")):
-        importlib.import_module(name.strip())
+    for name in filter(None, (n.strip() for n in os.environ.get("SEQBENCH_PLUGINS", "").split(","))):
+        _load_plugin(name)
+
+
+class PluginError(ImportError):
+    """A module named in SEQBENCH_PLUGINS cannot be imported: the user's setting, said in one line."""
+
+
+def _load_plugin(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name and (name == err.name or name.startswith(err.name + ".")):  # the plugin (or its package)
+            raise PluginError(f"SEQBENCH_PLUGINS: no module named '{name}' (comma-separated importable "
+                              "module names; is its folder on PYTHONPATH?)") from None
+        raise PluginError(f"SEQBENCH_PLUGINS: plugin '{name}' failed to import: {err}") from None
+    except Exception as err:  # the plugin's own bug: still one line, the user's code
+        raise PluginError(f"SEQBENCH_PLUGINS: plugin '{name}' failed to import: "
+                          f"{type(err).__name__}: {err}") from None
 
 
 def families() -> list[str]:

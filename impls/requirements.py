@@ -1,6 +1,8 @@
 """Reusable requirements for `register(requires=...)`.
 
 Each returns a function (device, precision) -> None when met, or a reason.
+One that can be met on some devices only says which in its `devices` attribute,
+so that `runs_on` can tell where an impl runs without asking the hardware.
 """
 from __future__ import annotations
 
@@ -19,6 +21,14 @@ def cuda(device: str, precision: str) -> str | None:
     if not torch.cuda.is_available():
         return "CUDA is not available"
     return None
+
+
+cuda.devices = frozenset({"cuda"})
+
+
+def runs_on(devices: frozenset[str], requires: tuple) -> frozenset[str]:
+    """The devices among `devices` on which every requirement can be met."""
+    return devices.intersection(*(getattr(r, "devices", devices) for r in requires))
 
 
 def module(name: str, pip_name: str | None = None):
@@ -65,6 +75,7 @@ def capability(major: int, minor: int = 0):
             return f"needs compute capability >= {major}.{minor}, this GPU has {have[0]}.{have[1]}"
         return None
 
+    check.devices = cuda.devices
     return check
 
 

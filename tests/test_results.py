@@ -45,3 +45,19 @@ def test_load_several_runs_tags_each_row(tmp_path):
 def test_params_and_metrics_become_columns():
     frame = to_frame([fake_record("a", 32, tflops=2.0)])
     assert {"seq_len", "precision", "median_ms", "tflops", "status"} <= set(frame.columns)
+
+
+def test_the_terminal_table_explains_the_marks_it_shows():
+    from harness.console import legend, summary_table
+
+    def row(seq_len, status="ok", noisy=False):
+        return {"label": "naive", "status": status, "axes": ["seq_len"], "seq_len": seq_len,
+                "median_ms": 1.5 if status == "ok" else None, "noisy": noisy}
+
+    assert legend(pd.DataFrame([row(16), row(32)])) is None  # plain times need no legend
+    frame = pd.DataFrame([row(16, noisy=True), row(32, "wrong"), row(64, "skipped")])
+    assert summary_table(frame, "t").row_count == 1
+    text = legend(frame)
+    assert text.startswith("~: noisy (IQR/median above measure.noisy_above)")
+    assert "✗ wrong: outside the reference's tolerance" in text and "– skip: not run" in text
+    assert "oom" not in text and "\n" not in text

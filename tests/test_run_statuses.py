@@ -99,3 +99,107 @@ def test_records_jsonl_survives_a_half_written_line(tmp_path):
     writer.append({"case_id": "c", "status": "ok"})
     writer.close()
     assert [r["case_id"] for r in read_records(tmp_path)] == ["a", "c"]
+
+
+
+HANG_MARKED = """
+import os, time
+from pathlib import Path
+from impls.registry import register
+
+@register("attention", "test_hang_marked")
+def hang(q, k, v, *, causal, scale=None):
+    Path(os.environ["HANG_MARKER"]).write_text(str(os.getpid()))  # the case is in flight, in this worker
+    while True:
+        time.sleep(1)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie nobody reaps (PID 1 in a container may not) counts as gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_worker_dies_when_the_runner_is_killed_mid_case(write_suite, tmp_path):
+    (tmp_path / "hang_marked.py").write_text(HANG_MARKED)
+    marker = tmp_path / "worker.pid"
+    suite = tiny_attention_suite(impls=["test_hang_marked"], sweep={"seq_len": [16]},
+                                 measure={**TINY_MEASURE, "timeout_s": 300})
+    env = {**os.environ, "SEQBENCH_PLUGINS": "hang_marked", "HANG_MARKER": str(marker),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    runner = subprocess.Popen([sys.executable, "-m", "harness", "run", str(write_suite(suite)),
+                               "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr").open("w"),
+                              start_new_session=True)
+    worker = None
+    try:
+        deadline = time.time() + 240
+        while not marker.exists() or not marker.read_text():
+            assert time.time() < deadline and runner.poll() is None, (tmp_path / "stderr").read_text()
+            time.sleep(0.1)
+        worker = int(marker.read_text())
+        assert worker != runner.pid and _alive(worker)
+        os.kill(runner.pid, signal.SIGKILL)  # the runner alone, not its process group
+        runner.wait()
+        deadline = time.time() + 10
+        while _alive(worker) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not _alive(worker), "the worker outlived its runner"
+    finally:  # end only what this test started, and only while it is still that process
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        if worker and _alive(worker) and b"spawn_main" in Path(f"/proc/{worker}/cmdline").read_bytes():
+            os.kill(worker, signal.SIGKILL)
+
+
+def started_run(write_suite, tmp_path, **change) -> Path:
+    """A run folder as `run` leaves it before its first case: suite.yaml and env.json."""
+    from harness import runner, suite as suites
+
+    suite = suites.for_device(suites.load(write_suite(tiny_attention_suite(**change), "started.yaml")), "cpu")
+    run_dir = runner.new_run_dir(tmp_path / "out", suite)
+    runner.start(run_dir, suite, "cpu")
+    return run_dir
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"name": "other"}, "that run is of suite 'tiny', not 'other'"),
+    ({"sweep": {"seq_len": [16, 64]}}, "the suite's sweep differs from the run's suite.yaml"),
+    ({"impls": ["sdpa_math"]}, "the suite's impls differs"),
+])
+def test_resume_refuses_another_suite(write_suite, tmp_path, capsys, change, fragment):
+    from harness.cli import main
+
+    run_dir = started_run(write_suite, tmp_path)
+    code = main(["run", str(write_suite(tiny_attention_suite(**change))), "--resume", str(run_dir)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and fragment in err and "\n" not in err
+    assert not (run_dir / "records.jsonl").exists()  # nothing appended
+
+
+def test_resume_refuses_another_device(write_suite, tmp_path, capsys):
+    from harness.cli import main
+
+    run_dir = started_run(write_suite, tmp_path)
+    env = json.loads((run_dir / "env.json").read_text())
+    (run_dir / "env.json").write_text(json.dumps({**env, "device": "cuda"}))
+    code = main(["run", str(write_suite(tiny_attention_suite())), "--resume", str(run_dir), "--device", "cpu"])
+    assert code == 2 and "that run is on cuda, not cpu; resume it with --device cuda" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out", ["a_file", "a_file/below", pytest.param(
+    "/proc/seqbench-no", marks=pytest.mark.skipif(not Path("/proc/self").exists(), reason="Linux's /proc"))])
+def test_out_that_cannot_hold_a_run_folder_is_one_line(write_suite, tmp_path, capsys, out):
+    from harness.cli import main
+
+    (tmp_path / "a_file").write_text("")
+    out = out if out.startswith("/") else str(tmp_path / out)
+    code = main(["run", str(write_suite(tiny_attention_suite())), "--out", out])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"error: --out {out}: ") and "\n" not in err

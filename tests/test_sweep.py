@@ -144,3 +144,49 @@ def test_constraints_read_bare_words_like_where(write_suite):
                  constraints=[{"require": "impl != sdpa_math or precision == fp32", "reason": "fp32 only"}])
     skipped = {(c.label, c.precision) for c in suites.expand(suite, "cpu") if suites.constraint_failure(suite, c)}
     assert skipped == {("sdpa_math", "fp16")}
+
+
+def test_arithmetic_takes_numbers_only_and_a_missing_parameter_reads_as_absent():
+    expr = Expression("heads % kv_heads == 0", {"heads", "kv_heads"})
+    assert expr({"heads": 8, "kv_heads": 2}) and not expr({"heads": 8, "kv_heads": 3})
+    assert not expr({"heads": 8, "kv_heads": None})  # like a comparison with None: does not hold
+    with pytest.raises(ExprError, match="arithmetic needs numbers"):
+        Expression("precision * 100000000 == x", {"precision"}, {"x"})({"precision": "fp16"})
+
+
+@pytest.mark.parametrize("text, holds", [("2 ** 10 == 1024", True), ("(-1) ** 5 < 0", True),
+                                         ("1 ** 100000 == 1", True), ("2 ** -3 < 1", True)])
+def test_small_powers_evaluate(text, holds):
+    assert Expression(text, set())({}) is holds
+
+
+@pytest.mark.parametrize("text", ["9 ** 9 ** 9 > 1", "2 ** 5000 > 1", "2.0 ** 10000 > 1", "1 / 0 > 1"])
+def test_unbounded_arithmetic_is_a_user_error_not_a_hang(text):
+    from harness.errors import UserError
+
+    with pytest.raises(UserError, match="cannot be evaluated"):
+        Expression(text, set())({})
+
+
+@pytest.mark.parametrize("key, default, value, problem", [
+    ("window", 256, 1, None), ("window", 256, 0, "at least 1"), ("window", 256, True, "an integer"),
+    ("window", 256, 2.5, "an integer"), ("pattern_seed", 0, 0, None), ("pattern_seed", 0, -1, "at least 0"),
+    ("global_tokens", 16, 0, None), ("num_random_blocks", 2, 0, None), ("top_k", 1, 0, "at least 1"),
+    ("kv_heads", None, None, None), ("kv_heads", None, 2, None), ("kv_heads", None, -2, "at least 1"),
+    ("capacity_factor", 1.25, 2, None), ("capacity_factor", 1.25, "x", "a number"),
+    ("rope_base", 10000.0, -1.0, ">= 0"), ("activation", "gelu", 3, "expected str"),
+    ("attention_params", {}, {"window": 4}, None),
+])
+def test_impl_params_are_judged_by_their_registered_default(key, default, value, problem):
+    found = suites._impl_value_problem(key, default, value)
+    assert (found is None) if problem is None else (problem in found)
+
+
+def test_constraints_that_cannot_be_evaluated_fail_at_load_on_any_device(write_suite):
+    from harness.errors import UserError
+
+    # evaluates on the CPU's sizes, divides by zero on the GPU's: found at load all the same
+    path = write_suite(tiny_attention_suite(devices={"cuda": {"fixed": {"heads": 4}}},
+                                            constraints=[{"require": "seq_len / (heads - 4) > 0"}]))
+    with pytest.raises(UserError, match=r"constraints\[0\].require: .* at heads=4, seq_len=16: division by zero"):
+        suites.load(path)

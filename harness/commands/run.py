@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"{args.suite}: no cases left after --only/--where")
     if args.resume:
         run_dir = args.resume
-        done, previous, env = runner.resume(run_dir)
+        done, previous, env = runner.resume(run_dir, suite, device)
     else:
         run_dir = runner.new_run_dir(args.out, suite)
         done, previous, env = set(), [], runner.start(run_dir, suite, device)
@@ -61,5 +61,8 @@ def main(args: argparse.Namespace) -> int:
         runner.run(suite, cases, run_dir, env, done, previous, on_record=advance)
     frame = results.load(run_dir)
     console.console.print(console.summary_table(frame, f"{suite.name}: median latency ({device})"))
+    marks = console.legend(frame)
+    if marks:
+        console.console.print(marks, markup=False)
     console.console.print(f"{console.status_counts(frame)}; results in {run_dir}")
     return 0
