@@ -137,7 +137,7 @@ def test_compare_rejects_a_metric_no_case_has(small_run):
     assert cli.main(["compare", str(small_run), str(small_run), "--metric", "nonsense"]) == 2
 
 
-def test_claims_section_judges_what_the_runs_can(tmp_path):
+def test_claims_section_lists_every_claim_with_its_verdict_or_why_not(tmp_path):
     import pandas as pd
 
     from harness.report.tables import claims
@@ -145,6 +145,9 @@ def test_claims_section_judges_what_the_runs_can(tmp_path):
     rows = [{"label": "transformer", "status": "ok", "device": "cpu", "kv_heads": h, "new_tokens": 64,
              "prompt_len": 16, "batch": 1, "cache_bytes_final": 4096.0 * h} for h in (4, 1)]
     html = claims(pd.DataFrame(rows))
-    assert "gqa_cache_shrink" in html and "reproduced" in html
-    assert "flash_attention_speedup" not in html  # not judged from these records, so not listed
-    assert "No published claim" in claims(pd.DataFrame([{"label": "x", "status": "ok"}]))
+    assert "gqa_cache_shrink" in html and "reproduced" in html and "1 of " in html
+    # not judged from these records, but listed with the reason and the command that would measure it
+    assert "flash_attention_speedup" in html and "needs a CUDA GPU" in html
+    assert "not measured" in html and "--run-missing" in html
+    for column in ("conditions (source)", "scaling", "how far it carries"):
+        assert f"<th>{column}</th>" in html

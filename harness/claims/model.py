@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import UserError
 
-CLAIMS_FILE = Path(__file__).resolve().parents[2] / "claims" / "claims.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+CLAIMS_FILE = ROOT / "claims" / "claims.yaml"
 
 
 class _Strict(BaseModel):
@@ -52,7 +53,8 @@ class Metric(_Strict):
 
     ratio:      column(numerator) / column(denominator), joined on `match` params
     difference: column(numerator) - column(denominator), joined on `match`
-    exponent:   log-log slope of `column` against `axis`, for `numerator`, per group of `match`
+    exponent:   log-log slope of `column` against `axis`, for `numerator`, one fit per combination
+                of every other swept axis (and of `match`), never pooled across conditions
     column:     the column itself, for `numerator`
     """
 
@@ -67,6 +69,7 @@ class Metric(_Strict):
     match: list[str] = []  # params both sides must share
     where: str | None = None  # restrict the points, e.g. "seq_len >= 1024"
     aggregate: Literal["each", "max", "min", "median"] = "each"  # judge every point, or one summary
+    show: list[str] = []  # columns reported beside the value at each point (e.g. tflops), not judged
     # Pair records of different runs on the same hardware, for what one install cannot hold
     # (flash-attn 1.x and 2.x); otherwise a ratio or a fit never leaves its run.
     across_runs: bool = False
@@ -86,6 +89,18 @@ class Needs(_Strict):
     compute_capability: float | None = None
 
 
+class TestScale(_Strict):
+    """How tests/test_claims_registry.py shrinks the claim's suite to seconds on a CPU: a run
+    that still gives the claim a measured value (which value, at such sizes, is not the point)."""
+
+    where: str | None = None  # the suite's cases to run (as `harness run --where`)
+    sweep: dict[str, list[Any]] = {}  # replaces these swept axes' values
+    # sets these params to one value wherever the suite gives them (fixed, a swept axis, a
+    # column of a zipped group), so the test keeps working as a suite rearranges its points
+    params: dict[str, Any] = {}
+    metric_where: str | None = None  # replaces metric.where at these sizes; "" drops it
+
+
 class Claim(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     claim: str  # as published, short
@@ -96,9 +111,18 @@ class Claim(_Strict):
     tolerance: float = Field(0.1, ge=0)
     needs: Needs = Needs()
     suite: str  # the suite that measures it (relative to the project root)
-    test_where: str | None = None  # a cheap subset of the suite that still yields a value (tests)
+    # the device family the source measured on, as it appears in a GPU's name ("A100") or as
+    # the source names it ("TPU v3"); None where the claim does not depend on the hardware
+    hardware: str | None = None
+    test: TestScale | None = None  # set for claims a CPU can check (tests)
     scaling: str = ""  # how the suite scales the paper's conditions to this device
-    carries: str = ""  # how far a comparison on other hardware carries
+    carries: str = ""  # what limits the comparison beyond the hardware (shapes, model size)
+
+    @property
+    def suite_path(self) -> Path:
+        """The suite file: as given when it exists from here, else under the project root."""
+        given = Path(self.suite)
+        return given if given.is_absolute() or given.exists() else ROOT / given
 
 
 class Registry(_Strict):

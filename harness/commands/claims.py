@@ -2,21 +2,27 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 from harness import results, runner, suite as suites
 from harness.claims import model
-from harness.claims.evaluate import NOT_APPLICABLE, Verdict, applicable, evaluate
-from harness.console import console
+from harness.claims.evaluate import NOT_MEASURED, Verdict, evaluate
+from harness.claims.present import Cells, cells
+from harness.console import console, progress
 from harness.errors import UserError
 
 NAME = "claims"
-HELP = "check published speedup claims against runs: reproduced, partly, not reproduced, not applicable"
-STYLE = {"reproduced": "green", "partly": "yellow", "not reproduced": "red", "not applicable": "dim"}
+HELP = ("check published speedup claims against runs: reproduced, partly, not reproduced, "
+        "not measured (no data yet), not applicable here")
+STYLE = {"reproduced": "green", "partly": "yellow", "not reproduced": "red", "not measured": "cyan",
+         "not applicable here": "dim"}
+TERMINAL_POINTS = 4  # points listed per claim in the terminal; markdown and HTML list all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,12 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    claims = model.load(args.claims)
-    if args.only:
-        unknown = sorted(set(args.only) - {c.id for c in claims})
-        if unknown:
-            raise UserError(f"--only {unknown[0]}: no such claim; valid: {', '.join(c.id for c in claims)}")
-        claims = [c for c in claims if c.id in args.only]
+    claims = _selected(model.load(args.claims), args.only)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     runs = list(args.runs)
     frame = results.load(*runs) if runs else pd.DataFrame()
@@ -51,19 +52,26 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selected(claims: list[model.Claim], only: list[str] | None) -> list[model.Claim]:
+    if not only:
+        return claims
+    unknown = sorted(set(only) - {c.id for c in claims})
+    if unknown:
+        raise UserError(f"--only {unknown[0]}: no such claim; valid: {', '.join(c.id for c in claims)}")
+    return [c for c in claims if c.id in only]
+
+
 def run_missing(verdicts: list[Verdict], device: str, out: Path) -> list[Path]:
     """Run, once each, the suites of claims that have no data but can be checked here."""
-    wanted = []
-    for v in verdicts:
-        if v.verdict == NOT_APPLICABLE and applicable(v.claim, device) is None and v.claim.suite not in wanted:
-            wanted.append(v.claim.suite)
+    wanted = list(dict.fromkeys(v.claim.suite_path for v in verdicts if v.verdict == NOT_MEASURED))
     made = []
     for path in wanted:
         suite = suites.for_device(suites.load(path), device)
         cases = suites.expand(suite, device)
         run_dir = runner.new_run_dir(out, suite)
-        console.print(f"running {path} for claims ({len(cases)} cases) -> {run_dir}")
-        runner.run(suite, cases, run_dir, runner.start(run_dir, suite, device))
+        console.print(f"running {path} for claims ({len(cases)} cases on {device}) -> {run_dir}")
+        with progress(len(cases)) as advance:
+            runner.run(suite, cases, run_dir, runner.start(run_dir, suite, device), on_record=advance)
         made.append(run_dir)
     return made
 
@@ -78,22 +86,26 @@ def describe_hardware(runs: list[Path]) -> str:
 
 
 def table(verdicts: list[Verdict], hardware: str) -> Table:
+    """Every cell wraps (long words fold) rather than being cut off."""
     out = Table(title=f"Published claims on {hardware}", show_lines=True)
-    for column in ("claim", "claimed", "measured", "verdict", "measured where", "source"):
+    for column in ("claim", "claimed", "measured", "verdict", "conditions (source)", "measured here",
+                   "how far it carries"):
         out.add_column(column, overflow="fold")
     for v in verdicts:
-        where = v.note or "; ".join(v.points[:3]) + (f" (+{len(v.points) - 3} more)" if len(v.points) > 3 else "")
-        out.add_row(f"[bold]{v.claim.id}[/]\n{v.claim.claim}", str(v.claim.claimed), v.measured,
-                    f"[{STYLE[v.verdict]}]{v.verdict}[/]", where, v.claim.source)
+        c = Cells(**{key: escape(text) for key, text in asdict(cells(v, limit=TERMINAL_POINTS)).items()})
+        out.add_row(f"[bold]{c.id}[/]\n{c.claim}\n[dim]{c.source}[/]", c.claimed, c.measured,
+                    f"[{STYLE[v.verdict]}]{c.verdict}[/]", c.conditions,
+                    f"{c.measured_where}\n[dim]scaling: {c.scaling}[/]", c.carries)
     return out
 
 
 def markdown(verdicts: list[Verdict], hardware: str) -> str:
     lines = [f"## Published claims on {hardware}", "",
-             "| claim | claimed | measured | verdict | conditions (paper) | measured where | how far it carries |",
-             "|---|---|---|---|---|---|---|"]
+             "| claim | claimed | measured | verdict | conditions (source) | measured where | scaling "
+             "| how far it carries |", "|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
-        cells = [f"**{v.claim.id}**: {v.claim.claim} ({v.claim.source})", str(v.claim.claimed), v.measured,
-                 v.verdict, v.claim.conditions, v.note or "; ".join(v.points), v.claim.carries]
-        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+        c = cells(v)
+        row = [f"**{c.id}**: {c.claim} ({c.source})", c.claimed, c.measured, c.verdict, c.conditions,
+               c.measured_where, c.scaling, c.carries]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |")
     return "\n".join(lines) + "\n"

@@ -151,15 +151,18 @@ def environment(runs: list[RunInfo]) -> str:
 
 
 def claims(frame: pd.DataFrame) -> str:
-    """The published claims these runs can judge, with their verdicts (claims/claims.yaml)."""
+    """Every published claim (claims/claims.yaml) with its verdict on these runs; a claim they
+    cannot judge says why (not measured: the command; not applicable here: what it needs)."""
     from harness.claims import model
-    from harness.claims.evaluate import NOT_APPLICABLE, evaluate
+    from harness.claims.evaluate import JUDGED, evaluate
+    from harness.claims.present import cells
 
     device = "cuda" if "device" in frame and (frame["device"] == "cuda").any() else "cpu"
-    judged = [v for v in (evaluate(c, frame, device) for c in model.load()) if v.verdict != NOT_APPLICABLE]
-    if not judged:
-        return "<p class='note'>No published claim can be judged from these runs (python -m harness claims).</p>"
-    rows = [[f"{v.claim.id}: {v.claim.claim}", str(v.claim.claimed), v.measured, v.verdict,
-             "; ".join(v.points[:3]), v.claim.source, v.claim.carries] for v in judged]
-    return html_table(["claim", "claimed", "measured", "verdict", "measured where", "source",
-                       "how far it carries"], rows)
+    verdicts = [evaluate(c, frame, device) for c in model.load()]
+    judged = sum(v.verdict in JUDGED for v in verdicts)
+    note = (f"<p class='note'>{judged} of {len(verdicts)} claims judged from these runs "
+            "(python -m harness claims RUN ... [--run-missing]).</p>")
+    rows = [[f"{c.id}: {c.claim}", c.claimed, c.measured, c.verdict, c.conditions, c.measured_where,
+             c.scaling, c.carries, c.source] for c in map(cells, verdicts)]
+    return note + html_table(["claim", "claimed", "measured", "verdict", "conditions (source)", "measured where",
+                              "scaling", "how far it carries", "source"], rows)
