@@ -10,7 +10,7 @@ from typing import Any, Callable
 import yaml
 
 from harness import env as environment
-from harness import results, worker
+from harness import console, results, worker
 from harness.case import Case
 from harness.errors import UserError
 from harness.executor import LocalExecutor
@@ -90,7 +90,11 @@ def run(suite: Suite, cases: list[Case], run_dir: Path, env: dict[str, Any],
     """Run every case not in `done`; each record is on disk before the next case starts."""
     pruner = Pruner(suite.measure.budget_s)
     # the device's measured ceilings (`harness calibrate`), for the percent-of-peak columns
-    ceilings = calibrate.load_ceilings(env["env_id"], run_dir.parent)
+    folders = calibrate.search_folders(run_dir.parent)
+    ceilings = calibrate.find_ceilings(env["env_id"], folders)
+    if ceilings is None:
+        console.console.print(calibrate.MISSING.format(env_id=env["env_id"], folders=", ".join(map(str, folders))),
+                              soft_wrap=True, markup=False)
     for record in previous:
         pruner.observe(record)
     writer = results.RecordWriter(run_dir)

@@ -10,6 +10,7 @@ from impls.attention.reference import attention_fp64
 from impls.precision import FLOAT_DTYPES
 
 TOLERANCE = {"fp32": 2e-5, "fp16": 4e-3, "bf16": 3e-2}  # max abs error / max |expected|
+GRAD_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 8e-2}  # 16-bit: the op check's (op_attention.py)
 EXACT = ["naive", "sdpa_math", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn"]
 SHAPES = [  # (B, Hq, Hkv, N, M, D)
     (1, 1, 1, 1, 1, 32),
@@ -50,16 +51,44 @@ def test_forward_matches_fp64(name, precision, shape, causal):
 
 
 @pytest.mark.parametrize("name", EXACT)
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 @pytest.mark.parametrize("causal", [False, True])
-def test_backward_matches_fp64(name, causal):
-    impl = runnable(name, "fp32")
-    inputs = [t.requires_grad_() for t in qkv((2, 4, 2, 19, 19, 32), torch.float32, seed=1)]
+def test_backward_matches_fp64(name, precision, causal):
+    impl = runnable(name, precision)
+    dtype = FLOAT_DTYPES[precision]
+    inputs = [t.requires_grad_() for t in qkv((2, 4, 2, 19, 19, 32), dtype, seed=1)]
     inputs64 = [t.detach().double().requires_grad_() for t in inputs]
-    grad = torch.randn(2, 4, 19, 32, generator=torch.Generator().manual_seed(2))
+    grad = torch.randn(2, 4, 19, 32, generator=torch.Generator().manual_seed(2)).to(dtype)
     impl.fn(*inputs, causal=causal).backward(grad)
     attention_fp64(*inputs64, causal=causal).backward(grad.double())
     for got, expected in zip(inputs, inputs64):
-        assert relative_error(got.grad, expected.grad) <= 1e-4
+        assert got.grad.dtype == dtype
+        assert relative_error(got.grad, expected.grad) <= GRAD_TOLERANCE[precision]
+
+
+# Every exact impl that runs on a CPU (triton_flash: tests/triton_interpreted; flash-attn: CUDA).
+ALL_EXACT = EXACT + ["chunked", "flex", "reference"]
+SLOW_FIRST_CALL = {"flex"}  # the first flex call in a process sets torch up: seconds
+
+
+def test_all_exact_list_covers_the_registry():
+    registered = {name for name in registry.names("attention")
+                  if registry.get("attention", name).exact and registry.get("attention", name).reference is None
+                  and registry.get("attention", name).fn.__module__.startswith("impls.")}
+    assert registered - set(ALL_EXACT) == {"triton_flash", "flash_attn", "flash_attn_v1"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_FIRST_CALL else n
+                                  for n in ALL_EXACT])
+@pytest.mark.parametrize("kv_heads", [2, 1])
+@pytest.mark.parametrize("causal", [False, True])
+def test_grouped_heads_equal_repeated_kv(name, kv_heads, causal):
+    """Hkv < Hq (GQA, MQA): the same as repeating each KV head over its query group."""
+    impl = runnable(name, "fp32")
+    q, k, v = qkv((1, 4, kv_heads, 9, 13, 32), torch.float32, seed=5)
+    repeated = [masks.repeat_kv(t, 4) for t in (k, v)]
+    torch.testing.assert_close(impl.fn(q, k, v, causal=causal), impl.fn(q, *repeated, causal=causal),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_causal_mask_is_bottom_right_aligned():

@@ -33,3 +33,15 @@ def test_gqa_suite_sweeps_kv_heads_down_to_one():
     cases = suites.expand(suite, "cpu")
     assert {c.params["kv_heads"] for c in cases} == {16, 8, 4, 2, 1}
     assert all(c.params["heads"] == 16 for c in cases)
+
+
+def test_gqa_suite_puts_every_exact_impl_side_by_side_in_fp32_on_a_cpu():
+    suite = suites.load("suites/attention_gqa.yaml")
+    names = {e.name for e in suite.entries}
+    assert {"naive", "sdpa_math", "sdpa_flash", "sdpa_efficient", "chunked", "triton_flash", "flash_attn",
+            "flex"} <= names
+    assert all(registry.get("attention", n).exact for n in names)
+    cpu = suites.expand(suites.for_device(suite, "cpu"), "cpu")
+    assert {c.params["precision"] for c in cpu} == {"fp32"}  # fp16 matmul is emulated on a CPU
+    assert max(c.params["seq_len"] for c in cpu) <= 1024
+    assert {c.params["precision"] for c in suites.expand(suites.for_device(suite, "cuda"), "cuda")} == {"fp16"}

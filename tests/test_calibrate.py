@@ -2,6 +2,7 @@
 case's rates into percent of peak."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,38 @@ def test_rates_report_percent_of_the_calibrated_peak():
     assert rates["pct_peak_bandwidth"] == pytest.approx(50.0)
     assert "pct_peak_flops" not in worker._rates(metrics, "int8", ceilings)  # int8 never calibrated
     assert "pct_peak_bandwidth" not in worker._rates(metrics)  # no calibration: no column
+
+
+def test_each_ceiling_is_the_best_rate_over_the_sizes(monkeypatch):
+    monkeypatch.setattr(calibrate, "MAX_CALL_S", 60.0)
+    monkeypatch.setattr(calibrate, "SETTINGS", replace(calibrate.SETTINGS, max_time_s=0.02))
+    ceilings, measured = calibrate.measure_ceilings("cpu", sizes=(16, 48, 32), copy_bytes=1 << 16)
+    for precision, best in ceilings["flops"].items():
+        rates = [m.rate for m in measured if m.kind == "matmul" and m.precision == precision]
+        assert len(rates) == 3 and best == max(rates)
+
+
+def test_larger_sizes_stop_once_one_call_would_take_too_long(monkeypatch):
+    """A size is measured only while its call (n^3 from the last size) stays under MAX_CALL_S."""
+    monkeypatch.setattr(calibrate, "MAX_CALL_S", 0.0)  # any prediction is too long: only the first size
+    _, measured = calibrate.measure_ceilings("cpu", sizes=(64, 16), copy_bytes=1 << 16)
+    assert {m.size for m in measured if m.kind == "matmul"} == {16}
+    assert calibrate.MATMUL_SIZES["cpu"][0] == 256 and calibrate.MATMUL_SIZES["cpu"][-1] >= 2048
+
+
+def test_calibration_is_found_in_the_fixed_place_whatever_the_run_folder(tmp_path, monkeypatch):
+    fixed, out = tmp_path / "fixed", tmp_path / "elsewhere"
+    monkeypatch.setenv("SEQBENCH_CALIBRATION", str(fixed))
+    assert calibrate.default_folder() == fixed
+    calibrate.save({"env_id": "e2"}, {"flops": {"fp32": 1.0}, "bytes_per_s": 2.0}, [])
+    assert (fixed / "calibration-e2.json").exists()
+    folders = calibrate.search_folders(out)
+    assert folders == [out, fixed]
+    assert calibrate.find_ceilings("e2", folders)["bytes_per_s"] == 2.0
+    calibrate.save({"env_id": "e2"}, {"flops": {}, "bytes_per_s": 3.0}, [], out)  # the run's own comes first
+    assert calibrate.find_ceilings("e2", folders)["bytes_per_s"] == 3.0
+    monkeypatch.delenv("SEQBENCH_CALIBRATION")
+    assert calibrate.default_folder() == Path(__file__).resolve().parents[1] / "results"
 
 
 def test_calibrate_command_writes_ceilings_for_this_env(tmp_path, monkeypatch):
@@ -73,3 +106,19 @@ def test_runner_hands_this_envs_ceilings_to_every_case(tmp_path, monkeypatch):
     _RecordingExecutor.cases = []
     runner.run(suite, cases, run_dir, {"env_id": "e1"})
     assert _RecordingExecutor.cases and all(c.measure["ceilings"] == ceilings for c in _RecordingExecutor.cases)
+
+
+def test_run_without_a_calibration_says_once_how_to_get_the_pct_columns(tmp_path, monkeypatch, capsys):
+    from harness import runner, suite as suites
+
+    monkeypatch.setenv("SEQBENCH_CALIBRATION", str(tmp_path / "none"))
+    suite = suites.load(Path(__file__).parents[1] / "suites" / "attention_kernels_cpu.yaml")
+    cases = [c for c in suites.expand(suite, "cpu", only=["int8"]) if not suites.constraint_failure(suite, c)]
+    run_dir = tmp_path / "out" / "run"
+    run_dir.mkdir(parents=True)
+    monkeypatch.setattr(runner, "LocalExecutor", _RecordingExecutor)
+    _RecordingExecutor.cases = []
+    runner.run(suite, cases, run_dir, {"env_id": "e3"})
+    said = capsys.readouterr().out
+    assert said.count("pct_peak_flops") == 1 and "python -m harness calibrate" in said
+    assert len(_RecordingExecutor.cases) > 1 and all("ceilings" not in c.measure for c in _RecordingExecutor.cases)

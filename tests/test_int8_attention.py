@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from impls import registry
+from impls.attention import cost
 from impls.attention.int8 import int8_attention, int8_reference, int_matmul_t, quantize_rows
 from impls.attention.reference import attention_fp64
 
@@ -13,6 +14,8 @@ SHAPES = [  # (B, Hq, Hkv, N, M, D, causal)
     (2, 4, 2, 33, 40, 64, True),  # grouped heads, M > N, causal aligned bottom-right
     (1, 2, 1, 1, 5, 20, True),  # D not a multiple of 8: padded for _int_mm
     (1, 3, 1, 9, 23, 32, False),
+    (3, 2, 2, 19, 19, 128, True),  # batch 3, D=128
+    (3, 4, 1, 1, 30, 128, False),  # batch 3, MQA, one query, D=128
 ]
 
 
@@ -77,3 +80,14 @@ def test_int8_on_cuda_matches_its_reference(shape):
     expected = int8_reference(q.double(), k.double(), v.double(), causal=causal)
     assert out.dtype == torch.float16
     assert _rel(out, expected) < 5e-3
+
+
+@pytest.mark.parametrize("device, elem", [("cpu", 4), ("cuda", 2)])
+def test_int8_bytes_count_the_dtype_its_inputs_really_have(device, elem):
+    """q, k, v and o of an int8 case are fp32 on the CPU and fp16 on a GPU (the impl
+    quantises inside), so GB/s counts them at that size, not at one byte."""
+    params = {"batch": 2, "heads": 4, "seq_len": 64, "head_dim": 32, "precision": "int8", "device": device}
+    impl = registry.get("attention", "int8")
+    elements = 4 * 2 * 4 * 64 * 32  # q, k, v, o
+    assert impl.bytes_moved(params) == elements * elem
+    assert cost.element_bytes(params) == elem

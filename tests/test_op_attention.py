@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from harness import workloads
 from harness.case import Case
@@ -13,8 +14,9 @@ from impls.attention import cost
 def case(impl="naive", **params):
     base = {"batch": 2, "heads": 4, "seq_len": 24, "head_dim": 16, "precision": "fp32", "causal": False}
     base.update(params)
+    own = registry.get("attention", impl).params
     return Case(suite="t", workload="op", family="attention", impl=impl, label=impl, params=base,
-                impl_params=(), axes=("seq_len",), device="cpu")
+                impl_params=tuple(k for k in base if k in own), axes=("seq_len",), device="cpu")
 
 
 def prepare(c):
@@ -76,3 +78,44 @@ def test_work_uses_defaults_for_params_a_suite_leaves_out():
              params={"seq_len": 32}, impl_params=(), axes=("seq_len",), device="cpu")
     work = prepare(c).work
     assert work["flops"] == 4 * 1 * 8 * 64 * 32 * 32  # batch 1, heads 8, head_dim 64 by default
+
+
+def test_approximate_impls_report_both_errors_against_exact_attention():
+    metrics = prepare(case(impl="local", window=4, causal=True)).check()
+    assert metrics["within_tolerance"] == 1.0 and metrics["rel_err"] < 1e-5  # against its own reference
+    assert metrics["exact_max_abs_err"] > 1e-2 and metrics["exact_rel_err"] > 1e-2  # the window drops keys
+    assert "exact_max_abs_err" not in prepare(case()).check()  # exact impls: rel_err is that already
+
+
+def _cpu_impls(precision: str) -> list[str]:
+    names = [n for n in registry.names("attention") if registry.get("attention", n).fn.__module__.startswith("impls.")]
+    return [n for n in names if registry.available(registry.get("attention", n), "cpu", precision)[0]
+            and n not in ("flex", "flex_window")]  # tests/test_flex_attention.py (slow first call)
+
+
+@pytest.mark.parametrize("name", _cpu_impls("fp32") + ["int8"])
+def test_every_impl_passes_its_op_check(name):
+    """Every registered impl is right against the reference it declares: an approximate
+    one (or a masked reference) checked against exact attention would read `wrong`."""
+    impl = registry.get("attention", name)
+    params = {"causal": "linformer" not in name, "precision": "int8" if name == "int8" else "fp32",
+              "window": 4, "global_tokens": 2, "block_size": 4, "stride": 4, "proj_k": 8}
+    result = prepare(case(impl=name, **{k: v for k, v in params.items()
+                                        if k in ("causal", "precision") or k in impl.params})).check()
+    assert result["within_tolerance"] == 1.0, result
+
+
+def test_forward_backward_run_leaves_no_gradients_behind():
+    """The timed call returns dq, dk, dv and drops them, so the measured peak of a call
+    holds the gradients and no call starts with the last one's still allocated."""
+    prepared = prepare(case(direction="fwd_bwd"))
+    grads = prepared.run()
+    assert len(grads) == 3 and all(g is not None for g in grads)
+    assert prepared.run.__closure__ and all(
+        getattr(cell.cell_contents, "grad", None) is None for cell in prepared.run.__closure__
+        if isinstance(cell.cell_contents, torch.Tensor))
+
+
+def test_work_counts_int8_inputs_at_the_dtype_they_arrive_in():
+    work = prepare(case(impl="int8", precision="int8", seq_len=64)).work
+    assert work["bytes_moved"] == 4 * (2 * 2 * 4 * 64 * 16 + 2 * 2 * 4 * 64 * 16)  # fp32 on the CPU

@@ -14,7 +14,9 @@ HELP = "measure this device's matmul FLOP/s per precision and copy GB/s (results
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if present, else cpu")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="folder of calibration files")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder of calibration files (default: results/ at the repository root, "
+                             "or $SEQBENCH_CALIBRATION); `run` looks there and in its own --out")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -5,26 +5,34 @@ actually reaches on the simplest work of that kind: a large square matmul
 (per precision; int8 through torch._int_mm) and a large tensor copy (bytes
 read plus bytes written). `calibrate` measures them with the same timer as
 every case; the result is stored per environment id in
-results/calibration-<env_id>.json and read back by `load_ceilings`.
+calibration-<env_id>.json under `default_folder()` (results/ at the repository
+root, or $SEQBENCH_CALIBRATION) and found again by `find_ceilings`, which also
+looks in a run's own output folder.
 """
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
 from harness.measure import timer
 
-# Square matmul sizes and copy size (bytes) per device. The CPU's are small so the
-# whole calibration stays within ~20 s on a small shared machine (fp16, bf16 and
-# int8 matmuls are slow there); the GPU's are large enough to saturate an H100.
-MATMUL_SIZES = {"cpu": (256,), "cuda": (2048, 4096, 8192)}
+# Square matmul sizes (the ceiling is the best rate over them) and copy size (bytes) per
+# device; the GPU's are large enough to saturate an H100. A size is measured only while
+# one call is predicted (n^3 from the size below) to take under MAX_CALL_S, so the slow
+# precisions of a CPU (emulated fp16, int8) stop early and calibration stays within
+# about half a minute on a small shared machine.
+MATMUL_SIZES = {"cpu": (256, 512, 1024, 2048), "cuda": (2048, 4096, 8192)}
+MAX_CALL_S = 0.25
 COPY_BYTES = {"cpu": 32 << 20, "cuda": 1 << 30}
+MISSING = ("no calibration for this machine (env {env_id}; looked in {folders}): the pct_peak_flops and "
+           "pct_peak_bandwidth columns are left out; run `python -m harness calibrate` once to add them")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 SETTINGS = timer.TimerSettings(min_reps=3, max_reps=50, noise_target=0.05, max_time_s=0.5)
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.int8}
@@ -83,12 +91,10 @@ def measure_ceilings(device: str, sizes: tuple[int, ...] | None = None,
     measured: list[Measurement] = []
     missing: dict[str, str] = {}
     for precision in PRECISIONS:
-        for n in sizes or MATMUL_SIZES[device]:
-            try:
-                measured.append(matmul_rate(n, precision, device))
-            except RuntimeError as err:  # e.g. no int8 matmul kernel on this device
-                missing[precision] = str(err).splitlines()[0][:200]
-                break
+        try:
+            measured += _matmul_sweep(sizes or MATMUL_SIZES[device], precision, device)
+        except RuntimeError as err:  # e.g. no int8 matmul kernel on this device
+            missing[precision] = str(err).splitlines()[0][:200]
     measured.append(copy_rate(copy_bytes or COPY_BYTES[device], device))
     flops: dict[str, float] = {}
     for m in measured:
@@ -100,13 +106,31 @@ def measure_ceilings(device: str, sizes: tuple[int, ...] | None = None,
     return ceilings, measured
 
 
-def path_for(env_id: str, folder: Path = Path("results")) -> Path:
-    return Path(folder) / f"calibration-{env_id}.json"
+def _matmul_sweep(sizes: tuple[int, ...], precision: str, device: str) -> list[Measurement]:
+    """Rates at increasing sizes, stopping before one whose call would exceed MAX_CALL_S."""
+    out: list[Measurement] = []
+    for n in sorted(sizes):
+        if out and out[-1].median_ms / 1e3 * (n / out[-1].size) ** 3 > MAX_CALL_S:
+            break
+        out.append(matmul_rate(n, precision, device))
+    return out
+
+
+def default_folder() -> Path:
+    """Where calibrations live: $SEQBENCH_CALIBRATION, else results/ at the repository root
+    (not the working directory, so every run on this machine finds them)."""
+    override = os.environ.get("SEQBENCH_CALIBRATION")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "results"
+
+
+def path_for(env_id: str, folder: Path | None = None) -> Path:
+    return Path(folder or default_folder()) / f"calibration-{env_id}.json"
 
 
 def save(env: dict[str, Any], ceilings: dict[str, Any], measured: list[Measurement],
-         folder: Path = Path("results")) -> Path:
-    """Write results/calibration-<env_id>.json with the env it was measured in."""
+         folder: Path | None = None) -> Path:
+    """Write calibration-<env_id>.json (in `folder`, default `default_folder()`) with the
+    env it was measured in."""
     path = path_for(env["env_id"], folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"env_id": env["env_id"], "env": env, "ceilings": ceilings,
@@ -114,12 +138,30 @@ def save(env: dict[str, Any], ceilings: dict[str, Any], measured: list[Measureme
     return path
 
 
-def load_ceilings(env_id: str, folder: Path = Path("results")) -> dict[str, Any] | None:
-    """The ceilings measured for `env_id`, or None if it was never calibrated."""
+def load_ceilings(env_id: str, folder: Path | None = None) -> dict[str, Any] | None:
+    """The ceilings measured for `env_id` in `folder` (default `default_folder()`), or None."""
     path = path_for(env_id, folder)
     if not path.exists():
         return None
     return json.loads(path.read_text())["ceilings"]
+
+
+def search_folders(*extra: Path) -> list[Path]:
+    """`extra` (e.g. a run's output folder) then `default_folder()`, without repeats."""
+    folders: list[Path] = []
+    for folder in (*extra, default_folder()):
+        if folder.resolve() not in [f.resolve() for f in folders]:
+            folders.append(folder)
+    return folders
+
+
+def find_ceilings(env_id: str, folders: Iterable[Path]) -> dict[str, Any] | None:
+    """The first calibration of `env_id` found in `folders`, or None."""
+    for folder in folders:
+        ceilings = load_ceilings(env_id, folder)
+        if ceilings is not None:
+            return ceilings
+    return None
 
 
 def fractions(metrics: dict[str, float], precision: str, ceilings: dict[str, Any]) -> dict[str, float]:

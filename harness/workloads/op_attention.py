@@ -2,8 +2,13 @@
 
 Correctness is checked before timing on a slice of the case (batch 0, one KV
 group, and a shorter sequence when the fp64 reference would be too costly),
-against the impl's reference in float64. Approximate impls are also measured
-against exact attention (`exact_rel_err`), so quality can sit next to speed.
+against the impl's reference in float64 (`max_abs_err`, `rel_err`). Approximate
+impls are also measured against exact attention (`exact_max_abs_err`,
+`exact_rel_err`), so quality can sit next to speed.
+
+Forward+backward runs take the gradients with torch.autograd.grad and drop them
+at the end of the call, so the measured peak of a call counts them, as the
+impls' peak_bytes models do.
 """
 from __future__ import annotations
 
@@ -53,16 +58,16 @@ class AttentionOp(OpFamily):
             grad_out = torch.randn_like(q)
 
             def run():
-                for t in (q, k, v):
-                    t.grad = None
-                call(q, k, v).backward(grad_out)
+                return torch.autograd.grad(call(q, k, v), (q, k, v), grad_out)
         else:
             def run():
                 with torch.no_grad():
                     return call(q, k, v)
 
-        # the validated params carry the defaults a suite may leave out
-        params = case.params | p.model_dump() | {"kv_heads": p.kv_heads or p.heads, "kv_len": p.kv_len or p.seq_len}
+        # the validated params carry the defaults a suite may leave out; the device sets the
+        # dtype int8 cases take their inputs in, and which path flex takes
+        params = case.params | p.model_dump() | {"kv_heads": p.kv_heads or p.heads, "kv_len": p.kv_len or p.seq_len,
+                                                 "device": case.device}
         work = {"flops": (impl.flops or cost.flops)(params),
                 "bytes_moved": (impl.bytes_moved or cost.bytes_moved)(params)}
         if "peak_bytes" in impl.meta:
@@ -125,7 +130,8 @@ def check(impl: Impl, case: Case, p: AttentionParams) -> dict[str, float]:
     result["check_seq_len"] = float(small.seq_len)
     if own is not exact:
         exact_out = exact.fn(*[t.detach() for t in inputs64], causal=p.causal)
-        result["exact_rel_err"] = _errors(out, exact_out, 0)["rel_err"]
+        errors = _errors(out, exact_out, 0)
+        result["exact_max_abs_err"], result["exact_rel_err"] = errors["max_abs_err"], errors["rel_err"]
     if backward:
         grad_out = torch.randn_like(out)
         out.backward(grad_out)

@@ -2,10 +2,12 @@
 
 The sequence (self-attention only, M == N) is cut into blocks of `block_size`;
 nb = ceil(N / block_size). Query block a sees key block c iff
-  |a - c| <= window_blocks // 2                  (window of blocks)
+  |a - c| < window_blocks                        (masks.py's window rule, in blocks)
   or a < global_blocks or c < global_blocks      (global blocks, both ways)
   or c is one of a's random blocks,
 and, when causal, additionally key j <= query i (blocks c > a are dropped).
+The default window_blocks=2 is the paper's three-block window: a block, and
+one block on each side.
 Each non-global query block draws `num_random_blocks` distinct blocks it does
 not already see (only c < a when causal), from a torch.Generator seeded with
 `pattern_seed`, so the pattern is a function of (nb, params) alone. (Not named
@@ -25,7 +27,7 @@ from impls.attention import blocksparse, cost, masks
 from impls.attention.reference import attention_fp64
 from impls.registry import register
 
-PARAMS = {"block_size": 64, "window_blocks": 3, "global_blocks": 1, "num_random_blocks": 2, "pattern_seed": 0}
+PARAMS = {"block_size": 64, "window_blocks": 2, "global_blocks": 1, "num_random_blocks": 2, "pattern_seed": 0}
 
 
 @lru_cache(maxsize=32)
@@ -33,7 +35,7 @@ def random_blocks(n_blocks: int, window_blocks: int, global_blocks: int, num_ran
                   seed: int, causal: bool) -> tuple[tuple[int, ...], ...]:
     """For each query block, its random key blocks (empty for global query blocks)."""
     gen = torch.Generator().manual_seed(seed)
-    reach = window_blocks // 2
+    reach = window_blocks - 1  # farthest block inside the window
     chosen = []
     for a in range(n_blocks):
         last = a if causal else n_blocks - 1
@@ -53,7 +55,7 @@ def block_mask(n_blocks: int, block_size: int, window_blocks: int, global_blocks
     if window_blocks < 1 or block_size < 1:
         raise ValueError(f"window_blocks and block_size must be >= 1, got {window_blocks}, {block_size}")
     idx = torch.arange(n_blocks)
-    mask = (idx[:, None] - idx[None, :]).abs() <= window_blocks // 2
+    mask = masks.in_window(idx[:, None], idx[None, :], window=window_blocks, causal=False)
     mask |= (idx[:, None] < global_blocks) | (idx[None, :] < global_blocks)
     for a, picks in enumerate(random_blocks(n_blocks, window_blocks, global_blocks, num_random_blocks,
                                             seed, causal)):
@@ -61,7 +63,7 @@ def block_mask(n_blocks: int, block_size: int, window_blocks: int, global_blocks
     return mask & (idx[:, None] >= idx[None, :]) if causal else mask
 
 
-def bigbird_mask(n: int, causal: bool, block_size: int = 64, window_blocks: int = 3, global_blocks: int = 1,
+def bigbird_mask(n: int, causal: bool, block_size: int = 64, window_blocks: int = 2, global_blocks: int = 1,
                  num_random_blocks: int = 2, pattern_seed: int = 0) -> torch.Tensor:
     """(n, n) boolean element mask of the pattern (True = attend; causality added by the caller)."""
     n_blocks = -(-n // block_size)
@@ -96,9 +98,9 @@ def _layout(n: int, block_size: int, window_blocks: int, global_blocks: int, num
 
 
 @register("attention", "bigbird", exact=False, supports=blocksparse.self_attention_only, reference="bigbird_reference",
-          params=PARAMS, **blocksparse.pattern_costs(lambda p: _pairs(p)))
+          params=PARAMS, **blocksparse.pattern_costs(lambda p: _work(p)))
 def bigbird(q, k, v, *, causal: bool, scale: float | None = None, block_size: int = 64,
-            window_blocks: int = 3, global_blocks: int = 1, num_random_blocks: int = 2,
+            window_blocks: int = 2, global_blocks: int = 1, num_random_blocks: int = 2,
             pattern_seed: int = 0) -> torch.Tensor:
     """Block-sparse window + global + random attention, O(N * K * block_size)."""
     blocksparse.require_self_attention("bigbird attention", q, k)
@@ -117,25 +119,23 @@ def bigbird(q, k, v, *, causal: bool, scale: float | None = None, block_size: in
     return out.to(q.dtype)
 
 
-def _pairs(p: dict) -> tuple[int, int]:
-    """(pairs computed per head, N): gathered blocks for every query block, plus global rows."""
+def _work(p: dict) -> blocksparse.Work:
+    """Every query block against its gathered key blocks (the global ones too, whose
+    rows are then replaced), plus the dense global rows."""
     n = int(p["seq_len"])
     size = int(p.get("block_size", PARAMS["block_size"]))
     window, global_blocks, random, seed = (int(p.get(key, PARAMS[key])) for key in
                                            ("window_blocks", "global_blocks", "num_random_blocks", "pattern_seed"))
     n_blocks = -(-n // size)
     width = key_block_lists(n_blocks, size, window, global_blocks, random, seed, bool(p.get("causal"))).shape[1]
-    return n_blocks * size * width * size + min(global_blocks * size, n) * n, n
+    return blocksparse.Work(pairs=n_blocks * size * width * size + min(global_blocks * size, n) * n,
+                            key_rows=n_blocks * width * size)
 
 
-
-
-
-
-@register("attention", "bigbird_reference", reference="bigbird_reference", flops=cost.flops,
-          bytes_moved=cost.bytes_moved, params=PARAMS)
+@register("attention", "bigbird_reference", reference="bigbird_reference", supports=blocksparse.self_attention_only,
+          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=cost.fp64_peak_bytes, params=PARAMS)
 def bigbird_reference(q, k, v, *, causal: bool, scale: float | None = None, block_size: int = 64,
-                      window_blocks: int = 3, global_blocks: int = 1, num_random_blocks: int = 2,
+                      window_blocks: int = 2, global_blocks: int = 1, num_random_blocks: int = 2,
                       pattern_seed: int = 0) -> torch.Tensor:
     """BigBird as fp64 attention with an N x N mask (the spec of `bigbird`)."""
     blocksparse.require_self_attention("bigbird attention", q, k)

@@ -16,6 +16,7 @@ copy the size of q, which keeps these impls linear in N.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -118,39 +119,46 @@ def require_self_attention(name: str, q: torch.Tensor, k: torch.Tensor) -> None:
                          f"got seq_len={q.shape[-2]}, kv_len={k.shape[-2]}")
 
 
-def work_bytes(p: dict, key_rows: float) -> float:
-    """Bytes of one call that reads q, writes o, and reads `key_rows` rows of K and of V
-    per (batch, query head); backward (fwd_bwd) adds the same again for the gradients."""
-    b, hq, _, n, _, d = cost.shape(p)
-    elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
-    forward = b * hq * d * (2 * n + 2 * key_rows) * elem
-    return forward * 2 if p.get("direction") == "fwd_bwd" else forward
+@dataclass(frozen=True)
+class Work:
+    """What a sparse impl computes per (batch, head), for its cost models."""
+    pairs: int  # (query, key) pairs computed, masked ones inside a computed block included
+    key_rows: int  # rows of K (and as many of V) gathered into copies
+    parts: int = 1  # softmax parts, each with an fp32 output that backward keeps
+    largest_part: int | None = None  # pairs of the largest part (forward peaks in it); None: all
+
+    @property
+    def peak_pairs(self) -> int:
+        return self.pairs if self.largest_part is None else self.largest_part
 
 
-def pattern_costs(parts) -> dict:
+def pattern_costs(work: Callable[[dict], Work]) -> dict:
     """`flops`, `bytes_moved` and `peak_bytes` for `register`, from a sparse pattern's
-    parts(params) -> (computed (query, key) pairs per head, N)."""
+    work(params). FLOPs count the computed pairs; bytes are the minimum, q, k, v read
+    and o written once (cost.py)."""
 
     def flops(p: dict) -> float:
-        return cost.flops(p, pairs=parts(p)[0])
-
-    def bytes_moved(p: dict) -> float:
-        pairs, n = parts(p)
-        return work_bytes(p, pairs / n)
+        return cost.flops(p, pairs=work(p).pairs)
 
     def peak_bytes(p: dict) -> float:
-        pairs, n = parts(p)
-        return work_peak_bytes(p, pairs, pairs / n)
+        return work_peak_bytes(p, work(p))
 
-    return {"flops": flops, "bytes_moved": bytes_moved, "peak_bytes": peak_bytes}
+    return {"flops": flops, "bytes_moved": cost.bytes_moved, "peak_bytes": peak_bytes}
 
 
-def work_peak_bytes(p: dict, pairs: float, key_rows: float) -> float:
-    """Extra memory of one forward call: three fp32 tensors per computed (query, key)
-    pair live at the peak of `masked_attention` (scores, shifted scores, probabilities),
-    gathered K and V (`key_rows` per head) and the fp32 output. Backward keeps the
-    per-pair tensors for autograd, about 2x."""
-    b, hq, _, n, _, d = cost.shape(p)
-    elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
-    forward = b * hq * (3 * pairs * 4 + 2 * key_rows * d * elem + 2 * n * d * 4)
-    return forward * 2 if p.get("direction") == "fwd_bwd" else forward
+def work_peak_bytes(p: dict, work: Work) -> float:
+    """Extra memory of one call. Forward: three fp32 tensors per pair of the largest
+    part at the peak of `masked_attention` (masked scores, shifted scores,
+    probabilities), the gathered K and V, its fp32 output and the output.
+    Forward+backward: autograd keeps the fp32 probabilities (and a 16-bit copy) of
+    every computed pair, each part's fp32 output and the gathered K and V (their
+    gradients form next to them), plus the gradients of q, k, v. K and V repeated
+    for grouped heads come on top."""
+    s = cost.sizes(p)
+    b, hq, _, _, _, d = cost.shape(p)
+    pairs, gathered = b * hq * work.pairs, b * hq * work.key_rows * d * s.elem
+    if s.backward:
+        per_pair = 8 + (2 if s.elem < 4 else 0)
+        return (s.kv_copies + per_pair * pairs + 3 * gathered + s.q * (4 * (work.parts - 1) + s.elem)
+                + s.gradients)
+    return s.kv_copies + 12 * b * hq * work.peak_pairs + 2 * gathered + s.q * (4 + s.elem)

@@ -77,54 +77,34 @@ def _query_block(rows, k, v, start: int, end: int, offset: int, causal: bool, bl
     return (acc / row_sum[..., None]).to(rows.dtype)
 
 
-def _tiles(n: int, m: int, causal: bool, block: int) -> list[tuple[int, int]]:
-    """(query rows, keys computed) for each query block, whole visited key blocks counted."""
-    out = []
+def computed_pairs(n: int, m: int, causal: bool, block: int) -> int:
+    """(query, key) pairs per head the impl computes: whole visited key blocks, masked
+    ones in the blocks that straddle the diagonal included (what autograd keeps)."""
+    pairs = 0
     for start in range(0, n, block):
         end = min(start + block, n)
-        visited = _visited_keys(end, m, m - n, causal)
-        out.append((end - start, min(m, -(-visited // block) * block)))
-    return out
-
-
-def computed_pairs(n: int, m: int, causal: bool, block: int) -> int:
-    """(query, key) pairs per head the impl computes, masked ones in straddling blocks included."""
-    return sum(rows * keys for rows, keys in _tiles(n, m, causal, block))
-
-
-def _case_tiles(p: dict) -> list[tuple[int, int]]:
-    _, _, _, n, m, _ = cost.shape(p)
-    return _tiles(n, m, bool(p.get("causal")), int(p.get("block_size", 128)))
-
-
-def _flops(p: dict) -> float:
-    return cost.flops(p, pairs=sum(rows * keys for rows, keys in _case_tiles(p)))
-
-
-def _bytes(p: dict) -> float:
-    """Forward: q and o once, the visited K and V rows once per query block (a tile is
-    shared by the heads of a group). Backward adds the minimum gradient traffic."""
-    b, hq, hkv, n, m, d = cost.shape(p)
-    elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
-    kv_rows = sum(keys for _, keys in _case_tiles(p))
-    forward = (2 * b * hq * n * d + 2 * b * hkv * kv_rows * d) * elem
-    if p.get("direction") == "fwd_bwd":
-        return forward + cost.bytes_moved(p) - cost.bytes_moved({**p, "direction": "fwd"})
-    return forward
+        pairs += (end - start) * min(m, -(-_visited_keys(end, m, m - n, causal) // block) * block)
+    return pairs
 
 
 def _peak(p: dict) -> float:
-    """Forward: output blocks and their concatenation, plus a few fp32 tiles. Backward:
-    autograd keeps about three fp32 tensors per computed pair."""
+    """Forward: the output blocks and their concatenation, and one tile's fp32 scores,
+    shifted scores (a 16-bit case also the cast probabilities) and accumulator.
+    Forward+backward: autograd keeps, per computed pair, the fp32 scores and
+    probabilities (plus the 16-bit probabilities) and each tile's fp32 accumulator
+    (4 * D / block_size bytes per pair), so it grows as N * M; plus the gradients."""
+    s = cost.sizes(p)
     b, hq, _, n, m, d = cost.shape(p)
     block = int(p.get("block_size", 128))
-    elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
-    tiles = b * hq * (4 * min(n, block) * min(m, block) * 4 + 2 * min(n, block) * d * 4)
-    forward = 2 * b * hq * n * d * elem + tiles
-    if p.get("direction") == "fwd_bwd":
-        return forward + 3 * b * hq * sum(rows * keys for rows, keys in _case_tiles(p)) * 4
-    return forward
+    half = s.elem < 4
+    if s.backward:
+        pairs = b * hq * computed_pairs(n, m, s.causal, block)
+        return 2 * s.q * s.elem + s.gradients + pairs * (8 + 2 * half + 4 * d / block)
+    tile = b * hq * min(n, block) * min(m, block)
+    return 2 * s.q * s.elem + (2 + half) * tile * 4 + b * hq * min(n, block) * d * 4
 
 
-register("attention", "chunked", flops=_flops, bytes_moved=_bytes, peak_bytes=_peak,
+# Exact: FLOPs are the useful ones of exact attention (halved for causal) and bytes the
+# minimum, as for every exact impl (cost.py); the blocks it visits show in its time.
+register("attention", "chunked", flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=_peak,
          params={"block_size": 128})(chunked)

@@ -8,18 +8,18 @@ meant to run (eager flex is an unfused reference path); on the CPU it runs
 eagerly, and torch has no flex backward on the CPU. Availability is probed
 with a tiny call and cached, as for SDPA.
 
-flex_window: query i sees key j iff |j - (i + M - N)| < window, and j is not
-in its future when causal (bottom-right aligned, like every causal mask here).
+flex_window: the sliding window of masks.py (query i sees key j iff
+|(i + M - N) - j| < window, and j is not in its future when causal), the same
+pattern as `local` for the same `window`.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from functools import lru_cache
 
 import torch
 
-from impls.attention import cost
+from impls.attention import cost, masks
 from impls.attention.reference import attention_fp64
 from impls.precision import FLOAT_DTYPES
 from impls.registry import register
@@ -29,13 +29,7 @@ try:
 except ImportError:  # torch < 2.5
     flex_attention = None
 
-
-def window_keep(n: int, m: int, window: int, causal: bool, device="cpu") -> torch.Tensor:
-    """(n, m) boolean mask of the sliding window (True = attend)."""
-    rows = torch.arange(n, device=device)[:, None] + (m - n)  # each query's aligned key position
-    cols = torch.arange(m, device=device)[None, :]
-    keep = (cols - rows).abs() < window
-    return keep & (cols <= rows) if causal else keep
+BLOCK = 128  # the block mask's tile (torch's default), the unit of work the fused kernel skips
 
 
 @lru_cache(maxsize=64)
@@ -49,10 +43,8 @@ def _block_mask(n: int, m: int, causal: bool, window: int | None, device: str):
             return kv_idx <= q_idx + offset
     else:
         def mask_mod(b, h, q_idx, kv_idx):
-            distance = kv_idx - (q_idx + offset)
-            in_window = (distance < window) & (distance > -window)
-            return in_window & (distance <= 0) if causal else in_window
-    return create_block_mask(mask_mod, None, None, n, m, device=device)
+            return masks.in_window(q_idx + offset, kv_idx, window=window, causal=causal)
+    return create_block_mask(mask_mod, None, None, n, m, device=device, BLOCK_SIZE=BLOCK)
 
 
 @lru_cache(maxsize=None)
@@ -97,39 +89,50 @@ def _no_cpu_backward(p: dict) -> str | None:
 
 
 # Fused on CUDA, flex keeps only the output and a log-sum-exp per row (as FlashAttention);
-# eager on the CPU it materialises the scores, which the peak ratio then shows.
+# eager on the CPU it materialises the scores (cost.flex_peak_bytes models both).
 @register("attention", "flex", requires=(_probe,), supports=_no_cpu_backward, flops=cost.flops,
-          bytes_moved=cost.bytes_moved, peak_bytes=cost.flash_peak_bytes)
+          bytes_moved=cost.bytes_moved, peak_bytes=cost.flex_peak_bytes)
 def flex(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """torch flex_attention with a causal block mask (compiled on CUDA, eager on the CPU)."""
     return _flex(q, k, v, causal, scale, None)
 
 
-def window_pairs(n: int, m: int, window: int, causal: bool) -> int:
-    """(query, key) pairs inside the window, per head."""
-    rows = torch.arange(n, dtype=torch.int64) + (m - n)
-    first = (rows - window + 1).clamp(min=0)
-    last = rows.clamp(max=m - 1) if causal else (rows + window - 1).clamp(max=m - 1)
-    return int((last - first + 1).clamp(min=0).sum())
+def window_block_pairs(n: int, m: int, window: int, causal: bool, block: int = BLOCK) -> int:
+    """(query, key) pairs per head in the (block x block) tiles the window touches:
+    what the fused kernel computes, partly masked tiles whole. Each query tile's keys
+    form one contiguous range, so its tiles are those covering that range."""
+    pairs, offset = 0, m - n
+    for start in range(0, n, block):
+        end = min(start + block, n)
+        first = max(0, start + offset - window + 1)
+        last = min(m - 1, end - 1 + offset + (0 if causal else window - 1))
+        if last >= first:
+            pairs += (end - start) * (min(m, (last // block + 1) * block) - first // block * block)
+    return pairs
 
 
 def window_flops(p: dict) -> float:
+    """The tiles the window touches on CUDA; every (query, key) pair on the CPU, where
+    eager flex computes the dense scores and masks them."""
     _, _, _, n, m, _ = cost.shape(p)
-    return cost.flops(p, pairs=window_pairs(n, m, int(p.get("window", 256)), bool(p.get("causal"))))
+    if p.get("device") != "cuda":
+        return cost.flops(p, pairs=n * m)
+    return cost.flops(p, pairs=window_block_pairs(n, m, int(p.get("window", 256)), bool(p.get("causal"))))
 
 
-@register("attention", "flex_window", requires=(_probe,), supports=_no_cpu_backward, exact=False, reference="flex_window_reference",
-          flops=window_flops, bytes_moved=cost.bytes_moved, params={"window": 256},
-          peak_bytes=cost.flash_peak_bytes)
+@register("attention", "flex_window", requires=(_probe,), supports=_no_cpu_backward, exact=False,
+          reference="flex_window_reference", flops=window_flops, bytes_moved=cost.bytes_moved,
+          params={"window": 256}, peak_bytes=cost.flex_peak_bytes)
 def flex_window(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
-    """torch flex_attention with a sliding-window mask_mod (|j - i| < window)."""
+    """torch flex_attention with the sliding-window mask of masks.py (|i - j| < window)."""
     return _flex(q, k, v, causal, scale, int(window))
 
 
-@register("attention", "flex_window_reference", exact=False, backward=True, params={"window": 256},
-          flops=window_flops, bytes_moved=cost.bytes_moved)
+# Its own reference (as local_reference): checked against itself, and its distance from
+# exact attention is what a run reports for it.
+@register("attention", "flex_window_reference", reference="flex_window_reference", params={"window": 256},
+          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=cost.fp64_peak_bytes)
 def flex_window_reference(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
     """Sliding-window attention in float64: exact attention restricted to the window."""
-    keep = window_keep(q.shape[-2], k.shape[-2], int(window), causal, q.device)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    keep = masks.window(q.shape[-2], k.shape[-2], int(window), causal, q.device)
     return attention_fp64(q, k, v, causal=False, scale=scale, keep=keep).to(q.dtype)

@@ -79,11 +79,17 @@ def int8_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 def peak_bytes(p: dict) -> float:
     """int8 copies of q and k with fp32 row scales, the int32 and fp32 score
-    matrices alive together, then fp32 probabilities, and the output."""
+    matrices alive together, then fp32 probabilities, and the output (in the input
+    dtype: fp32 on the CPU, fp16 on a GPU)."""
     b, hq, hkv, n, m, d = cost.shape(p)
-    elem = 4  # the output is in the input dtype: fp32 on the CPU (fp16 on a GPU, counted high)
     quantised = b * (hq * n + hkv * m) * (d + 4)
-    return quantised + 2 * b * hq * n * m * 4 + b * hq * n * d * elem
+    return quantised + 2 * b * hq * n * m * 4 + b * hq * n * d * cost.element_bytes(p)
+
+
+def reference_peak_bytes(p: dict) -> float:
+    """The fp64 reference on the dequantised q and k, which are copies in the input dtype."""
+    s = cost.sizes(p)
+    return cost.fp64_peak_bytes(p) + 2 * (s.q + s.kv) * s.elem
 
 
 @register("attention", "int8", precisions=("int8",), exact=False, reference="int8_reference",
@@ -105,8 +111,8 @@ def dequantized(x: torch.Tensor) -> torch.Tensor:
     return values.to(x.dtype) * scales.to(x.dtype)
 
 
-@register("attention", "int8_reference", precisions=("fp32",), backward=False,
-          flops=cost.flops, bytes_moved=cost.bytes_moved)
+@register("attention", "int8_reference", reference="int8_reference", precisions=("fp32",), backward=False,
+          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=reference_peak_bytes)
 def int8_reference(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """Exact attention on the int8-rounded q and k (fp64 inside): the int8 impl's specification."""
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale

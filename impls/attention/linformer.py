@@ -54,10 +54,13 @@ def _require_non_causal(causal: bool) -> None:
 NOT_CAUSAL = "linformer has no causal form (each projected key mixes every position)"
 
 
+def _not_causal(p: dict) -> str | None:
+    return NOT_CAUSAL if p.get("causal") else None
+
+
 @register("attention", "linformer", exact=False, reference="linformer_reference",
-          supports=lambda p: NOT_CAUSAL if p.get("causal") else None,
-          flops=lambda p: _flops(p), bytes_moved=lambda p: _bytes(p), peak_bytes=lambda p: _peak(p),
-          params=PARAMS)
+          supports=_not_causal, flops=lambda p: _flops(p), bytes_moved=lambda p: _bytes(p),
+          peak_bytes=lambda p: _peak(p), params=PARAMS)
 def linformer(q, k, v, *, causal: bool, scale: float | None = None, proj_k: int = 256,
               proj_seed: int = 0) -> torch.Tensor:
     """Low-rank attention over proj_k projected keys/values, O(N * proj_k)."""
@@ -75,28 +78,50 @@ def _flops(p: dict) -> float:
     proj_k = int(p.get("proj_k", PARAMS["proj_k"]))
     projecting = 2 * 2.0 * b * hkv * proj_k * m * d
     if p.get("direction") == "fwd_bwd":
-        projecting *= 1 + cost.BACKWARD_FLOP_FACTOR
+        projecting *= 2  # E and F are fixed, so backward only takes dK = E^T dK', dV = F^T dV'
+
     return cost.flops(p, pairs=n * proj_k) + projecting
 
 
 def _bytes(p: dict) -> float:
     """The dense minimum (q, k, v, o) plus reading E and F."""
     _, _, _, _, m, _ = cost.shape(p)
-    elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
+    elem = cost.element_bytes(p)
     return cost.bytes_moved(p) + 2 * int(p.get("proj_k", PARAMS["proj_k"])) * m * elem
 
 
-def _peak(p: dict) -> float:
-    """Projected K, V (and their per-head copies), fp32 scores and probabilities, output."""
+def _projected_bytes(p: dict) -> tuple[int, int]:
+    """(elements of one fp32 score matrix over the proj_k keys, bytes of E K and F V and
+    their per-head copies)."""
     b, hq, hkv, n, _, d = cost.shape(p)
     proj_k = int(p.get("proj_k", PARAMS["proj_k"]))
-    elem = cost.ELEMENT_BYTES.get(p.get("precision", "fp32"), 4)
-    forward = 2 * (b * hkv + b * hq) * proj_k * d * elem + 2 * b * hq * n * proj_k * 4 + b * hq * n * d * elem
-    return forward * 2 if p.get("direction") == "fwd_bwd" else forward
+    copies = b * hq if hq != hkv else 0
+    return b * hq * n * proj_k, 2 * (b * hkv + copies) * proj_k * d * cost.element_bytes(p)
+
+
+def _peak(p: dict) -> float:
+    """As naive attention over proj_k keys: forward two fp32 N x proj_k matrices (scores,
+    probabilities; plus the 16-bit copy) and the output; forward+backward peaks as the
+    gradients of q, k, v form, next to one N x proj_k gradient and the output."""
+    s = cost.sizes(p)
+    scores, projected = _projected_bytes(p)
+    if s.backward:
+        return projected + 4 * scores + s.q * s.elem + s.gradients
+    return projected + 8 * scores + (2 * scores if s.elem < 4 else s.q * s.elem)
+
+
+def _reference_peak(p: dict) -> float:
+    """fp64 copies of q, k, v, E and F, two fp64 N x proj_k matrices and the output in
+    fp64 and in the input dtype (plus the gradients, fwd_bwd)."""
+    s = cost.sizes(p)
+    scores, _ = _projected_bytes(p)
+    proj_k = int(p.get("proj_k", PARAMS["proj_k"]))
+    copies = (s.q + 2 * s.kv) * 8 + 2 * proj_k * int(p.get("kv_len") or p["seq_len"]) * 8
+    return copies + 16 * scores + s.q * (8 + s.elem) + s.gradients
 
 
 @register("attention", "linformer_reference", reference="linformer_reference", flops=lambda p: _flops(p),
-          bytes_moved=lambda p: _bytes(p), params=PARAMS)
+          bytes_moved=lambda p: _bytes(p), peak_bytes=_reference_peak, supports=_not_causal, params=PARAMS)
 def linformer_reference(q, k, v, *, causal: bool, scale: float | None = None, proj_k: int = 256,
                         proj_seed: int = 0) -> torch.Tensor:
     """The same math in float64 (the spec of `linformer`); returns q's dtype."""

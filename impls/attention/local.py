@@ -1,8 +1,8 @@
 """Sliding-window (local) attention, computed band-blocked in O(N * window).
 
-Pattern (self-attention only, M == N):
+Pattern (self-attention only, M == N): the window rule of masks.py,
   causal:     query i sees key j iff 0 <= i - j < window   (itself and window-1 before)
-  non-causal: query i sees key j iff |i - j| <= window // 2
+  non-causal: query i sees key j iff |i - j| < window      (window-1 each side)
 Queries are split into blocks no shorter than the window's reach; each block
 attends to its own and neighbouring key blocks, gathered into one batched
 matmul, with the pairs outside the window masked. Nothing is N x N.
@@ -20,18 +20,11 @@ from impls.registry import register
 MIN_BLOCK = 16  # tiny windows still get blocks big enough for a useful matmul
 
 
-def window_keep(i: torch.Tensor, j: torch.Tensor, *, window: int, causal: bool) -> torch.Tensor:
-    """True where query i may see key j (broadcastable index tensors)."""
-    if causal:
-        return (i - j >= 0) & (i - j < window)
-    return (i - j).abs() <= window // 2
-
-
 def layout(window: int, causal: bool) -> tuple[int, list[int]]:
     """(block size, key-block offsets) such that the window fits in the listed blocks."""
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
-    reach = window - 1 if causal else window // 2  # farthest key from its query
+    reach = window - 1  # farthest key from its query, either side
     return max(reach, MIN_BLOCK), ([-1, 0] if causal else [-1, 0, 1])
 
 
@@ -44,7 +37,7 @@ def window_layout(n: int, window: int, causal: bool, min_key: int,
     key_blocks = blocksparse.neighbour_blocks(n_blocks, n_blocks, offsets)
 
     def keep(i, j):
-        return window_keep(i, j, window=window, causal=causal) & (j >= min_key)
+        return masks.in_window(i, j, window=window, causal=causal) & (j >= min_key)
 
     return key_blocks.to(device), blocksparse.layout_mask(key_blocks, keep, block, n, device)
 
@@ -57,26 +50,20 @@ def window_attention(q, k, v, *, window: int, causal: bool, scale: float,
     return blocksparse.gathered_attention(q, k, v, key_blocks, allowed, layout(window, causal)[0], scale)
 
 
-def computed_pairs(n: int, window: int, causal: bool) -> int:
-    """(query, key) pairs the blocked impl computes per head, masked ones included."""
+def window_work(n: int, window: int, causal: bool) -> blocksparse.Work:
+    """What the blocked window computes per head: every query block against its listed
+    key blocks (masked pairs included), which are gathered."""
     block, offsets = layout(window, causal)
-    return -(-n // block) * block * len(offsets) * block
+    key_rows = -(-n // block) * len(offsets) * block
+    return blocksparse.Work(pairs=key_rows * block, key_rows=key_rows)
 
 
-def _case_pairs(p: dict) -> tuple[int, int]:
-    """(computed pairs per head, N) for a case's params."""
-    n = int(p["seq_len"])
-    return computed_pairs(n, int(p.get("window", 256)), bool(p.get("causal"))), n
-
-
-
-
-
-
+def _case_work(p: dict) -> blocksparse.Work:
+    return window_work(int(p["seq_len"]), int(p.get("window", 256)), bool(p.get("causal")))
 
 
 @register("attention", "local", exact=False, supports=blocksparse.self_attention_only, reference="local_reference",
-          params={"window": 256}, **blocksparse.pattern_costs(_case_pairs))
+          params={"window": 256}, **blocksparse.pattern_costs(_case_work))
 def local(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
     """Sliding-window attention, blocked: O(N * window) time and memory."""
     blocksparse.require_self_attention("local attention", q, k)
@@ -88,14 +75,13 @@ def local(q, k, v, *, causal: bool, scale: float | None = None, window: int = 25
 
 def local_mask(n: int, window: int, causal: bool, device=None) -> torch.Tensor:
     """(n, n) boolean mask of the window pattern (True = attend)."""
-    idx = torch.arange(n, device=device)
-    return window_keep(idx[:, None], idx[None, :], window=window, causal=causal)
+    return masks.window(n, n, window, causal, device)
 
 
 # A masked reference is its own reference: run in a suite, it is checked against itself and
 # its distance from exact attention is reported as exact_rel_err.
-@register("attention", "local_reference", reference="local_reference", flops=cost.flops,
-          bytes_moved=cost.bytes_moved, params={"window": 256})
+@register("attention", "local_reference", reference="local_reference", supports=blocksparse.self_attention_only,
+          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=cost.fp64_peak_bytes, params={"window": 256})
 def local_reference(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
     """Sliding-window attention as fp64 attention with an N x N mask (the spec of `local`)."""
     blocksparse.require_self_attention("local attention", q, k)

@@ -2,8 +2,8 @@
 
 Pattern (self-attention only, M == N), with g = global_tokens:
   query i sees key j iff  window(i, j)  or  i < g  or  j < g,
-and additionally j <= i when causal. `window(i, j)` is local attention's
-(causal: 0 <= i - j < window; non-causal: |i - j| <= window // 2).
+and additionally j <= i when causal. `window(i, j)` is the window rule of
+masks.py, as in `local` (causal: 0 <= i - j < window; non-causal: |i - j| < window).
 
 Computed in O(N * (window + g)): the window part over keys j >= g is blocked as
 in `local`; the global columns (keys j < g) are a dense N x g part; the two are
@@ -15,8 +15,7 @@ from __future__ import annotations
 import torch
 
 from impls.attention import blocksparse, cost, masks
-from impls.attention.local import computed_pairs as window_pairs
-from impls.attention.local import local_mask, window_attention
+from impls.attention.local import local_mask, window_attention, window_work
 from impls.attention.reference import attention_fp64
 from impls.registry import register
 
@@ -38,7 +37,7 @@ def _causal_or_all(rows: int, cols: int, causal: bool, device) -> torch.Tensor:
 
 
 @register("attention", "longformer", exact=False, supports=blocksparse.self_attention_only, reference="longformer_reference",
-          params=PARAMS, **blocksparse.pattern_costs(lambda p: _parts(p)))
+          params=PARAMS, **blocksparse.pattern_costs(lambda p: _work(p)))
 def longformer(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256,
                global_tokens: int = 16) -> torch.Tensor:
     """Window + global-token attention in O(N * (window + global_tokens))."""
@@ -58,22 +57,19 @@ def longformer(q, k, v, *, causal: bool, scale: float | None = None, window: int
     return torch.cat([rows, out[:, :, g:]], dim=2).to(q.dtype)
 
 
-def _parts(p: dict) -> tuple[int, int]:
-    """(pairs computed per head, N)."""
+def _work(p: dict) -> blocksparse.Work:
+    """The blocked band (gathered), the N x g global columns and the g x N global rows
+    (slices, not copies): three parts, the band the largest."""
     n = int(p["seq_len"])
     g = min(int(p.get("global_tokens", PARAMS["global_tokens"])), n)
-    band = window_pairs(n, int(p.get("window", PARAMS["window"])), bool(p.get("causal")))
-    return band + 2 * n * g, n
+    band = window_work(n, int(p.get("window", PARAMS["window"])), bool(p.get("causal")))
+    return blocksparse.Work(pairs=band.pairs + 2 * n * g, key_rows=band.key_rows, parts=3 if g else 1,
+                            largest_part=band.pairs)
 
 
-
-
-
-
-
-
-@register("attention", "longformer_reference", reference="longformer_reference", flops=cost.flops,
-          bytes_moved=cost.bytes_moved, params=PARAMS)
+@register("attention", "longformer_reference", reference="longformer_reference",
+          supports=blocksparse.self_attention_only, flops=cost.flops, bytes_moved=cost.bytes_moved,
+          peak_bytes=cost.fp64_peak_bytes, params=PARAMS)
 def longformer_reference(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256,
                          global_tokens: int = 16) -> torch.Tensor:
     """Longformer as fp64 attention with an N x N mask (the spec of `longformer`)."""

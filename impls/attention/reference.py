@@ -31,7 +31,7 @@ def attention_fp64(q, k, v, *, causal: bool, scale: float | None = None, keep=No
 
 
 @register("attention", "reference", precisions=("fp32", "fp16", "bf16"),
-          flops=cost.flops, bytes_moved=cost.bytes_moved)
+          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=cost.fp64_peak_bytes)
 def reference(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """Exact attention computed in float64 (slow; the yardstick)."""
     return attention_fp64(q, k, v, causal=causal, scale=scale).to(q.dtype)

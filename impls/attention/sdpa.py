@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from impls.attention import cost, masks
+from impls.precision import FLOAT_DTYPES as DTYPES
 from impls.registry import register
 
-from impls.precision import FLOAT_DTYPES as DTYPES
 BACKENDS = {
     "sdpa_math": SDPBackend.MATH,
     "sdpa_efficient": SDPBackend.EFFICIENT_ATTENTION,
@@ -47,9 +47,13 @@ def _probe(backend: SDPBackend, device: str, precision: str) -> str | None:
     return None
 
 
+# The math backend materialises the scores; the others are fused kernels.
+PEAK_BYTES = {SDPBackend.MATH: cost.sdpa_math_peak_bytes}
+
 for _name, _backend in BACKENDS.items():
     register(
         "attention", _name, precisions=("fp32", "fp16", "bf16"), flops=cost.flops,
         bytes_moved=cost.bytes_moved, doc=f"torch SDPA pinned to its {_backend.name} backend",
         requires=(lambda device, precision, b=_backend: _probe(b, device, precision),),
+        peak_bytes=PEAK_BYTES.get(_backend, cost.flash_peak_bytes),
     )(partial(sdpa, backend=_backend))

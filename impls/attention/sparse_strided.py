@@ -17,8 +17,7 @@ from __future__ import annotations
 import torch
 
 from impls.attention import blocksparse, cost, masks
-from impls.attention.local import computed_pairs as window_pairs
-from impls.attention.local import window_attention
+from impls.attention.local import window_attention, window_work
 from impls.attention.reference import attention_fp64
 from impls.registry import register
 
@@ -62,7 +61,7 @@ def _causal_self_attention(p: dict) -> str | None:
 
 
 @register("attention", "sparse_strided", exact=False, supports=_causal_self_attention, reference="sparse_strided_reference",
-          params=PARAMS, **blocksparse.pattern_costs(lambda p: (_pairs(p), int(p["seq_len"]))))
+          params=PARAMS, **blocksparse.pattern_costs(lambda p: _work(p)))
 def sparse_strided(q, k, v, *, causal: bool, scale: float | None = None, stride: int = 128) -> torch.Tensor:
     """Local + strided causal attention, O(N * (stride + N / stride))."""
     _require_causal(causal, stride)
@@ -73,14 +72,14 @@ def sparse_strided(q, k, v, *, causal: bool, scale: float | None = None, stride:
     return blocksparse.merge([local, strided_part(q, k, v, stride=stride, scale=scale)]).to(q.dtype)
 
 
-def _pairs(p: dict) -> int:
+def _work(p: dict) -> blocksparse.Work:
+    """The causal band of `stride` (blocked, gathered) merged with the strided part: per
+    residue class a ceil(N / stride)-square attention over K and V regrouped (copied)."""
     n, stride = int(p["seq_len"]), int(p.get("stride", PARAMS["stride"]))
     rows = -(-n // stride)
-    return window_pairs(n, stride, True) + stride * rows * rows
-
-
-
-
+    band = window_work(n, stride, True)
+    return blocksparse.Work(pairs=band.pairs + stride * rows * rows, key_rows=band.key_rows + stride * rows,
+                            parts=2, largest_part=max(band.pairs, stride * rows * rows))
 
 
 def sparse_strided_mask(n: int, stride: int, device=None) -> torch.Tensor:
@@ -89,8 +88,9 @@ def sparse_strided_mask(n: int, stride: int, device=None) -> torch.Tensor:
     return strided_keep(idx[:, None], idx[None, :], stride=stride)
 
 
-@register("attention", "sparse_strided_reference", reference="sparse_strided_reference", flops=cost.flops,
-          bytes_moved=cost.bytes_moved, params=PARAMS)
+@register("attention", "sparse_strided_reference", reference="sparse_strided_reference",
+          supports=_causal_self_attention, flops=cost.flops, bytes_moved=cost.bytes_moved,
+          peak_bytes=cost.fp64_peak_bytes, params=PARAMS)
 def sparse_strided_reference(q, k, v, *, causal: bool, scale: float | None = None,
                              stride: int = 128) -> torch.Tensor:
     """Strided sparse attention as fp64 attention with an N x N mask (the spec)."""

@@ -5,7 +5,9 @@ triton is imported: tests/test_triton_flash.py runs this file in a fresh
 process with it set (or without it on a CUDA machine). Collected any other
 way, it skips. The interpreter is slow, so shapes are tiny (N <= 40) but
 cover what the kernels mask: N = 1, N and M not multiples of the 16-wide
-tile, M > N under a causal mask, grouped heads, D not a power of two.
+tile, M > N under a causal mask, grouped heads, D = 32, 48 (not a power of
+two), 64 and 128, B = 1, 2 and 3, each precision causal and not, forward and
+backward.
 """
 from __future__ import annotations
 
@@ -35,6 +37,12 @@ CASES = [  # (B, Hq, Hkv, N, M, D, causal, precision)
     (2, 2, 1, 21, 21, 32, False, "bf16"),  # grouped heads, batch 2
     (1, 2, 1, 17, 40, 64, False, "fp16"),
     (1, 1, 1, 9, 20, 48, True, "bf16"),  # D padded to the next power of two
+    (1, 2, 2, 19, 19, 128, False, "fp32"),  # D=128, fp32 non-causal, N off the tile
+    (1, 2, 1, 17, 17, 128, True, "bf16"),  # D=128 causal, grouped heads
+    (3, 1, 1, 1, 9, 128, False, "fp16"),  # batch 3, one query, D=128
+    (3, 2, 1, 18, 25, 32, False, "fp16"),  # batch 3, grouped heads, M > N non-causal
+    (3, 1, 1, 23, 23, 64, True, "bf16"),  # batch 3, causal, N off the tile
+    (1, 1, 1, 1, 1, 128, False, "bf16"),  # one query, one key, D=128
 ]
 
 
