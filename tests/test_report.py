@@ -100,7 +100,8 @@ def test_two_runs_share_one_report(small_run, tmp_path):
     {"matmul_tflops": {"fp32": 2.0}, "copy_gbps": 40},
     {"env_id": "x", "ceilings": {"flops": {"fp32": 2.0e12}, "bytes_per_s": 40e9}},  # harness calibrate's layout
 ])
-def test_roofline_draws_calibrated_ceilings_once_per_machine(small_run, tmp_path, calibration):
+def test_roofline_draws_calibrated_ceilings_once_per_machine(small_run, tmp_path, calibration, monkeypatch):
+    monkeypatch.setenv("SEQBENCH_CALIBRATION", str(tmp_path / "no-calibrations-here"))
     second = tmp_path / "results" / "copy"
     shutil.copytree(small_run, second)
     env_id = data.load_runs([second])[1][0].env["env_id"]
@@ -112,6 +113,17 @@ def test_roofline_draws_calibrated_ceilings_once_per_machine(small_run, tmp_path
     # min(peak, bandwidth x intensity): 40 GB/s x 10 FLOP/B = 0.4 TFLOP/s, capped at 2 TFLOP/s
     ys = dict(zip(lines[0].x, lines[0].y))
     assert all(y == pytest.approx(min(2.0, 40 * x / 1e3)) for x, y in ys.items())
+
+
+def test_report_finds_a_calibration_where_harness_run_does(small_run, tmp_path, monkeypatch):
+    fixed = tmp_path / "calibrations"
+    fixed.mkdir()
+    monkeypatch.setenv("SEQBENCH_CALIBRATION", str(fixed))
+    env_id = data.load_runs([small_run])[1][0].env["env_id"]
+    (fixed / f"calibration-{env_id}.json").write_text(json.dumps({"matmul_tflops": {"fp32": 2.0}, "copy_gbps": 40}))
+    frame, runs = data.load_runs([small_run])
+    assert runs[0].calibration == {"matmul_tflops": {"fp32": 2.0}, "copy_gbps": 40}
+    assert "pct_roofline" in frame
 
 
 def _handmade_run(folder, records):

@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from harness import results
+from harness.measure import calibrate
 from harness.errors import UserError
 
 
@@ -135,9 +136,16 @@ def _metric_names(path: Path) -> list[str]:
 
 
 def calibration_for(run: RunInfo) -> dict[str, Any] | None:
-    """results/calibration-<env_id>.json beside the run folder, if it exists and parses."""
+    """calibration-<env_id>.json where `harness run` looks for it (beside the run folder, then
+    calibrate.default_folder()), if it exists and parses."""
     env_id = run.env.get("env_id")
-    return _read_json(run.path.parent / f"calibration-{env_id}.json") if env_id else None
+    if not env_id:
+        return None
+    for folder in calibrate.search_folders(run.path.parent):
+        found = _read_json(calibrate.path_for(env_id, folder))
+        if found:
+            return found
+    return None
 
 
 def ceiling_values(cal: dict[str, Any], precisions: list[str]) -> tuple[dict[str, float], float | None]:
