@@ -52,6 +52,23 @@ def check_kernel_against_reference() -> None:
             torch.testing.assert_close(h, h_ref, atol=tol, rtol=tol)
 
 
+def check_kernel_refuses_groups_not_dividing_dim() -> None:
+    """Groups that do not divide dim would send channels to a group past the end of B."""
+    import torch
+
+    from impls.mixers.selective_scan_triton import selective_scan_triton
+
+    u = torch.randn(2, 6, 5)
+    for groups in (4, 7):
+        B = torch.randn(2, groups, 3, 5)
+        try:
+            selective_scan_triton(u, u.abs(), -torch.ones(6, 3), B, B)
+        except ValueError as err:
+            assert "groups dividing dim=6" in str(err), err
+        else:
+            raise AssertionError(f"groups={groups} was accepted")
+
+
 def check_mamba_triton_block() -> None:
     import torch
 
@@ -73,5 +90,6 @@ def check_mamba_triton_block() -> None:
 
 if __name__ == "__main__":
     check_kernel_against_reference()
+    check_kernel_refuses_groups_not_dividing_dim()
     check_mamba_triton_block()
     print("all triton scan checks passed")

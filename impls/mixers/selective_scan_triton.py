@@ -17,7 +17,7 @@ try:
 except ImportError:  # the mixer's scan="triton" reports it unavailable instead
     triton = None
 
-from impls.mixers.selective_scan import compute_dtype
+from impls.mixers.selective_scan import check_shapes, compute_dtype
 
 if triton is not None:
 
@@ -68,6 +68,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     (float64 inputs in float64) and returns y in u's dtype."""
     if triton is None:
         raise RuntimeError("selective_scan_triton needs triton (pip install triton)")
+    check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state)  # the kernel does no bounds checks
     batch, dim, length = u.shape
     n_state = A.shape[1]
     dtype = compute_dtype(u.dtype)
