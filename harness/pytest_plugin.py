@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from harness.errors import Skip
+from harness.errors import SKIPPED
 from harness.regression import WrongResult, build_case, prepare
 
 
@@ -26,7 +26,7 @@ def bench_case(benchmark: Any, family: str, impl: str, workload: str = "op", dev
     case = build_case(family, impl, workload, device, **params)
     try:
         prepared, errors = prepare(case)
-    except Skip as why:
+    except SKIPPED as why:
         pytest.skip(f"{case.describe()}: {why}")
     except WrongResult as wrong:
         pytest.fail(f"wrong result, not timed: {wrong}", pytrace=False)

@@ -14,7 +14,7 @@ import torch
 
 from harness import workloads
 from harness.case import Case
-from harness.errors import Skip
+from harness.errors import SKIPPED, Skip
 from harness.measure import calibrate, gpu, memory, timer
 from harness.measure.stats import summarize
 from impls import registry
@@ -26,7 +26,7 @@ def execute(case: Case) -> dict[str, Any]:
     record = base_record(case)
     try:
         record.update(_measure(case))
-    except Skip as why:
+    except SKIPPED as why:
         record.update(status="skipped", reason=str(why))
     except torch.OutOfMemoryError as err:
         record.update(status="oom", reason=_first_line(err))

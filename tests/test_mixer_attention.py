@@ -134,3 +134,107 @@ def test_static_cache_refuses_to_overflow_and_bad_cache_kind_is_named():
         mixer.prefill(inputs(5), state)
     with pytest.raises(ValueError, match="grow"):
         mixer.init_state(2, 4, cache="paged")
+
+
+# Small params for every registered attention impl, so that each sparse pattern leaves keys out
+# at T = 12; a new attention impl with params must be added here to be tested as a mixer.
+IMPL_PARAMS = {
+    "local": {"window": 3}, "local_reference": {"window": 3},
+    "flex_window": {"window": 3}, "flex_window_reference": {"window": 3},
+    "longformer": {"window": 3, "global_tokens": 2}, "longformer_reference": {"window": 3, "global_tokens": 2},
+    "bigbird": {"block_size": 2, "window_blocks": 2, "global_blocks": 1, "num_random_blocks": 1},
+    "bigbird_reference": {"block_size": 2, "window_blocks": 2, "global_blocks": 1, "num_random_blocks": 1},
+    "sparse_strided": {"stride": 3}, "sparse_strided_reference": {"stride": 3},
+    "linformer": {"proj_k": 4}, "linformer_reference": {"proj_k": 4},
+    "chunked": {"block_size": 5},
+}
+NO_CAUSAL_FORM = {"linformer", "linformer_reference"}
+PATTERNED = {"local", "local_reference", "flex_window", "flex_window_reference", "longformer",
+             "longformer_reference", "bigbird", "bigbird_reference", "sparse_strided", "sparse_strided_reference"}
+
+
+def build_over(impl: str, **params):
+    spec = registry.get("attention", impl)
+    if not any(registry.available(spec, "cpu", precision)[0] for precision in spec.precisions):
+        pytest.skip(f"{impl} does not run on this CPU")
+    return build(attention=impl, attention_params=IMPL_PARAMS.get(impl, {}), **params)
+
+
+def test_every_attention_impl_with_params_has_small_params():
+    with_params = {name for name in registry.names("attention") if registry.get("attention", name).params}
+    assert with_params <= set(IMPL_PARAMS), "add the new impl to IMPL_PARAMS"
+
+
+# eager flex on a CPU builds a block mask and runs unfused for every new cache length (~5 s)
+SLOW_TO_STEP = {"flex", "flex_window"}
+CAUSAL_IMPLS = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_TO_STEP else name
+                for name in sorted(set(registry.names("attention")) - NO_CAUSAL_FORM)]
+
+
+@pytest.mark.parametrize("impl", CAUSAL_IMPLS)
+def test_every_causal_attention_impl_decodes_as_its_own_forward(impl):
+    """Cached steps and chunked prefills of a mixer over `impl` give the impl's full-sequence
+    output at every row: a sparse pattern's rows for later queries over cached keys."""
+    mixer, x = build_over(impl, kv_heads=2), inputs()
+    with torch.no_grad():
+        y = mixer(x)
+        state, parts = mixer.init_state(2, T), []
+        for lo, hi in ((0, 5), (5, 6), (6, T)):
+            part, state = mixer.prefill(x[:, lo:hi], state)
+            parts.append(part)
+        y_steps, _ = steps(mixer, x)
+        dense = build(attention="naive", kv_heads=2)(x)
+    # int8 rounds each q and k row to its grid: a row projected alone may land one step away
+    tol = dict(atol=1e-3, rtol=1e-2) if impl.startswith("int8") else dict(atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.cat(parts, 1), y, **tol)
+    torch.testing.assert_close(y_steps, y, **tol)
+    if impl in PATTERNED:  # the pattern leaves keys out, so rows equal to dense ones would not do
+        assert not torch.allclose(y, dense, atol=1e-4)
+
+
+def test_a_window_cache_bands_a_sparse_pattern_in_chunked_prefill_as_in_steps():
+    mixer, x = build_over("longformer", positional="rope"), inputs()
+    with torch.no_grad():
+        y_steps, _ = steps(mixer, x, cache="window", window=4)
+        state, parts = mixer.init_state(2, T, cache="window", window=4), []
+        for lo, hi in ((0, 7), (7, T)):
+            part, state = mixer.prefill(x[:, lo:hi], state)
+            parts.append(part)
+    torch.testing.assert_close(torch.cat(parts, 1), y_steps, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("impl", sorted(NO_CAUSAL_FORM))
+def test_an_impl_without_causal_form_is_refused_as_a_decoder_mixer(impl):
+    from impls.errors import Unsupported
+
+    with pytest.raises(Unsupported, match=f"attention impl '{impl}' cannot be a causal .*no causal form"):
+        build(attention=impl, attention_params=IMPL_PARAMS[impl])
+
+
+@pytest.mark.parametrize("impl", ["naive", "reference", "sdpa_math", "sdpa_efficient"])
+def test_alibi_runs_on_every_impl_that_takes_a_bias_with_the_same_output(impl):
+    mixer, x = build_over(impl, positional="alibi", kv_heads=2), inputs()
+    with torch.no_grad():
+        expected = build(attention="naive", positional="alibi", kv_heads=2)(x)
+        torch.testing.assert_close(mixer(x), expected, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(steps(mixer, x)[0], expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["chunked", "local", "flex"])
+def test_alibi_on_an_impl_without_bias_is_refused_not_substituted(impl):
+    from impls.errors import Unsupported
+
+    with pytest.raises(Unsupported, match=f"'{impl}' takes no score bias.*naive, reference, sdpa_math"):
+        build(attention=impl, positional="alibi", attention_params=IMPL_PARAMS.get(impl, {}))
+
+
+@pytest.mark.parametrize("params, reason", [
+    ({"attention": "linformer"}, "'linformer' cannot be a causal (decoder) mixer: linformer has no causal form"),
+    ({"attention": "chunked", "positional": "alibi"}, "'chunked' takes no score bias, so it cannot run ALiBi"),
+])
+def test_a_refused_attention_impl_is_a_skipped_model_case_with_its_reason(params, reason):
+    from harness.regression import build_case
+    from harness.worker import execute
+
+    record = execute(build_case("model", "transformer", "model", d_model=16, seq_len=8, batch=1, **params))
+    assert record["status"] == "skipped" and reason in record["reason"]

@@ -53,6 +53,16 @@ def test_alibi_bias_is_minus_slope_times_distance():
     assert bias.shape == (2, 2, 3)
 
 
+def test_symmetric_alibi_bias_penalises_distance_on_both_sides_alike():
+    positions = torch.arange(5)
+    bias = positional.get("alibi")(2, positions, positions, symmetric=True)
+    torch.testing.assert_close(bias, bias.transpose(-1, -2))
+    causal = positional.get("alibi")(2, positions, positions)
+    lower = torch.ones(5, 5, dtype=torch.bool).tril()
+    torch.testing.assert_close(bias[:, lower], causal[:, lower])  # the same where j <= i
+    assert (bias <= 0).all()
+
+
 def test_sinusoidal_at_position_zero_is_alternating_zero_one():
     table = positional.get("sinusoidal")(8)(torch.arange(3))
     torch.testing.assert_close(table[0], torch.tensor([0.0, 1, 0, 1, 0, 1, 0, 1]))

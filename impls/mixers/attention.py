@@ -6,11 +6,25 @@ Queries have `heads` heads, keys/values `kv_heads` (GQA; MQA when 1). With a
 KV cache (init_state/prefill/step) new positions come from the cache length,
 and the new queries attend to the cached keys with the attention interface's
 bottom-right causal alignment, so any exact attention impl works unchanged.
-ALiBi needs a bias on the scores, which the attention interface does not take:
-with positional="alibi" the block uses impls.mixers.masked_attention instead
-(and the `attention` param is unused). Absolute positions ("sinusoidal",
-"learned") are added to the block's input; a language model that adds them to
-its embeddings should build this block with positional="none".
+
+What the block asks of the impl is checked when it is built, and a request the
+impl does not define raises impls.errors.Unsupported (a case `skipped`, with
+the reason):
+- a causal form: linformer has none, so it cannot be a decoder mixer (it can
+  be an encoder's attention, non-causal: impls/models/seq2seq.py);
+- cached rows: an impl defined for self-attention only (the sparse patterns,
+  flash_attn_v1) computes forward and a prefill from empty itself; the rows of
+  later queries over cached keys are its pattern's rows (pattern_rows.py;
+  plain causal for an exact impl) through masked_attention, equal to its
+  full-sequence forward at those rows;
+- a score bias for ALiBi: only naive, reference, sdpa_math and sdpa_efficient
+  take one (score_bias.py); ALiBi with any other impl is refused, never run on
+  a stand-in.
+A window KV cache bands a multi-token prefill, which no impl's mask expresses:
+those calls go through masked_attention too (or the biased impl, with ALiBi).
+Absolute positions ("sinusoidal", "learned") are added to the block's input; a
+language model that adds them to its embeddings should build this block with
+positional="none".
 """
 from __future__ import annotations
 
@@ -20,15 +34,25 @@ import torch
 from torch import nn
 
 from impls import positional as positional_encodings
+from impls.errors import Unsupported
 from impls.mixers.base import Mixer
 from impls.mixers.kv_cache import GrowingKVCache, StaticKVCache, WindowKVCache
 from impls.mixers.masked_attention import masked_attention
+from impls.mixers.pattern_rows import PATTERNS, causal_rows
+from impls.mixers.score_bias import BIASED, require_bias
 from impls.positional import alibi
 from impls.positional.rope import apply_rope
-from impls.registry import register
+from impls.registry import Impl, register
 
 POSITIONALS = ("none", "sinusoidal", "learned", "rope", "alibi")
 CACHES = ("grow", "static", "window")
+
+
+def refusal(impl: Impl, **case: Any) -> str | None:
+    """Why `impl` does not define a call with these case params (causal, seq_len, kv_len,
+    heads, ...; its own params default), from its `supports` meta; None when it does."""
+    supports = impl.meta.get("supports")
+    return supports({"batch": 1, **impl.params, **case}) if supports else None
 
 
 @register("mixer", "attention",
@@ -50,15 +74,34 @@ class Attention(Mixer):
                              f"heads={heads}, kv_heads={kv_heads}")
         from impls import registry  # at build time: the registry imports this module
 
-        self.attention_fn = registry.get("attention", attention).fn
+        impl = registry.get("attention", attention)
+        self.attention_fn, self.attention_name = impl.fn, attention
         self.attention_params = dict(attention_params or {})
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, d_model // heads
+        self.pattern_params = {**impl.params, **self.attention_params}
+        self.takes_cached_rows, self.pattern = self._check_impl(impl, positional)
         self.positional, self.rope_base, self.max_len = positional, rope_base, max_len
         self.q_proj = nn.Linear(d_model, heads * self.head_dim, bias=False)
         self.kv_proj = nn.Linear(d_model, 2 * kv_heads * self.head_dim, bias=False)
         self.out_proj = nn.Linear(heads * self.head_dim, d_model, bias=False)
         self.absolute = (positional_encodings.get(positional)(d_model, max_len)
                          if positional in ("sinusoidal", "learned") else None)
+
+    def _check_impl(self, impl: Impl, positional: str) -> tuple[bool, str | None]:
+        """(whether the impl computes cached rows itself, the pattern name for rows it does
+        not) or Unsupported: see the module docstring."""
+        shape = {"causal": True, "heads": self.heads, "kv_heads": self.kv_heads, "head_dim": self.head_dim,
+                 **self.attention_params}
+        reason = refusal(impl, seq_len=2, kv_len=2, **shape)
+        if reason:
+            raise Unsupported(f"attention impl '{impl.name}' cannot be a causal (decoder) mixer: {reason}")
+        if positional == "alibi":
+            require_bias(impl.name)
+        cached = refusal(impl, seq_len=1, kv_len=2, **shape) is None
+        if not cached and impl.name not in PATTERNS and not impl.exact:
+            raise Unsupported(f"attention impl '{impl.name}' is defined for self-attention only and the "
+                              "attention mixer knows no causal pattern for its cached rows (pattern_rows.py)")
+        return cached, impl.name if impl.name in PATTERNS else None
 
     def init_state(self, batch: int, max_len: int, cache: str = "grow", window: int | None = None):
         """An empty KV cache: "grow" (concatenating), "static" (preallocated to
@@ -102,15 +145,18 @@ class Attention(Mixer):
         """q (B, H, N, hd) for the last N of the M key positions key_start..key_start+M-1."""
         n, m = q.shape[2], k.shape[2]
         banded = window is not None and m > window + 1  # some query would see too far back
-        if self.positional != "alibi" and not banded:
+        own_rows = n == m or self.takes_cached_rows
+        if self.positional != "alibi" and not banded and own_rows:
             return self.attention_fn(q, k, v, causal=True, **self.attention_params)
         pos_k = torch.arange(key_start, key_start + m, device=q.device)
         pos_q = pos_k[m - n:]
-        keep = pos_k[None, :] <= pos_q[:, None]
+        keep = (causal_rows(self.pattern, self.pattern_params, pos_q, pos_k) if self.pattern
+                else pos_k[None, :] <= pos_q[:, None])
         if window is not None:
             keep &= pos_k[None, :] >= pos_q[:, None] - window
-        bias = alibi.bias(self.heads, pos_q, pos_k) if self.positional == "alibi" else None
-        return masked_attention(q, k, v, keep=keep, bias=bias)
+        if self.positional == "alibi":
+            return BIASED[self.attention_name](q, k, v, keep, alibi.bias(self.heads, pos_q, pos_k))
+        return masked_attention(q, k, v, keep=keep)
 
     def merge_heads(self, y: torch.Tensor) -> torch.Tensor:
         """y (B, H, T, hd) -> (B, T, d_model): the heads joined and projected. With `project`,

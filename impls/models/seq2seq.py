@@ -1,11 +1,19 @@
 """Encoder-decoder Transformer (Vaswani et al. 2017): a non-causal encoder, a
 decoder of causal self-attention + cross-attention + ffn, pre- or post-norm.
 
-Cross-attention and encoder self-attention call a registered attention impl
-(`fn(q, k, v, causal=False)`, queries N != keys M for cross-attention). The
-decoder's self-attention is the registered "attention" mixer, so its KV cache
-is the mixer's state. `encode` runs the encoder once and caches every layer's
+Every attention is `config.attention`, a registered attention impl: encoder
+self-attention and cross-attention call it (`fn(q, k, v, causal=False)`, queries
+N != keys M for cross-attention); the decoder's self-attention is the registered
+"attention" mixer over it, so its KV cache is the mixer's state. An impl that
+does not define one of these roles (a self-attention-only pattern as
+cross-attention, linformer as the causal decoder) raises impls.errors.Unsupported
+when the model is built. `encode` runs the encoder once and caches every layer's
 cross-attention keys and values; `decode_step` then costs one token.
+
+Positions: "sinusoidal" and "learned" are added to both embeddings; "rope" and
+"alibi" act inside the encoder's and the decoder's self-attention (ALiBi
+non-causal in the encoder: -slope * |i - j|), and cross-attention takes none,
+as usual: source and target positions are not comparable.
 
     forward(src (B, S), tgt_in (B, L)) -> logits (B, L, V_tgt)
     encode(src) -> Memory
@@ -25,8 +33,15 @@ import torch
 from torch import nn
 
 from impls import registry
-from impls.models.lm import ABSOLUTE, LMState, embed_init
+from impls.errors import Unsupported
+from impls.mixers.attention import refusal
+from impls.mixers.score_bias import BIASED, require_bias
+from impls.models.lm import ABSOLUTE, RELATIVE, LMState, embed_init
 from impls.models.presets import parts_available
+from impls.positional import alibi
+from impls.positional.rope import apply_rope
+
+POSITIONALS = ABSOLUTE + RELATIVE
 
 
 @dataclass
@@ -38,32 +53,44 @@ class Seq2SeqConfig:
     heads: int = 4
     ffn: str = "mlp"
     ffn_params: dict[str, Any] = field(default_factory=dict)
-    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
+    positional: Literal["sinusoidal", "learned", "rope", "alibi"] = "sinusoidal"
     norm: Literal["pre", "post"] = "pre"
-    attention: str = "sdpa_math"  # the registered attention impl for cross and encoder attention
+    attention: str = "sdpa_math"  # the registered attention impl of every attention layer
     max_seq_len: int = 512
     tie_weights: bool = True  # decoder embedding = output head
 
     def __post_init__(self):
-        if self.positional not in ABSOLUTE:
-            raise ValueError(f"seq2seq positional '{self.positional}' unknown; valid: {', '.join(ABSOLUTE)}")
+        if self.positional not in POSITIONALS:
+            raise ValueError(f"seq2seq positional '{self.positional}' unknown; valid: {', '.join(POSITIONALS)}")
 
     def build(self) -> "Seq2SeqTransformer":
         return Seq2SeqTransformer(self)
 
 
 class Attention(nn.Module):
-    """Non-causal multi-head attention of x (B, N, D) over memory (B, M, D)."""
+    """Non-causal multi-head attention of x (B, N, D) over memory (B, M, D): the encoder's
+    self-attention (memory is x; `positional` "rope" or "alibi" acts here) or cross-attention
+    (cross=True: M may differ from N, no positions)."""
 
-    def __init__(self, d_model: int, heads: int, impl: str):
+    def __init__(self, d_model: int, heads: int, impl: str, cross: bool, positional: str = "none"):
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")
-        self.heads = heads
+        if cross and positional != "none":
+            raise ValueError("cross-attention takes no positional encoding")
+        self.heads, self.positional, self.impl = heads, positional, impl
         self.query = nn.Linear(d_model, d_model)
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.fn = registry.get("attention", impl).fn
+        spec = registry.get("attention", impl)
+        self.fn = spec.fn
+        role = "cross-attention" if cross else "encoder self-attention"
+        reason = refusal(spec, causal=False, seq_len=2, kv_len=3 if cross else 2, heads=heads, kv_heads=heads,
+                         head_dim=d_model // heads)
+        if reason:
+            raise Unsupported(f"attention impl '{impl}' cannot be the {role}: {reason}")
+        if positional == "alibi":
+            require_bias(impl)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
@@ -75,8 +102,15 @@ class Attention(nn.Module):
         return self._split(k), self._split(v)
 
     def attend(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        q = self._split(self.query(x))  # (B, H, N, Dh)
-        o = self.fn(q, *kv, causal=False)  # (B, H, N, Dh)
+        q, (k, v) = self._split(self.query(x)), kv  # (B, H, N, Dh), (B, H, M, Dh)
+        positions = torch.arange(q.shape[2], device=q.device)  # self-attention: N == M, from 0
+        if self.positional == "rope":
+            q, k = apply_rope(q, positions), apply_rope(k, positions)
+        if self.positional == "alibi":
+            keep = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device)
+            o = BIASED[self.impl](q, k, v, keep, alibi.bias(self.heads, positions, positions, symmetric=True))
+        else:
+            o = self.fn(q, k, v, causal=False)  # (B, H, N, Dh)
         return self.out(o.transpose(1, 2).flatten(2))
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
@@ -93,7 +127,8 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.pre = config.norm == "pre"
         self.norm1, self.norm2 = nn.LayerNorm(config.d_model), nn.LayerNorm(config.d_model)
-        self.attn = Attention(config.d_model, config.heads, config.attention)
+        relative = config.positional if config.positional in RELATIVE else "none"
+        self.attn = Attention(config.d_model, config.heads, config.attention, cross=False, positional=relative)
         self.ffn = registry.get("ffn", config.ffn).fn(config.d_model, **config.ffn_params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,9 +141,11 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.pre = config.norm == "pre"
         self.norms = nn.ModuleList(nn.LayerNorm(config.d_model) for _ in range(3))
-        self.self_attn = registry.get("mixer", "attention").fn(config.d_model, heads=config.heads,
-                                                                positional="none")
-        self.cross = Attention(config.d_model, config.heads, config.attention)
+        relative = config.positional if config.positional in RELATIVE else "none"
+        self.self_attn = registry.get("mixer", "attention").fn(
+            config.d_model, attention=config.attention, heads=config.heads, positional=relative,
+            max_len=config.max_seq_len)
+        self.cross = Attention(config.d_model, config.heads, config.attention, cross=True)
         self.ffn = registry.get("ffn", config.ffn).fn(config.d_model, **config.ffn_params)
 
     def prefill(self, x: torch.Tensor, cross_kv, state: Any) -> tuple[torch.Tensor, Any]:
@@ -139,7 +176,8 @@ class Seq2SeqTransformer(nn.Module):
         d = config.d_model
         self.src_embed = nn.Embedding(config.src_vocab, d)
         self.tgt_embed = nn.Embedding(config.tgt_vocab, d)
-        self.positional = registry.get("positional", config.positional).fn(d, config.max_seq_len)
+        self.positional = (registry.get("positional", config.positional).fn(d, config.max_seq_len)
+                           if config.positional in ABSOLUTE else None)
         self.encoder = nn.ModuleList(EncoderLayer(config) for _ in range(config.n_layers))
         self.decoder = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
         pre = config.norm == "pre"
@@ -154,7 +192,7 @@ class Seq2SeqTransformer(nn.Module):
     def _embed(self, embed: nn.Embedding, tokens: torch.Tensor, start: int) -> torch.Tensor:
         positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         x = embed(tokens) * self.embed_scale
-        return x + self.positional(positions).to(x.dtype)
+        return x if self.positional is None else x + self.positional(positions).to(x.dtype)
 
     def encode(self, src: torch.Tensor) -> Memory:
         """src (B, S) -> Memory with the encoder output and every layer's cross (k, v)."""
@@ -190,11 +228,13 @@ class Seq2SeqTransformer(nn.Module):
         return self.decode(tgt_in, self.encode(src), state)[0]
 
 
-@registry.register("seq2seq", "transformer", params={"heads": 4, "norm": "pre", "positional": "sinusoidal"},
-                   doc="encoder-decoder Transformer, cross-attention through the attention interface",
+@registry.register("seq2seq", "transformer",
+                   params={"heads": 4, "norm": "pre", "positional": "sinusoidal", "attention": "sdpa_math"},
+                   doc="encoder-decoder Transformer, every attention through the attention interface",
                    requires=(parts_available(("mixer", "attention"), ("ffn", "mlp"), ("attention", "sdpa_math")),))
 def transformer(src_vocab: int = 16, tgt_vocab: int = 64, d_model: int = 128, n_layers: int = 2,
                 max_seq_len: int = 512, heads: int = 4, norm: str = "pre",
-                positional: str = "sinusoidal") -> Seq2SeqConfig:
+                positional: str = "sinusoidal", attention: str = "sdpa_math") -> Seq2SeqConfig:
     return Seq2SeqConfig(src_vocab=src_vocab, tgt_vocab=tgt_vocab, d_model=d_model, n_layers=n_layers,
-                         heads=heads, norm=norm, positional=positional, max_seq_len=max_seq_len)
+                         heads=heads, norm=norm, positional=positional, max_seq_len=max_seq_len,
+                         attention=attention)

@@ -1,7 +1,9 @@
 """ALiBi: attention with linear biases (Press et al. 2022).
 
 Head h adds -slope_h * (i - j) to the score of query i on key j (j <= i):
-no position embeddings, a per-head linear penalty on distance.
+no position embeddings, a per-head linear penalty on distance. The paper is
+about causal LMs; an encoder, which sees keys on both sides, uses the distance
+|i - j| (symmetric=True).
 """
 from __future__ import annotations
 
@@ -28,8 +30,12 @@ def slopes(heads: int) -> torch.Tensor:
 
 
 @register("positional", "alibi", kind="bias", doc="per-head linear distance bias on attention scores")
-def bias(heads: int, positions_q: torch.Tensor, positions_k: torch.Tensor) -> torch.Tensor:
+def bias(heads: int, positions_q: torch.Tensor, positions_k: torch.Tensor,
+         symmetric: bool = False) -> torch.Tensor:
     """(heads, N, M) float32 bias -slope_h * (pos_q - pos_k). Future keys (pos_k > pos_q)
-    get a positive value; the causal mask, not this bias, removes them."""
+    get a positive value; the causal mask, not this bias, removes them. symmetric=True:
+    -slope_h * |pos_q - pos_k|, for bidirectional (encoder) attention, which sees both sides."""
     distance = positions_q.float()[:, None] - positions_k.float()[None, :]  # (N, M)
+    if symmetric:
+        distance = distance.abs()
     return -slopes(heads).to(positions_q.device)[:, None, None] * distance
