@@ -31,7 +31,9 @@ from harness.workloads.base import Prepared
 from impls import registry
 
 REFERENCE_SIZE = 256  # the reference op: a (256, 256) fp32 matmul, ~34 MFLOP
-TOLERANCE_FLOOR = 0.25  # never gate tighter than 25%: CI machines differ from run to run
+# Never gate tighter than 50%: CI runs on a fresh VM each time, and the same case read 36%
+# apart on two VMs of the same kind (naive-fwd-512, 2026-11-25 against 2026-12-01).
+TOLERANCE_FLOOR = 0.5
 SPREAD_FACTOR = 3.0
 ROUNDS = 5  # interleaved rounds per measurement
 MEASURE = Measure(warmup=1, min_reps=5, max_reps=30, noise_target=0.05, max_time_s=0.1, timeout_s=60, threads=1)

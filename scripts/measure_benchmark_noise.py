@@ -4,7 +4,7 @@ Runs the set (tests/benchmarks/cases.yaml) RUNS times, each in a fresh Python
 process so that start-up effects (allocator, thread pools, CPU frequency)
 count as noise too, then stores per case the median normalized time (its
 median over the reference matmul's, see harness/regression.py) and a
-tolerance of max(25%, 3 x the relative spread (max-min)/median) across runs.
+tolerance of max(50%, 3 x the relative spread (max-min)/median) across runs.
 
     python scripts/measure_benchmark_noise.py            # 5 runs, writes the baseline
     python scripts/measure_benchmark_noise.py --runs 10 --out /tmp/b.json
