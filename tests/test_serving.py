@@ -238,3 +238,22 @@ def test_static_batching_counts_a_finished_sequences_further_kv_writes_as_waste(
     assert result.used_byte_steps == used * store.token_bytes
     assert result.reserved_byte_steps == 7 * 2 * 16 * store.token_bytes  # two 16-token buffers, 7 calls
     assert [len(result.results[i].tokens) for i in (0, 1)] == [2, 6]
+
+
+@pytest.mark.parametrize("mixer_params, reason", [
+    ({"heads": 4, "attention": "local", "attention_params": {"window": 8}}, "approximation"),
+    ({"heads": 4, "positional": "alibi"}, "ALiBi"),
+])
+def test_serving_refuses_attention_its_store_would_not_reproduce(mixer_params, reason):
+    from impls.errors import Unsupported
+
+    lm = LanguageModel(LMConfig(VOCAB, 32, 1, mixer="attention", mixer_params=mixer_params, ffn="none",
+                                max_seq_len=64))
+    with pytest.raises(Unsupported, match=reason):
+        AttentionRunner(lm)
+
+
+def test_serving_takes_an_exact_attention_impl():
+    lm = LanguageModel(LMConfig(VOCAB, 32, 1, mixer="attention", mixer_params={"heads": 4, "attention": "chunked"},
+                                ffn="none", max_seq_len=64))
+    assert AttentionRunner(lm).n_layers == 1

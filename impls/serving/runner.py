@@ -11,7 +11,10 @@ sequence's keys up to its position (`store.attend`). Position-wise work runs on 
     decode(store, seqs, tokens (S,)) -> logits (S, V)      one token each
 
 Supported: attention mixers with rope or absolute positions, pre/post norm.
-ALiBi and sliding windows need other masks: they raise ValueError.
+The store computes exact causal attention itself, so the mixer's attention impl
+must be an exact one (naive, sdpa_*, chunked, triton_flash, ...: the same numbers);
+an approximate impl (a sparse pattern, low-rank) or ALiBi needs other masks and is
+refused with `Unsupported` (a `skipped` case), never served as dense attention.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from typing import Any
 
 import torch
 
+from impls import registry
+from impls.errors import Unsupported
 from impls.mixers.attention import Attention
 
 
@@ -27,9 +32,12 @@ class AttentionRunner:
         for block in getattr(model, "blocks", []):
             mixer = block.mixer
             if not isinstance(mixer, Attention):
-                raise ValueError(f"serving needs attention mixers, got {type(mixer).__name__}")
+                raise Unsupported(f"serving needs attention mixers, got {type(mixer).__name__}")
             if mixer.positional == "alibi":
-                raise ValueError("serving does not support ALiBi attention")
+                raise Unsupported("serving does not support ALiBi attention")
+            if not registry.get("attention", mixer.attention_name).exact:
+                raise Unsupported(f"serving attends with its KV store's exact attention; '{mixer.attention_name}' "
+                                  "is an approximation it would not reproduce")
         if not getattr(model, "blocks", None):
             raise ValueError(f"{type(model).__name__} is not a LanguageModel with attention blocks")
         self.model = model
