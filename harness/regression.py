@@ -165,7 +165,7 @@ def confirmed_regressions(baseline: dict[str, Any], cases: list[BenchCase], roun
 def baseline_from_runs(runs: list[dict[str, float]], environment: dict[str, Any]) -> dict[str, Any]:
     """The stored baseline: per case the median normalized time over runs and its tolerance."""
     cases = {}
-    for name in runs[0]:
+    for name in dict.fromkeys(k for run in runs for k in run):  # a case added later has fewer runs
         values = [run[name] for run in runs if name in run]
         center = statistics.median(values)
         spread = (max(values) - min(values)) / center if center > 0 else 0.0

@@ -7,7 +7,12 @@ median over the reference matmul's, see harness/regression.py) and a
 tolerance of max(50%, 3 x the relative spread (max-min)/median) across runs.
 
     python scripts/measure_benchmark_noise.py            # 5 runs, writes the baseline
+    python scripts/measure_benchmark_noise.py --append   # 5 more, kept with the stored ones
     python scripts/measure_benchmark_noise.py --runs 10 --out /tmp/b.json
+
+A VM's balance of memory against compute drifts over hours, so one sitting
+understates the noise CI meets: `--append` at another time of day adds its runs
+to the stored ones, and the tolerance is set from all of them.
 
 Run it on an otherwise idle machine of the kind CI uses; commit the JSON.
 """
@@ -34,17 +39,35 @@ def one_run(cases: Path) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def stored_runs(path: Path) -> list[dict[str, float]]:
+    """The per-run normalized times kept in a baseline file, as one dict per run."""
+    cases = json.loads(path.read_text())["cases"]
+    count = max(len(case["runs"]) for case in cases.values())
+    return [{name: case["runs"][i] for name, case in cases.items() if i < len(case["runs"])} for i in range(count)]
+
+
+def previous_sittings(path: Path) -> list[dict]:
+    stored = json.loads(path.read_text())
+    first = {"collected_at": stored.get("environment", {}).get("collected_at"),
+             "runs": max(len(case["runs"]) for case in stored["cases"].values())}
+    return stored.get("sittings") or [first]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="fresh-process runs of the whole set (default 5)")
     parser.add_argument("--cases", type=Path, default=ROOT / "tests/benchmarks/cases.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "tests/benchmarks/baseline.json")
+    parser.add_argument("--append", action="store_true", help="keep the runs already stored in --out")
     args = parser.parse_args()
-    runs = []
+    runs = stored_runs(args.out) if args.append else []
+    sittings = previous_sittings(args.out) if args.append else []
     for i in range(args.runs):
         runs.append(one_run(args.cases))
         print(f"run {i + 1}/{args.runs}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[-1].items()), flush=True)
-    baseline = regression.baseline_from_runs(runs, env.collect("cpu"))
+    environment = env.collect("cpu")
+    baseline = regression.baseline_from_runs(runs, environment)
+    baseline["sittings"] = sittings + [{"collected_at": environment.get("collected_at"), "runs": args.runs}]
     regression.write_json(args.out, baseline)
     for name, case in baseline["cases"].items():
         print(f"{name}: normalized {case['normalized']:.3g}, spread {case['spread']:.1%}, "
