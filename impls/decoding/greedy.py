@@ -29,7 +29,7 @@ def run(session: Session, prompt: torch.Tensor, max_new_tokens: int, recorder: R
             done |= token == eos_id
         out.append(token)
         recorder.emitted(1, session.length, session.cache_bytes())
-        if i + 1 == max_new_tokens or bool(done.all()):
+        if i + 1 == max_new_tokens or (eos_id is not None and bool(done.all())):
             break
         logits = session.step(token)
     tokens = torch.stack(out, 1)

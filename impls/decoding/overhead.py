@@ -27,7 +27,7 @@ def bare_greedy(model, prompt: torch.Tensor, new_tokens: int) -> torch.Tensor:
 def decode_loop_overhead(name: str, new_tokens: int, timing: Callable, prompt_len: int = 16,
                          batch: int = 1, rounds: int = 5, **size) -> float:
     """tokens/s of `generate` greedy over the bare loop's, for preset `name`; `timing` maps
-    {label: callable} to median ms per call (harness.regression.interleaved_medians)."""
+    {label: callable} to ms per call (harness.regression.interleaved_fastest)."""
     torch.manual_seed(0)
     model = models.build(name, **({"d_model": 128, "n_layers": 2} | size)).eval()
     prompt = torch.randint(0, model.embed.num_embeddings, (batch, prompt_len))
