@@ -23,7 +23,10 @@ STARTUP_TIMEOUT_S = 300.0
 # timings depend on what ran before (seen: the same call 30 or 40 ms). Fixed at
 # 32 MiB, the value the adaptive threshold settles at, allocations behave as in a
 # warmed-up process every time; the memory pass lowers it for itself (measure.memory).
-WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
+# Fixing it also freezes the trim threshold at 128 KiB, so freed scores went back to
+# the OS and came back as page faults on every call (naive N=512 timed 0.67-0.85x of
+# torch.utils.benchmark's figure in-process); 64 MiB is where the adaptive one settles.
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20)}
 PARENT_POLL_S = 0.5
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 

@@ -73,7 +73,7 @@ def _measure(case: Case) -> dict[str, Any]:
         metrics.update(_warm_up(prepared.run, sync, settings["warmup"]))
         timing_start = time.perf_counter()
         samples = timer.measure(prepared.run, case.device, _timer_settings(settings),
-                                first_call_s=metrics["first_call_ms"] / 1e3)
+                                call_s=metrics["warm_call_ms"] / 1e3)
         metrics["timing_s"] = time.perf_counter() - timing_start
         metrics.update(summarize(samples, settings["noisy_above"]).as_dict())
         metrics.update(memory.peak(prepared.run, case.device))
@@ -95,7 +95,9 @@ def _warm_up(run: Callable[[], object], sync: Callable[[], None], calls: int) ->
     for _ in range(calls):
         run()
     sync()
-    return {"first_call_ms": first * 1e3, "warmup_s": first + time.perf_counter() - t}
+    warm = time.perf_counter() - t
+    return {"first_call_ms": first * 1e3, "warmup_s": first + warm,
+            "warm_call_ms": (warm / calls if calls else first) * 1e3}
 
 
 def _nothing() -> None:

@@ -2,16 +2,22 @@
 
 Three workloads of different length (tens of microseconds to tens of milliseconds),
 measured alternately by both timers so they share the machine's drift; prints the
-median of each and their ratio. Run it on an idle machine:
+median of each and their ratio, in a process with a harness worker's allocator settings
+(harness.executor.WORKER_ENV). Run it on an idle machine:
 
-    python scripts/timer_agreement.py
+    python scripts/timer_agreement.py [--threads 2]
 """
 from __future__ import annotations
+
+import argparse
+import os
+import sys
 
 import numpy as np
 import torch
 import torch.utils.benchmark as tbench
 
+from harness.executor import WORKER_ENV
 from harness.measure import timer
 from impls.attention.naive import naive
 
@@ -31,15 +37,23 @@ def workloads() -> dict[str, callable]:
 
 
 def main() -> None:
-    settings = timer.TimerSettings(min_reps=10, max_reps=500, noise_target=0.01, max_time_s=2.0)
+    if any(os.environ.get(k) != v for k, v in WORKER_ENV.items()):
+        # glibc reads these at start: run as a harness worker runs
+        os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | WORKER_ENV)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for both timers (default 1: two threads on a shared 2-core VM "
+                             "time the scheduler as much as the op)")
+    threads = parser.parse_args().threads
+    settings = timer.TimerSettings(min_reps=10, max_reps=500, noise_target=0.01, max_time_s=2.0, threads=threads)
     print(f"{'workload':34} {'harness ms':>11} {'torch ms':>11} {'ratio':>7}")
     for name, fn in workloads().items():
-        # the same thread count on both sides (torch's Timer defaults to one thread)
-        reference = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-        first_call_s = reference.timeit(1).mean
+        reference = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+        reference.timeit(1)  # the first call (lazy init) apart
+        call_s = reference.timeit(1).mean
         ours, theirs = [], []
         for _ in range(ROUNDS):
-            ours.append(float(np.median(timer.measure(fn, "cpu", settings, first_call_s))))
+            ours.append(float(np.median(timer.measure(fn, "cpu", settings, call_s))))
             theirs.append(reference.adaptive_autorange(threshold=0.01, max_run_time=2.0).median * 1e3)
         a, b = float(np.median(ours)), float(np.median(theirs))
         print(f"{name:34} {a:11.4f} {b:11.4f} {a / b:7.3f}")

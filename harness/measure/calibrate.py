@@ -54,7 +54,7 @@ def _median_ms(fn: Callable[[], object], device: str) -> float:
     start = time.perf_counter()
     fn()
     sync()
-    return statistics.median(timer.measure(fn, device, SETTINGS, first_call_s=time.perf_counter() - start))
+    return statistics.median(timer.measure(fn, device, SETTINGS, call_s=time.perf_counter() - start))
 
 
 def _operands(n: int, precision: str, device: str) -> tuple[torch.Tensor, torch.Tensor]:

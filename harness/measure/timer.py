@@ -32,9 +32,10 @@ class TimerSettings:
 
 
 def measure(fn: Callable[[], object], device: str, settings: TimerSettings,
-            first_call_s: float) -> list[float]:
-    """Per-call times of `fn` in ms; `first_call_s` (already measured) sizes CPU blocks."""
-    sample = _cuda_sampler(fn) if device == "cuda" else _cpu_sampler(fn, settings, first_call_s)
+            call_s: float) -> list[float]:
+    """Per-call times of `fn` in ms; `call_s`, a warm call's time (already measured), sizes
+    CPU blocks (a cold first call can be 10x slower, and would make blocks too short)."""
+    sample = _cuda_sampler(fn) if device == "cuda" else _cpu_sampler(fn, settings, call_s)
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < settings.max_reps:
@@ -46,10 +47,10 @@ def measure(fn: Callable[[], object], device: str, settings: TimerSettings,
     return samples[: settings.max_reps]
 
 
-def _cpu_sampler(fn, settings: TimerSettings, first_call_s: float) -> Callable[[], list[float]]:
+def _cpu_sampler(fn, settings: TimerSettings, call_s: float) -> Callable[[], list[float]]:
     threads = settings.threads or torch.get_num_threads()
     timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    number = max(1, math.ceil(BLOCK_TARGET_S / max(first_call_s, 1e-9)))
+    number = max(1, math.ceil(BLOCK_TARGET_S / max(call_s, 1e-9)))
     return lambda: [timer.timeit(number).mean * 1e3]
 
 
