@@ -173,7 +173,7 @@ def test_a_plugin_that_cannot_be_imported_is_one_line(monkeypatch, capsys):
 def test_list_of_an_unknown_family_names_the_valid_ones(capsys):
     assert main(["list", "attn"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: list attn: unknown family; did you mean attention? valid: attention, ")
+    assert err.startswith("error: list attn: unknown family (did you mean attention?); valid: attention, ")
 
 
 def test_list_shows_cuda_only_impls_as_such_and_wraps_reasons(monkeypatch, capsys):

@@ -26,15 +26,16 @@ def main(args: argparse.Namespace) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.family and args.family not in registry.families():
         close = difflib.get_close_matches(args.family, registry.families(), n=1)
-        raise UserError(f"list {args.family}: unknown family{f'; did you mean {close[0]}?' if close else ''}"
+        raise UserError(f"list {args.family}: unknown family{f' (did you mean {close[0]}?)' if close else ''};"
                         f" valid: {', '.join(registry.families())}")
     families = [args.family] if args.family else registry.families()
     for family in families:
-        table = Table(title=f"{family}", title_justify="left")
+        table = Table(title=f"{family} (here: {device}, {args.precision})", title_justify="left", expand=True)
         for column in ("impl", "precisions", "devices"):
             table.add_column(column, no_wrap=True)
-        for column in (f"here ({device}, {args.precision})", "what it is"):
-            table.add_column(column, overflow="fold")  # a long reason is wrapped, never cut
+        # a long reason or description is wrapped, never cut; the description gets the room
+        table.add_column("here", overflow="fold", ratio=1)
+        table.add_column("what it is", overflow="fold", ratio=3)
         for name in registry.names(family):
             impl = registry.get(family, name)
             ok, reason = registry.available(impl, device, args.precision)
