@@ -16,17 +16,10 @@ import time
 from typing import Any
 
 from harness import worker
+from harness.measure import allocator
 from harness.case import Case
 
 STARTUP_TIMEOUT_S = 300.0
-# glibc's mmap threshold adapts as a process frees memory, which makes a worker's
-# timings depend on what ran before (seen: the same call 30 or 40 ms). Fixed at
-# 32 MiB, the value the adaptive threshold settles at, allocations behave as in a
-# warmed-up process every time; the memory pass lowers it for itself (measure.memory).
-# Fixing it also freezes the trim threshold at 128 KiB, so freed scores went back to
-# the OS and came back as page faults on every call (naive N=512 timed 0.67-0.85x of
-# torch.utils.benchmark's figure in-process); 64 MiB is where the adaptive one settles.
-WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20)}
 PARENT_POLL_S = 0.5
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -56,6 +49,7 @@ def die_with_parent(parent: int) -> None:
 def _serve(conn, parent: int) -> None:
     """Worker main loop: answer each case with its record until told to stop."""
     die_with_parent(parent)
+    allocator.steady()
     import torch  # noqa: F401  (imported once per worker, before the first case)
 
     conn.send("ready")
@@ -80,13 +74,7 @@ class LocalExecutor:
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(target=_serve, args=(child, os.getpid()), daemon=True)
-        saved = {k: os.environ.get(k) for k in WORKER_ENV}
-        os.environ.update(WORKER_ENV)  # spawn copies the parent's environment at start
-        try:
-            self._proc.start()
-        finally:
-            for key, value in saved.items():
-                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+        self._proc.start()
         child.close()  # so that a dead worker shows as EOF on our end
         self._conn = parent
         if not parent.poll(STARTUP_TIMEOUT_S) or parent.recv() != "ready":

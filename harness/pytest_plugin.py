@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pytest
 
 from harness.errors import SKIPPED
+from harness.measure import allocator
 from harness.regression import WrongResult, build_case, prepare
 
 
@@ -32,6 +33,7 @@ def bench_case(benchmark: Any, family: str, impl: str, workload: str = "op", dev
         pytest.fail(f"wrong result, not timed: {wrong}", pytrace=False)
     benchmark.extra_info.update({"family": family, "impl": impl, "workload": workload, **params,
                                  **{k: float(v) for k, v in errors.items()}})
+    allocator.steady()  # as in a harness worker
     benchmark(prepared.run)
     return errors
 

@@ -26,7 +26,7 @@ from harness.case import Case
 from harness.suite import Measure
 from harness.errors import Skip, UserError  # noqa: F401  (Skip: re-exported for tests)
 from harness.executor import LocalExecutor
-from harness.measure import timer
+from harness.measure import allocator, timer
 from harness.workloads.base import Prepared
 from impls import registry
 
@@ -105,6 +105,7 @@ def interleaved_samples(runs: dict[str, Callable[[], object]], rounds: int = ROU
                         settings: timer.TimerSettings = SETTINGS) -> dict[str, list[float]]:
     """Every sample (ms per call) of each callable, timed in alternation (a, b, a, b, ...)
     for `rounds` rounds, so that load that comes and goes touches all of them."""
+    allocator.steady()  # as in a harness worker
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads or threads)
     try:

@@ -2,23 +2,20 @@
 
 Three workloads of different length (tens of microseconds to tens of milliseconds),
 measured alternately by both timers so they share the machine's drift; prints the
-median of each and their ratio, in a process with a harness worker's allocator settings
-(harness.executor.WORKER_ENV). Run it on an idle machine:
+median of each and their ratio, with a harness worker's allocator settings
+(harness.measure.allocator). Run it on an idle machine:
 
     python scripts/timer_agreement.py [--threads 2]
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 import torch
 import torch.utils.benchmark as tbench
 
-from harness.executor import WORKER_ENV
-from harness.measure import timer
+from harness.measure import allocator, timer
 from impls.attention.naive import naive
 
 ROUNDS = 5
@@ -37,9 +34,7 @@ def workloads() -> dict[str, callable]:
 
 
 def main() -> None:
-    if any(os.environ.get(k) != v for k, v in WORKER_ENV.items()):
-        # glibc reads these at start: run as a harness worker runs
-        os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | WORKER_ENV)
+    allocator.steady()  # as in a harness worker
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1,
                         help="threads for both timers (default 1: two threads on a shared 2-core VM "

@@ -7,18 +7,18 @@ CPU: this process's peak resident set for the pass alone (Linux resets the
 high-water mark through /proc/self/clear_refs), total and extra. glibc serves
 allocations below its mmap threshold from memory it already holds, invisible to
 the high-water mark, so the pass trims the heap, lowers the threshold to 64 KiB and
-restores the worker's 32 MiB afterwards (timing never runs with the low threshold).
+restores the steady 32 MiB afterwards (measure.allocator; timing never runs with the
+low threshold).
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import os
-from contextlib import contextmanager
 from typing import Callable
 
 import torch
+
+from harness.measure import allocator
 
 
 def peak(fn: Callable[[], object], device: str) -> dict[str, float]:
@@ -42,38 +42,13 @@ def _cuda_peak(fn) -> dict[str, float]:
 
 
 def _cpu_peak(fn) -> dict[str, float]:
-    with _small_mmap_threshold():
+    with allocator.small_mmap_threshold():
         if not _reset_high_water_mark():
             return {}  # no per-pass high-water mark on this OS: report nothing rather than a wrong figure
         before = _status_kib("VmRSS")
         fn()
         top = _status_kib("VmHWM")
     return {"peak_bytes": top * 1024.0, "peak_extra_bytes": max(top - before, 0) * 1024.0}
-
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-PASS_THRESHOLD, WORKER_THRESHOLD = 64 * 1024, 32 * 2**20
-
-
-@contextmanager
-def _small_mmap_threshold():
-    """Allocations >= 64 KiB go to mmap (and back to the OS on free) while in the block.
-
-    The heap is trimmed first: free chunks left by the timing passes would otherwise
-    be reused without raising the resident set, and a case read near zero (chunked
-    at N=2048: 0 bytes; with the trim 8.7 MB against 5.5 MB expected)."""
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt:
-        mallopt(M_MMAP_THRESHOLD, PASS_THRESHOLD)
-    if hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-    try:
-        yield
-    finally:
-        if mallopt:
-            mallopt(M_MMAP_THRESHOLD, WORKER_THRESHOLD)
 
 
 def _reset_high_water_mark() -> bool:
