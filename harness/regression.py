@@ -123,13 +123,6 @@ def interleaved_samples(runs: dict[str, Callable[[], object]], rounds: int = ROU
     return samples
 
 
-def interleaved_medians(runs: dict[str, Callable[[], object]], rounds: int = ROUNDS,
-                        settings: timer.TimerSettings = SETTINGS) -> dict[str, float]:
-    """Median ms per call of each callable, timed in alternation (see interleaved_samples)."""
-    return {name: statistics.median(values)
-            for name, values in interleaved_samples(runs, rounds, settings).items()}
-
-
 def interleaved_fastest(runs: dict[str, Callable[[], object]], rounds: int = ROUNDS,
                         settings: timer.TimerSettings = SETTINGS) -> dict[str, float]:
     """Fastest ms per call of each callable, timed in alternation. Load on a shared machine only

@@ -39,18 +39,14 @@ def one_run(cases: Path) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def stored_runs(path: Path) -> list[dict[str, float]]:
-    """The per-run normalized times kept in a baseline file, as one dict per run."""
-    cases = json.loads(path.read_text())["cases"]
+def stored(path: Path) -> tuple[list[dict[str, float]], list[dict]]:
+    """The per-run normalized times kept in a baseline file (one dict per run) and its sittings."""
+    baseline = json.loads(path.read_text())
+    cases = baseline["cases"]
     count = max(len(case["runs"]) for case in cases.values())
-    return [{name: case["runs"][i] for name, case in cases.items() if i < len(case["runs"])} for i in range(count)]
-
-
-def previous_sittings(path: Path) -> list[dict]:
-    stored = json.loads(path.read_text())
-    first = {"collected_at": stored.get("environment", {}).get("collected_at"),
-             "runs": max(len(case["runs"]) for case in stored["cases"].values())}
-    return stored.get("sittings") or [first]
+    runs = [{name: case["runs"][i] for name, case in cases.items() if i < len(case["runs"])} for i in range(count)]
+    first = {"collected_at": baseline.get("environment", {}).get("collected_at"), "runs": count}
+    return runs, baseline.get("sittings") or [first]
 
 
 def main() -> int:
@@ -60,8 +56,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "tests/benchmarks/baseline.json")
     parser.add_argument("--append", action="store_true", help="keep the runs already stored in --out")
     args = parser.parse_args()
-    runs = stored_runs(args.out) if args.append else []
-    sittings = previous_sittings(args.out) if args.append else []
+    runs, sittings = stored(args.out) if args.append else ([], [])
     for i in range(args.runs):
         runs.append(one_run(args.cases))
         print(f"run {i + 1}/{args.runs}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[-1].items()), flush=True)

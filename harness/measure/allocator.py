@@ -16,12 +16,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from contextlib import contextmanager
+from functools import cache
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 MMAP_THRESHOLD, TRIM_THRESHOLD = 32 * 2**20, 64 * 2**20
 PASS_MMAP_THRESHOLD = 64 * 1024
 
 
+@cache  # find_library runs ldconfig (~2 ms); the memory pass asks on every case
 def _libc():
     name = ctypes.util.find_library("c")
     return ctypes.CDLL(name) if name else None

@@ -5,9 +5,9 @@ events, L2 flushed between calls); on the CPU `torch.utils.benchmark.Timer`
 (threads pinned) over blocks of about 10 ms, sized from a warm call: the first
 calls after each block's setup run slower (a 32 us matmul read 38 us in blocks
 of 10 calls, 32 us from 50 up), and 1 ms blocks read fast ops 3-11% above
-torch.utils.benchmark's own blocks. One stopping rule for both: keep sampling until the
-median's 95% CI is within `noise_target`, bounded by min/max samples and a
-time cap.
+torch.utils.benchmark's own blocks. One stopping rule for both: keep sampling
+until the median's 95% CI is within `noise_target`, bounded by min/max samples
+and a time cap.
 """
 from __future__ import annotations
 

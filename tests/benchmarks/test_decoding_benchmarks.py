@@ -1,8 +1,7 @@
 """Decode-loop overhead: `generate` greedy against a bare loop of `model.step` calls on the
 same model, timed in alternation in one run and compared by their fastest samples, so only
-their ratio is checked (issue 6's
-target is >= 0.9 of the bare loop's tokens/s; CI asserts a looser bound because two
-shared cores add noise to any ratio). `scripts/decode_loop_overhead.py` prints the figure."""
+their ratio is checked (issue 6's target is >= 0.9 of the bare loop's tokens/s; CI asserts
+a looser bound because two shared cores add noise to any ratio). `scripts/decode_loop_overhead.py` prints the figure."""
 from __future__ import annotations
 
 import pytest
