@@ -11,12 +11,27 @@ from harness import worker
 from harness.measure import calibrate
 
 
-def test_tiny_calibration_measures_every_precision_and_copy_bandwidth():
-    ceilings, measured = calibrate.measure_ceilings("cpu", sizes=(32,), copy_bytes=1 << 16)
+def test_tiny_calibration_measures_every_precision_and_copy_and_read_bandwidth():
+    ceilings, measured = calibrate.measure_ceilings("cpu", sizes=(32,), copy_bytes=1 << 16, read_bytes=1 << 16)
     assert set(ceilings["flops"]) == {"fp32", "fp16", "bf16", "int8"}  # torch._int_mm runs on the CPU
     assert all(rate > 0 for rate in ceilings["flops"].values()) and ceilings["bytes_per_s"] > 0
     matmul = next(m for m in measured if m.kind == "matmul" and m.precision == "fp32")
     assert matmul.rate == pytest.approx(2 * 32 ** 3 / (matmul.median_ms / 1e3))
+    read = next(m for m in measured if m.kind == "read")
+    assert ceilings["read_bytes_per_s"] == read.rate == pytest.approx((1 << 16) / (read.median_ms / 1e3))
+
+
+def test_read_bandwidth_is_measured_with_the_threads_asked_for(monkeypatch):
+    seen = []
+
+    def measure(fn, device, settings, call_s):
+        seen.append(settings)
+        return [1.0]
+
+    monkeypatch.setattr(calibrate.timer, "measure", measure)
+    calibrate.read_rate(1 << 12, "cpu", threads=1)
+    assert [s.threads for s in seen] == [1]
+    assert calibrate.READ_THREADS["cpu"] == 1  # a batch-1 decode step on one core reads with one thread
 
 
 def test_ceilings_are_saved_and_loaded_by_env_id(tmp_path):
@@ -41,7 +56,8 @@ def test_rates_report_percent_of_the_calibrated_peak():
 def test_each_ceiling_is_the_best_rate_over_the_sizes(monkeypatch):
     monkeypatch.setattr(calibrate, "MAX_CALL_S", 60.0)
     monkeypatch.setattr(calibrate, "SETTINGS", replace(calibrate.SETTINGS, max_time_s=0.02))
-    ceilings, measured = calibrate.measure_ceilings("cpu", sizes=(16, 48, 32), copy_bytes=1 << 16)
+    ceilings, measured = calibrate.measure_ceilings("cpu", sizes=(16, 48, 32), copy_bytes=1 << 16,
+                                                    read_bytes=1 << 16)
     for precision, best in ceilings["flops"].items():
         rates = [m.rate for m in measured if m.kind == "matmul" and m.precision == precision]
         assert len(rates) == 3 and best == max(rates)
@@ -50,7 +66,7 @@ def test_each_ceiling_is_the_best_rate_over_the_sizes(monkeypatch):
 def test_larger_sizes_stop_once_one_call_would_take_too_long(monkeypatch):
     """A size is measured only while its call (n^3 from the last size) stays under MAX_CALL_S."""
     monkeypatch.setattr(calibrate, "MAX_CALL_S", 0.0)  # any prediction is too long: only the first size
-    _, measured = calibrate.measure_ceilings("cpu", sizes=(64, 16), copy_bytes=1 << 16)
+    _, measured = calibrate.measure_ceilings("cpu", sizes=(64, 16), copy_bytes=1 << 16, read_bytes=1 << 16)
     assert {m.size for m in measured if m.kind == "matmul"} == {16}
     assert calibrate.MATMUL_SIZES["cpu"][0] == 256 and calibrate.MATMUL_SIZES["cpu"][-1] >= 2048
 
@@ -75,6 +91,7 @@ def test_calibrate_command_writes_ceilings_for_this_env(tmp_path, monkeypatch):
 
     monkeypatch.setitem(calibrate.MATMUL_SIZES, "cpu", (16,))  # tiny: the command, not the numbers
     monkeypatch.setitem(calibrate.COPY_BYTES, "cpu", 1 << 14)
+    monkeypatch.setitem(calibrate.READ_BYTES, "cpu", 1 << 14)
     assert cli.main(["calibrate", "--device", "cpu", "--out", str(tmp_path)]) == 0
     ceilings = calibrate.load_ceilings(env.collect("cpu")["env_id"], tmp_path)
     assert ceilings is not None and ceilings["flops"]["fp32"] > 0

@@ -1,4 +1,4 @@
-"""`calibrate`: measure this device's matmul rates and copy bandwidth."""
+"""`calibrate`: measure this device's matmul rates, copy and read bandwidth."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,8 @@ from harness.commands.run import resolve_device
 from harness.measure import calibrate
 
 NAME = "calibrate"
-HELP = "measure this device's matmul FLOP/s per precision and copy GB/s (results/calibration-<env>.json)"
+HELP = ("measure this device's matmul FLOP/s per precision, copy GB/s and (one-thread on a CPU) read GB/s "
+        "(results/calibration-<env>.json)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

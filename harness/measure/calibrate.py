@@ -1,9 +1,11 @@
-"""This device's measured ceilings: matmul rate per precision and copy bandwidth.
+"""This device's measured ceilings: matmul rate per precision, copy and read bandwidth.
 
 A benchmark's TFLOP/s or GB/s means more as a fraction of what the device
 actually reaches on the simplest work of that kind: a large square matmul
-(per precision; int8 through torch._int_mm) and a large tensor copy (bytes
-read plus bytes written). `calibrate` measures them with the same timer as
+(per precision; int8 through torch._int_mm), a large tensor copy (bytes
+read plus bytes written) and a large read (a sum over a tensor far larger than
+the caches; on a CPU with one thread, as a batch-1 decode step on one core reads
+its weights: the ceiling of its weight-read bandwidth). `calibrate` measures them with the same timer as
 every case; the result is stored per environment id in
 calibration-<env_id>.json under `default_folder()` (results/ at the repository
 root, or $SEQBENCH_CALIBRATION) and found again by `find_ceilings`, which also
@@ -15,7 +17,7 @@ import json
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -31,6 +33,8 @@ from harness.measure import timer
 MATMUL_SIZES = {"cpu": (256, 512, 1024, 2048), "cuda": (2048, 4096, 8192)}
 MAX_CALL_S = 0.25
 COPY_BYTES = {"cpu": 32 << 20, "cuda": 1 << 30}
+READ_BYTES = {"cpu": 256 << 20, "cuda": 1 << 30}  # 8x a large server CPU's last-level cache
+READ_THREADS = {"cpu": 1, "cuda": None}
 MISSING = ("no calibration for this machine (env {env_id}; looked in {folders}): the pct_peak_flops and "
            "pct_peak_bandwidth columns are left out; run `python -m harness calibrate` once to add them")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -40,21 +44,21 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
 
 @dataclass(frozen=True)
 class Measurement:
-    kind: str  # "matmul" or "copy"
+    kind: str  # "matmul", "copy" or "read"
     precision: str
-    size: int  # matmul: n of an n x n x n product; copy: bytes copied
+    size: int  # matmul: n of an n x n x n product; copy, read: bytes copied, read
     median_ms: float
-    rate: float  # matmul: FLOP/s; copy: bytes/s (read + written)
+    rate: float  # matmul: FLOP/s; copy: bytes/s (read + written); read: bytes/s read
 
 
-def _median_ms(fn: Callable[[], object], device: str) -> float:
+def _median_ms(fn: Callable[[], object], device: str, settings: timer.TimerSettings = SETTINGS) -> float:
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     fn()  # first call apart: lazy init, kernel selection
     sync()
     start = time.perf_counter()
     fn()
     sync()
-    return statistics.median(timer.measure(fn, device, SETTINGS, call_s=time.perf_counter() - start))
+    return statistics.median(timer.measure(fn, device, settings, call_s=time.perf_counter() - start))
 
 
 def _operands(n: int, precision: str, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,9 +85,18 @@ def copy_rate(nbytes: int, device: str) -> Measurement:
     return Measurement("copy", "fp32", nbytes, ms, 2.0 * nbytes / (ms / 1e3))
 
 
-def measure_ceilings(device: str, sizes: tuple[int, ...] | None = None,
-                     copy_bytes: int | None = None) -> tuple[dict[str, Any], list[Measurement]]:
-    """({'flops': {precision: FLOP/s}, 'bytes_per_s': ...}, every measurement).
+def read_rate(nbytes: int, device: str, threads: int | None = None) -> Measurement:
+    """Bytes/s of reading one fp32 tensor of `nbytes` once (its sum), with `threads` CPU
+    threads (None: torch's current number)."""
+    src = torch.ones(nbytes // 4, device=device)
+    ms = _median_ms(src.sum, device, replace(SETTINGS, threads=threads))
+    return Measurement("read", "fp32", nbytes, ms, nbytes / (ms / 1e3))
+
+
+def measure_ceilings(device: str, sizes: tuple[int, ...] | None = None, copy_bytes: int | None = None,
+                     read_bytes: int | None = None) -> tuple[dict[str, Any], list[Measurement]]:
+    """({'flops': {precision: FLOP/s}, 'bytes_per_s': copy B/s, 'read_bytes_per_s': read B/s
+    (one thread on a CPU)}, every measurement).
 
     The ceiling is the best rate over the sizes; a precision this device cannot
     multiply in (an error from torch) is left out and noted under 'missing'.
@@ -96,11 +109,13 @@ def measure_ceilings(device: str, sizes: tuple[int, ...] | None = None,
         except RuntimeError as err:  # e.g. no int8 matmul kernel on this device
             missing[precision] = str(err).splitlines()[0][:200]
     measured.append(copy_rate(copy_bytes or COPY_BYTES[device], device))
+    measured.append(read_rate(read_bytes or READ_BYTES[device], device, READ_THREADS[device]))
     flops: dict[str, float] = {}
     for m in measured:
         if m.kind == "matmul":
             flops[m.precision] = max(flops.get(m.precision, 0.0), m.rate)
-    ceilings = {"flops": flops, "bytes_per_s": max(m.rate for m in measured if m.kind == "copy")}
+    ceilings = {"flops": flops, "bytes_per_s": max(m.rate for m in measured if m.kind == "copy"),
+                "read_bytes_per_s": max(m.rate for m in measured if m.kind == "read")}
     if missing:
         ceilings["missing"] = missing
     return ceilings, measured
