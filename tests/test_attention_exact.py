@@ -11,7 +11,7 @@ from impls.precision import FLOAT_DTYPES
 
 TOLERANCE = {"fp32": 2e-5, "fp16": 4e-3, "bf16": 3e-2}  # max abs error / max |expected|
 GRAD_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 8e-2}  # 16-bit: the op check's (op_attention.py)
-EXACT = ["naive", "sdpa_math", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn"]
+EXACT = ["naive", "sdpa", "sdpa_math", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn"]
 SHAPES = [  # (B, Hq, Hkv, N, M, D)
     (1, 1, 1, 1, 1, 32),
     (3, 4, 4, 17, 17, 64),

@@ -65,9 +65,9 @@ def test_block_equals_fp64_attention_written_out():
     mixer, x = build(kv_heads=2, positional="rope"), inputs()
     positions = torch.arange(T)
     from impls.positional.rope import apply_rope
-    q = (x @ mixer.q_proj.weight.T).view(2, T, 4, 4).transpose(1, 2)
-    kv = (x @ mixer.kv_proj.weight.T).view(2, T, 2, 2, 4)
-    k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+    wq, wk, wv = mixer.qkv_proj.weight.split([16, 8, 8])  # [q | k | v]: 4 query heads, 2 kv heads of 4
+    q = (x @ wq.T).view(2, T, 4, 4).transpose(1, 2)
+    k, v = ((x @ w.T).view(2, T, 2, 4).transpose(1, 2) for w in (wk, wv))
     o = attention_fp64(apply_rope(q, positions), apply_rope(k, positions), v, causal=True)
     expected = o.transpose(1, 2).reshape(2, T, D) @ mixer.out_proj.weight.double().T
     with torch.no_grad():
@@ -77,9 +77,8 @@ def test_block_equals_fp64_attention_written_out():
 def test_alibi_block_equals_biased_softmax_written_out():
     """softmax(q k^T / sqrt(d) - slope_h * (i - j)) v over j <= i, by hand in float64."""
     mixer, x = build(positional="alibi"), inputs()
-    q = (x.double() @ mixer.q_proj.weight.double().T).view(2, T, 4, 4).transpose(1, 2)
-    kv = (x.double() @ mixer.kv_proj.weight.double().T).view(2, T, 2, 4, 4)
-    k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+    q, k, v = ((x.double() @ w.double().T).view(2, T, 4, 4).transpose(1, 2)
+               for w in mixer.qkv_proj.weight.split(16))  # [q | k | v], 4 heads of 4 each
     i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
     slopes = torch.tensor([2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8], dtype=torch.float64)
     scores = q @ k.transpose(-1, -2) / 2.0 - slopes[:, None, None] * (i - j)
@@ -97,7 +96,7 @@ def test_growing_cache_grows_static_is_constant_window_is_bounded():
         _, static = steps(mixer, x, cache="static")
         _, window = steps(mixer, x, cache="window", window=5)
     assert grow == [per_token * (t + 1) for t in range(T)]
-    assert static == [per_token * T] * T
+    assert static == [per_token * T + 8] * T  # the whole buffer from the start, and its int64 position
     assert window == [per_token * min(t + 1, 5) for t in range(T)]
 
 

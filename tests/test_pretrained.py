@@ -194,3 +194,21 @@ def test_matches_huggingface_gpt2(tmp_path):
     tokens = torch.randint(0, 61, (2, 9), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(model(tokens), original(tokens).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_greedy_tokens_equal_huggingface_generate_and_the_fused_kernel_is_the_default(tmp_path):
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    from impls.decoding import generate
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=97, n_positions=64,
+                                     bos_token_id=0, eos_token_id=0)
+    original = transformers.GPT2LMHeadModel(config).eval()
+    original.save_pretrained(tmp_path)
+    model = _load(tmp_path)
+    assert {block.mixer.attention_name for block in model.blocks} == {"sdpa"}
+    prompt = torch.randint(0, 97, (2, 7), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # no EOS: both decode all 24 tokens
+        theirs = original.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24,
+                                   do_sample=False, eos_token_id=None, pad_token_id=0)[:, 7:]
+    assert torch.equal(generate(model, prompt, 24).tokens, theirs)

@@ -15,7 +15,7 @@ def kv(batch: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
 
 
 def test_reorder_picks_rows_of_caches_tuples_and_keeps_lmstate_position():
-    grow, static = GrowingKVCache(), StaticKVCache(3, 2, 8, 4, "cpu", torch.float32)
+    grow, static = GrowingKVCache(), StaticKVCache(3, 2, 8, 4, "cpu")
     k, v = kv(3, 5)
     grow.update(k, v)
     static.update(k, v)
@@ -31,7 +31,7 @@ def test_reorder_picks_rows_of_caches_tuples_and_keeps_lmstate_position():
 
 
 def test_truncate_rolls_back_kv_caches_and_lmstate_position():
-    grow, static = GrowingKVCache(), StaticKVCache(1, 2, 8, 4, "cpu", torch.float32)
+    grow, static = GrowingKVCache(), StaticKVCache(1, 2, 8, 4, "cpu")
     k, v = kv(1, 6)
     grow.update(k, v)
     static.update(k, v)

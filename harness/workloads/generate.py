@@ -14,6 +14,11 @@ step (false); both must give the same tokens.
 Correctness: the cached decoding path must reproduce the full forward pass.
 The generated tokens are fed back teacher-forced through the same cache mode,
 and the logits compared with `forward` at the precision's tolerance.
+`compile: true` decodes with the one-token step compiled (torch.compile over a
+static cache, impls/decoding/compiled.py; it needs `cache: static`). The
+correctness check then runs the compiled step too, over a cache one position
+longer than the timed calls', so that those compile their own graph and the
+record's first_call_ms holds the compile.
 `weights: int8` stores every linear layer as INT8 weight-only
 (impls.decoding.int8_weights); activations stay at the case's float precision,
 and the int8_layers_<path> stats say which int8 matmul ran.
@@ -63,6 +68,7 @@ class GenerateParams(CommonParams):
     draft_d_model: int = Field(32, ge=1)
     draft_n_layers: int = Field(1, ge=1)
     weights: Literal["float", "int8"] = "float"  # int8: INT8 weight-only linear layers
+    compile: bool = False  # the one-token step compiled (needs cache: static)
     trained: bool = False  # train target (and draft) on the char corpus first (cached in results/cache)
     train_steps: int = Field(300, ge=1)
 
@@ -150,6 +156,8 @@ def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
 def _reject_impossible(p: GenerateParams, case: Case) -> None:
     if p.cache == "window" and p.window is None:
         raise Skip("cache=window needs a window")
+    if p.compile and p.cache != "static":
+        raise Skip(f"compile=true needs cache=static (a compiled step keeps every shape fixed), not {p.cache}")
     if p.precision not in FLOAT_DTYPES:
         raise Skip(f"the generate workload runs float precisions (int8 is weights: int8), not {p.precision}")
 
@@ -190,7 +198,7 @@ def _at_precision(model: torch.nn.Module, p: GenerateParams, device: str) -> tor
 
 
 def _options(p: GenerateParams, draft) -> dict[str, Any]:
-    options: dict[str, Any] = {"cache": p.cache}
+    options: dict[str, Any] = {"cache": p.cache, "compile": p.compile}
     if p.window is not None:
         options["window"] = p.window
     if p.strategy == "beam":
@@ -206,14 +214,15 @@ def _options(p: GenerateParams, draft) -> dict[str, Any]:
 def check(model, prompt: torch.Tensor, p: GenerateParams, options: dict[str, Any]) -> dict[str, float]:
     """Teacher-forced logits through the case's cache mode vs the full forward pass,
     over the prompt and the tokens this case generates."""
-    generated = generate(model, prompt, p.new_tokens, p.strategy, **options).tokens
+    generated = generate(model, prompt, p.new_tokens, p.strategy, **(options | {"compile": False})).tokens
     tokens = torch.cat([prompt, generated.to(prompt.device)], 1)
     if p.cache == "none" or (p.cache == "window" and tokens.shape[1] > (p.window or 0) + 1):
         # no cache to check, or a window that differs from full attention by design: check the grow path
         cache, window = "grow", None
     else:
         cache, window = p.cache, p.window
-    session = Session(model, tokens.shape[0], tokens.shape[1], cache, window)
+    # a compiled check decodes over one more position than the timed calls: a graph of its own
+    session = Session(model, tokens.shape[0], tokens.shape[1] + p.compile, cache, window, p.compile)
     split = p.prompt_len
     cached = [session.prefill(tokens[:, :split])]
     cached += [session.step(tokens[:, t])[:, None] for t in range(split, tokens.shape[1])]

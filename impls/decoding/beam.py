@@ -20,20 +20,20 @@ from impls.decoding.stats import Recorder
 
 
 def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Recorder,
-           cache: str = "grow", window: int | None = None, width: int = 4, alpha: float = 0.0,
-           eos_id: int | None = None) -> torch.Tensor:
+           cache: str = "static", window: int | None = None, width: int = 4, alpha: float = 0.0,
+           eos_id: int | None = None, compile: bool = False) -> torch.Tensor:
     """The best hypothesis per prompt: tokens (B, max_new_tokens), EOS-padded after it ends."""
-    tokens, scores = search(model, prompt, max_new_tokens, recorder, cache, window, width, alpha, eos_id)
+    tokens, scores = search(model, prompt, max_new_tokens, recorder, cache, window, width, alpha, eos_id, compile)
     recorder.stats.extra["beam_best_score_mean"] = float(scores[:, 0].mean())
     return tokens[:, 0]
 
 
 def search(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Recorder, cache: str,
-           window: int | None, width: int, alpha: float, eos_id: int | None):
+           window: int | None, width: int, alpha: float, eos_id: int | None, compile: bool = False):
     """All final beams, best first: tokens (B, W, new) and normalised scores (B, W)."""
     batch, W, device = prompt.shape[0], width, prompt.device
-    session = Session(model, batch, prompt.shape[1] + max_new_tokens, cache, window)
-    logits = session.prefill(prompt)[:, -1]  # prompt once per batch row, then fan out to W beams
+    session = Session(model, batch, prompt.shape[1] + max_new_tokens, cache, window, compile)
+    logits = session.prefill(prompt, last=1)[:, -1]  # prompt once per batch row, then fan out to W beams
     fan_out = torch.arange(batch, device=device).repeat_interleave(W)
     session.reorder(fan_out)
     logits = logits.index_select(0, fan_out)

@@ -10,16 +10,17 @@ from impls.decoding.stats import Recorder
 
 
 def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Recorder,
-           cache: str = "grow", window: int | None = None, eos_id: int | None = None) -> torch.Tensor:
+           cache: str = "static", window: int | None = None, eos_id: int | None = None,
+           compile: bool = False) -> torch.Tensor:
     """Tokens (B, max_new_tokens); after a row emits `eos_id` it repeats it."""
-    return run(Session(model, prompt.shape[0], prompt.shape[1] + max_new_tokens, cache, window),
-               prompt, max_new_tokens, recorder, lambda logits: logits.argmax(-1), eos_id)
+    session = Session(model, prompt.shape[0], prompt.shape[1] + max_new_tokens, cache, window, compile)
+    return run(session, prompt, max_new_tokens, recorder, lambda logits: logits.argmax(-1), eos_id)
 
 
 def run(session: Session, prompt: torch.Tensor, max_new_tokens: int, recorder: Recorder,
         choose, eos_id: int | None) -> torch.Tensor:
     """The decode loop shared by greedy and sampling; `choose(logits (B, V)) -> (B,)`."""
-    logits = session.prefill(prompt)[:, -1]
+    logits = session.prefill(prompt, last=1)[:, -1]
     done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
     out = []
     for i in range(max_new_tokens):

@@ -6,7 +6,9 @@
 
 Each strategy is one module with `decode(model, prompt, max_new_tokens,
 recorder, **options) -> tokens`; options common to all are `cache`
-("none" | "grow" | "static" | "window") and `window`.
+("none" | "grow" | "static" | "window"; default "static": preallocated and
+written in place), `window`, and `compile` (True: the one-token step compiled
+with torch.compile, over a static cache; see compiled.py).
 """
 from __future__ import annotations
 

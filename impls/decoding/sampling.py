@@ -11,17 +11,17 @@ from impls.decoding.stats import Recorder
 
 
 def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Recorder,
-           cache: str = "grow", window: int | None = None, eos_id: int | None = None,
+           cache: str = "static", window: int | None = None, eos_id: int | None = None,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           seed: int = 0) -> torch.Tensor:
+           seed: int = 0, compile: bool = False) -> torch.Tensor:
     """Tokens (B, max_new_tokens) drawn from the filtered distribution at each step."""
     generator = torch.Generator().manual_seed(seed)
 
     def choose(logits: torch.Tensor) -> torch.Tensor:
         return sample(filtered_probs(logits, temperature, top_k, top_p), generator)
 
-    return greedy.run(Session(model, prompt.shape[0], prompt.shape[1] + max_new_tokens, cache, window),
-                      prompt, max_new_tokens, recorder, choose, eos_id)
+    session = Session(model, prompt.shape[0], prompt.shape[1] + max_new_tokens, cache, window, compile)
+    return greedy.run(session, prompt, max_new_tokens, recorder, choose, eos_id)
 
 
 def filtered_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

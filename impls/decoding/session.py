@@ -9,6 +9,9 @@ strategy works with every cache mode and every architecture:
   `model.init_state(batch, max_len, cache=..., window=...)` when it takes those
   arguments; recurrent models take neither and keep their constant-size state.
 
+With `compile=True` every `step` runs the model's step compiled
+(impls/decoding/compiled.py), over a static cache.
+
 Rolling back (speculative decoding) truncates a cache that can be truncated
 and otherwise restores a snapshot taken before the speculative tokens.
 """
@@ -19,7 +22,7 @@ from typing import Any
 
 import torch
 
-from impls.decoding import state_ops
+from impls.decoding import compiled, state_ops
 from impls.models.lm import taken_options
 from impls.mixers.state import state_bytes
 
@@ -36,31 +39,45 @@ class Session:
     """Decoding state of `batch` sequences that advance together."""
 
     def __init__(self, model: Any, batch: int, max_len: int, cache: str = "grow",
-                 window: int | None = None):
+                 window: int | None = None, compile: bool = False):
         if cache not in CACHE_MODES:
             raise ValueError(f"unknown cache mode '{cache}'; valid: {', '.join(CACHE_MODES)}")
+        if compile and cache != "static":
+            raise ValueError(f"compile=True needs cache='static' (a compiled step keeps every shape fixed), "
+                             f"got cache='{cache}'")
         self.model, self.batch, self.max_len, self.cache = model, batch, max_len, cache
         self.length = 0  # tokens processed so far (same for every row)
         self.tokens: torch.Tensor | None = None  # (B, length), only kept when cache == "none"
         self.state = None if cache == "none" else init_state(model, batch, max_len, cache, window)
+        self.compile = compile
+        self._bytes: tuple[tuple, int] | None = None  # (what the count depends on, cache_bytes)
 
-    def prefill(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Process `tokens` (B, T) long after what came before; logits (B, T, V)."""
+    def prefill(self, tokens: torch.Tensor, last: int | None = None) -> torch.Tensor:
+        """Process `tokens` (B, T) long after what came before; logits (B, T, V), or of the
+        last `last` positions only (B, last, V), where the model can skip the others."""
         if tokens.shape[1] == 0:
             raise ValueError("prefill needs at least one token")
         self.length += tokens.shape[1]
         if self.cache == "none":
             self.tokens = tokens if self.tokens is None else torch.cat([self.tokens, tokens], 1)
-            return self.model.forward(self.tokens)[:, -tokens.shape[1]:]
-        logits, self.state = self.model.prefill(tokens, self.state)
-        return logits
+            logits = self.model.forward(self.tokens)[:, -tokens.shape[1]:]
+        elif last is None or "last" not in taken_options(self.model.prefill, {"last": last}):
+            logits, self.state = self.model.prefill(tokens, self.state)
+        else:
+            logits, self.state = self.model.prefill(tokens, self.state, last=last)
+        return logits if last is None else logits[:, -last:]
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
         """Process one token per row, `token` (B,) long; logits (B, V)."""
         if self.cache == "none":
             return self.prefill(token[:, None])[:, 0]
         self.length += 1
-        logits, self.state = self.model.step(token, self.state)
+        if not self.compile:
+            logits, self.state = self.model.step(token, self.state)
+            return logits
+        if self.length > self.max_len:  # the compiled write does not check
+            raise ValueError(f"the session holds {self.max_len} positions; step {self.length} overflows it")
+        logits, self.state = compiled.compiled_step(self.model, token, self.state)
         return logits
 
     def reorder(self, indices: torch.Tensor) -> None:
@@ -96,8 +113,15 @@ class Session:
                 self.prefill(replay)
 
     def cache_bytes(self) -> int:
-        """Bytes held by the decoding state (0 without a cache)."""
-        return 0 if self.state is None else state_bytes(self.state)
+        """Bytes held by the decoding state (0 without a cache). A static cache keeps its size
+        from its first update until the batch changes, so its count is reused meanwhile (walking
+        the state costs about a tenth of a small model's decode step)."""
+        if self.state is None:
+            return 0
+        depends_on = (self.batch, self.length > 0 if self.cache == "static" else self.length)
+        if self._bytes is None or self._bytes[0] != depends_on:
+            self._bytes = (depends_on, state_bytes(self.state))
+        return self._bytes[1]
 
 
 def init_state(model: Any, batch: int, max_len: int, cache: str, window: int | None) -> Any:

@@ -36,19 +36,19 @@ from impls.decoding.stats import Recorder
 
 
 def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Recorder,
-           draft: Any = None, k: int = 4, cache: str = "grow", window: int | None = None,
+           draft: Any = None, k: int = 4, cache: str = "static", window: int | None = None,
            temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
-           seed: int = 0) -> torch.Tensor:
+           seed: int = 0, compile: bool = False) -> torch.Tensor:
     """Tokens (B, max_new_tokens) from the target `model`, drafted by `draft`."""
     if draft is None:
         raise ValueError("speculative decoding needs a draft model (draft=...)")
     generator = torch.Generator().manual_seed(seed)
     probs = lambda logits: filtered_probs(logits, temperature, top_k, top_p)  # noqa: E731
     batch, max_len = prompt.shape[0], prompt.shape[1] + max_new_tokens + k + 1
-    target_s, draft_s = (Session(m, batch, max_len, cache, window) for m in (model, draft))
+    target_s, draft_s = (Session(m, batch, max_len, cache, window, compile) for m in (model, draft))
     if prompt.shape[1] > 1:
-        target_s.prefill(prompt[:, :-1])
-        draft_s.prefill(prompt[:, :-1])
+        target_s.prefill(prompt[:, :-1], last=1)
+        draft_s.prefill(prompt[:, :-1], last=1)
     last, out, rounds, committed, row_accepted = prompt[:, -1], [], 0, 0, 0
     while sum(t.shape[1] for t in out) < max_new_tokens:
         drafts, q, draft_snaps = _draft(draft_s, last, k, probs, generator)

@@ -6,9 +6,10 @@ each a tensor, a tuple of tensors (RNN/LSTM hidden state), or a cache object
 strategies never need to know which architecture they drive.
 
 Batch is dimension 0 of every tensor leaf. An object that knows better (a KV
-cache with a length pointer) may provide its own `reorder(indices)` and
-`truncate(length)`; those win over the generic walk. The mixers' growing and
-static KV caches are truncated by the functions in TRUNCATORS.
+cache with a length pointer) may provide its own `reorder(indices)`, which wins
+over the generic walk, and `truncate(length)`, which makes it truncatable. A
+window cache has none: it has already evicted the old positions it would need
+to show again.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from typing import Any
 
 import torch
 
-from impls.mixers.kv_cache import GrowingKVCache, StaticKVCache
 
 
 def reorder_state(state: Any, indices: torch.Tensor) -> Any:
@@ -47,25 +47,10 @@ def reorder_state(state: Any, indices: torch.Tensor) -> Any:
     raise TypeError(f"cannot reorder a decoding state of type {type(state).__name__}")
 
 
-def _truncate_growing(cache: GrowingKVCache, length: int) -> GrowingKVCache:
-    cache.k, cache.v, cache.length = cache.k[:, :, :length], cache.v[:, :, :length], length
-    return cache
-
-
-def _truncate_static(cache: StaticKVCache, length: int) -> StaticKVCache:
-    cache.length = length  # positions past it are overwritten by the next update
-    return cache
-
-
-# Caches that can forget their newest tokens. A window cache cannot: it has
-# already evicted the old positions it would need to show again.
-TRUNCATORS = {GrowingKVCache: _truncate_growing, StaticKVCache: _truncate_static}
-
-
 def truncatable(state: Any) -> bool:
     """True when every part of `state` can be cut back to a length (KV caches can;
     a recurrent hidden state cannot: it keeps no memory of earlier lengths)."""
-    if type(state) in TRUNCATORS or (hasattr(state, "truncate") and not isinstance(state, torch.Tensor)):
+    if hasattr(state, "truncate") and not isinstance(state, torch.Tensor):
         return True
     if isinstance(state, (list, tuple)):
         return len(state) > 0 and all(truncatable(s) for s in state)
@@ -75,12 +60,11 @@ def truncatable(state: Any) -> bool:
 def truncate_state(state: Any, length: int) -> Any:
     """`state` rolled back to its first `length` tokens; requires `truncatable(state)`.
     Caches are cut in place."""
-    if type(state) in TRUNCATORS:
-        return TRUNCATORS[type(state)](state, length)
     if isinstance(state, (list, tuple)) and not hasattr(state, "truncate"):
         out = rebuild_like(state, [truncate_state(s, length) for s in state])
         if hasattr(out, "position"):  # LMState: the position absolute encodings start from
-            out.position = length
+            position = out.position  # a tensor, kept one (a compiled step reads it as data)
+            out.position = position.new_tensor(length) if isinstance(position, torch.Tensor) else length
         return out
     out = state.truncate(length)
     return state if out is None else out

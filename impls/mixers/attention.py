@@ -2,10 +2,18 @@
 
     x (+ absolute positions) -> q, k, v projections -> (RoPE on q, k) -> attention -> out
 
-Queries have `heads` heads, keys/values `kv_heads` (GQA; MQA when 1). With a
-KV cache (init_state/prefill/step) new positions come from the cache length,
-and the new queries attend to the cached keys with the attention interface's
-bottom-right causal alignment, so any exact attention impl works unchanged.
+Queries have `heads` heads, keys/values `kv_heads` (GQA; MQA when 1); one
+fused projection makes all three. With a KV cache (init_state/prefill/step) new
+positions come from the cache length, and the new queries attend to the cached
+keys with the attention interface's bottom-right causal alignment, so any exact
+attention impl works unchanged. A single new query sees every cached key, so an
+exact impl is called without a mask (causal=False) for it.
+
+Under torch.compile a step over a static cache keeps every shape static: the new
+key and value are written at the cache's position tensor and the query attends
+over the whole buffer, masked past that position, so one graph (on a GPU one
+CUDA graph) serves every position (`_static_step`). Every exact impl attends
+there through the same masked formula (masked_attention).
 
 What the block asks of the impl is checked when it is built, and a request the
 impl does not define raises impls.errors.Unsupported (a case `skipped`, with
@@ -28,6 +36,7 @@ positional="none".
 """
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import torch
@@ -80,9 +89,11 @@ class Attention(Mixer):
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, d_model // heads
         self.pattern_params = {**impl.params, **self.attention_params}
         self.takes_cached_rows, self.pattern = self._check_impl(impl, positional)
+        # exact softmax attention over every key (not a pattern's reference, which is exact to itself)
+        self.exact = impl.exact and impl.reference is None
         self.positional, self.rope_base, self.max_len = positional, rope_base, max_len
-        self.q_proj = nn.Linear(d_model, heads * self.head_dim, bias=False)
-        self.kv_proj = nn.Linear(d_model, 2 * kv_heads * self.head_dim, bias=False)
+        # [q | k | v] from one matmul: a decode step reads the three weights in one call
+        self.qkv_proj = nn.Linear(d_model, (heads + 2 * kv_heads) * self.head_dim, bias=False)
         self.out_proj = nn.Linear(heads * self.head_dim, d_model, bias=False)
         self.absolute = (positional_encodings.get(positional)(d_model, max_len)
                          if positional in ("sinusoidal", "learned") else None)
@@ -109,8 +120,8 @@ class Attention(Mixer):
         if cache == "grow":
             return GrowingKVCache()
         if cache == "static":
-            p = self._param()
-            return StaticKVCache(batch, self.kv_heads, max_len, self.head_dim, p.device, p.dtype)
+            device = next(chain(self.parameters(), self.buffers())).device  # int8 weights are buffers
+            return StaticKVCache(batch, self.kv_heads, max_len, self.head_dim, device)
         if cache == "window":
             if window is None:
                 raise ValueError("cache='window' needs window=<positions kept>")
@@ -130,13 +141,38 @@ class Attention(Mixer):
         k_all, v_all, key_start = cache.update(k, v)
         return self.merge_heads(self._attend(q, k_all, v_all, key_start, cache.window)), cache
 
+    def step(self, x_t: torch.Tensor, cache) -> tuple[torch.Tensor, Any]:
+        """x_t (B, d_model) -> (B, d_model): one new position, the cache updated in place."""
+        if isinstance(cache, StaticKVCache) and torch.compiler.is_compiling():
+            return self._static_step(x_t, cache), cache
+        y, cache = self.prefill(x_t[:, None], cache)
+        return y[:, 0], cache
+
+    def _static_step(self, x_t: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
+        """The step in tensor operations of fixed shape: the position a tensor, the attention
+        over the whole buffer with the unwritten positions masked out, as the textbook formula,
+        which inductor fuses (torch's flash kernel given a mask ran 1.3-1.5x slower per token
+        inside the compiled graph of a 4-layer model here). ALiBi and sparse patterns keep their
+        own rows over the filled part (reading the length back: a graph break)."""
+        q, k, v = self.project(x_t[:, None], cache.position.view(1))
+        k_all, v_all, keep = cache.update_one(k, v)
+        if self.positional == "alibi" or not self.exact:
+            filled = cache.length
+            y = self._attend(q, k_all[:, :, :filled], v_all[:, :, :filled], 0, None)
+        else:
+            y = masked_attention(q, k_all, v_all, keep=keep)
+        return self.merge_heads(y)[:, 0]
+
     def project(self, x: torch.Tensor, positions: torch.Tensor):
         """x (B, T, d), positions (T,) -> q (B, H, T, hd), k, v (B, Hkv, T, hd)."""
         if self.absolute is not None:
             x = x + self.absolute(positions).to(x.dtype)
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
-        k, v = self.kv_proj(x).view(b, t, 2, self.kv_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv_proj(x).split([self.heads * self.head_dim, self.kv_heads * self.head_dim,
+                                          self.kv_heads * self.head_dim], dim=-1)
+        q = q.view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k = k.view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
         if self.positional == "rope":
             q, k = apply_rope(q, positions, self.rope_base), apply_rope(k, positions, self.rope_base)
         return q, k, v
@@ -147,7 +183,8 @@ class Attention(Mixer):
         banded = window is not None and m > window + 1  # some query would see too far back
         own_rows = n == m or self.takes_cached_rows
         if self.positional != "alibi" and not banded and own_rows:
-            return self.attention_fn(q, k, v, causal=True, **self.attention_params)
+            lone_query = n == 1 and self.exact  # the newest position sees every key: no mask
+            return self.attention_fn(q, k, v, causal=not lone_query, **self.attention_params)
         pos_k = torch.arange(key_start, key_start + m, device=q.device)
         pos_q = pos_k[m - n:]
         keep = (causal_rows(self.pattern, self.pattern_params, pos_q, pos_k) if self.pattern

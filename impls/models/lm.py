@@ -10,7 +10,7 @@ are not applied.
 
     forward(tokens (B, T)) -> logits (B, T, V)
     init_state(batch, max_len) -> LMState (a list of per-layer mixer states)
-    prefill(tokens (B, T), state) -> (logits (B, T, V), state)
+    prefill(tokens (B, T), state, last=None) -> (logits (B, T or last, V), state)
     step(token (B,), state) -> (logits (B, V), state)
 """
 from __future__ import annotations
@@ -57,9 +57,10 @@ class LMConfig:
 
 class LMState(list):
     """Per-layer mixer states, plus the number of tokens already consumed (`position`),
-    which absolute positional encodings need."""
+    which absolute positional encodings need: a 0-d long tensor, so that a compiled step
+    reads it as data rather than compiling again for every position (an int works too)."""
 
-    position: int = 0
+    position: torch.Tensor | int = 0
 
 
 def mixer_kwargs(config: LMConfig) -> dict[str, Any]:
@@ -145,12 +146,12 @@ class LanguageModel(nn.Module):
         if config.tie_weights:
             self.head.weight = self.embed.weight
 
-    def _embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+    def _embed(self, tokens: torch.Tensor, start: torch.Tensor | int) -> torch.Tensor:
         """tokens (B, T) at positions start.. -> (B, T, D)."""
         x = self.embed(tokens) * self.embed_scale
         if self.positional is not None:
             # Learned tables raise past max_seq_len; sinusoidal ones extrapolate.
-            positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+            positions = start + torch.arange(tokens.shape[1], device=tokens.device)
             x = x + self.positional(positions).to(x.dtype)  # (T, D) broadcast over B
         return x
 
@@ -167,17 +168,22 @@ class LanguageModel(nn.Module):
         kv = {"cache": cache} | ({"window": window} if window is not None else {})
         state = LMState(block.mixer.init_state(batch, max_len, **taken_options(block.mixer.init_state, kv))
                         for block in self.blocks)
-        state.position = 0
+        state.position = torch.zeros((), dtype=torch.long, device=self.embed.weight.device)
         return state
 
-    def prefill(self, tokens: torch.Tensor, state: LMState) -> tuple[torch.Tensor, LMState]:
-        """tokens (B, T) continuing from `state` -> logits (B, T, V), the state after them."""
+    def prefill(self, tokens: torch.Tensor, state: LMState,
+                last: int | None = None) -> tuple[torch.Tensor, LMState]:
+        """tokens (B, T) continuing from `state` -> logits (B, T, V), the state after them.
+        `last`: logits of the last `last` positions only, (B, last, V); the head, a step's
+        largest matmul at a large vocabulary, then runs on those alone."""
         x = self._embed(tokens, state.position)
         new = LMState()
         for block, layer_state in zip(self.blocks, state):
             x, layer_state = block.prefill(x, layer_state)
             new.append(layer_state)
         new.position = state.position + tokens.shape[1]
+        if last is not None:
+            x = x[:, -last:]
         return self.head(self.norm(x)), new
 
     def step(self, token: torch.Tensor, state: LMState) -> tuple[torch.Tensor, LMState]:

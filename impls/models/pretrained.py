@@ -13,13 +13,16 @@ refused with an error naming the key: the loader never gives different logits
 than the original.
 
 GPT-2 stores its projections as Conv1D, y = x @ W + b with W (in, out): the
-transpose of nn.Linear's weight. Its attention projections have biases; the
+transpose of nn.Linear's weight. Its c_attn is [q | k | v], as the attention
+mixer's fused qkv_proj. Its attention projections have biases; the
 attention mixer's are bias-free, so the loader gives those projections biased
 nn.Linear layers of the same shape (nothing else about the block changes).
 `save_gpt2` writes the inverse mapping, so a model round-trips exactly.
 
-The preset "pretrained" (params: checkpoint, attention) makes a checkpoint a
-model a suite can benchmark; its sizes are the checkpoint's own.
+The blocks attend through "sdpa" (torch's fused kernel wherever one applies)
+unless another registered impl is named. The preset "pretrained" (params:
+checkpoint, attention) makes a checkpoint a model a suite can benchmark; its
+sizes are the checkpoint's own.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from impls.models.presets import parts_available
 ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 SAVED_ACTIVATIONS = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
 DEFAULT_ACTIVATION = "gelu_new"  # transformers' GPT2Config default
+DEFAULT_ATTENTION = "sdpa"
 
 
 class CheckpointError(ValueError):
@@ -54,7 +58,7 @@ def _refuse_unsupported(config: dict, where: str) -> None:
         raise CheckpointError(f"{where}: scale_attn_by_inverse_layer_idx true is not supported; valid: false")
 
 
-def gpt2_config(config: dict, attention: str = "sdpa_math", where: str = "config.json") -> LMConfig:
+def gpt2_config(config: dict, attention: str = DEFAULT_ATTENTION, where: str = "config.json") -> LMConfig:
     """The LMConfig of a GPT-2 config.json dictionary (`where` names it in errors);
     `attention` is the registered attention impl the blocks run."""
     _refuse_unsupported(config, where)
@@ -106,7 +110,6 @@ def _layer_norm(state: dict[str, torch.Tensor], key: str) -> dict[str, torch.Ten
 
 def load_into(model: LanguageModel, state: dict[str, torch.Tensor]) -> None:
     """Copy GPT-2 tensors (names without "transformer.") into `model` (built by gpt2_config)."""
-    d = model.config.d_model
     with torch.no_grad():
         model.embed.weight.copy_(state["wte.weight"])
         model.positional.table.copy_(state["wpe.weight"])
@@ -115,11 +118,9 @@ def load_into(model: LanguageModel, state: dict[str, torch.Tensor]) -> None:
         for i, block in enumerate(model.blocks):
             prefix = f"h.{i}"
             attn = block.mixer
-            attn.q_proj, attn.kv_proj, attn.out_proj = map(_biased, (attn.q_proj, attn.kv_proj, attn.out_proj))
-            qkv_w, qkv_b = state[f"{prefix}.attn.c_attn.weight"].T, state[f"{prefix}.attn.c_attn.bias"]  # (3d, d)
-            # c_attn's outputs are [q | k | v]; kv_proj's are [k | v], each split into heads alike.
-            attn.q_proj.weight.copy_(qkv_w[:d]), attn.q_proj.bias.copy_(qkv_b[:d])
-            attn.kv_proj.weight.copy_(qkv_w[d:]), attn.kv_proj.bias.copy_(qkv_b[d:])
+            attn.qkv_proj, attn.out_proj = map(_biased, (attn.qkv_proj, attn.out_proj))
+            attn.qkv_proj.weight.copy_(state[f"{prefix}.attn.c_attn.weight"].T)  # (3d, d): [q | k | v]
+            attn.qkv_proj.bias.copy_(state[f"{prefix}.attn.c_attn.bias"])
             attn.out_proj.weight.copy_(state[f"{prefix}.attn.c_proj.weight"].T)
             attn.out_proj.bias.copy_(state[f"{prefix}.attn.c_proj.bias"])
             block.ffn.up.weight.copy_(state[f"{prefix}.mlp.c_fc.weight"].T)
@@ -131,7 +132,7 @@ def load_into(model: LanguageModel, state: dict[str, torch.Tensor]) -> None:
         model.norm.load_state_dict(_layer_norm(state, "ln_f"))
 
 
-def from_pretrained(path: str | Path, attention: str = "sdpa_math") -> LanguageModel:
+def from_pretrained(path: str | Path, attention: str = DEFAULT_ATTENTION) -> LanguageModel:
     """A LanguageModel with the weights of the GPT-2 checkpoint in folder `path`, in eval
     mode, running the registered attention impl `attention`."""
     folder = Path(path)
@@ -160,8 +161,7 @@ def gpt2_state(model: LanguageModel) -> dict[str, torch.Tensor]:
     for i, block in enumerate(model.blocks):
         p, attn = f"h.{i}", block.mixer
         state |= {
-            f"{p}.attn.c_attn.weight": torch.cat([attn.q_proj.weight, attn.kv_proj.weight]).T,
-            f"{p}.attn.c_attn.bias": torch.cat([bias(attn.q_proj), bias(attn.kv_proj)]),
+            f"{p}.attn.c_attn.weight": attn.qkv_proj.weight.T, f"{p}.attn.c_attn.bias": bias(attn.qkv_proj),
             f"{p}.attn.c_proj.weight": attn.out_proj.weight.T, f"{p}.attn.c_proj.bias": bias(attn.out_proj),
             f"{p}.mlp.c_fc.weight": block.ffn.up.weight.T, f"{p}.mlp.c_fc.bias": block.ffn.up.bias,
             f"{p}.mlp.c_proj.weight": block.ffn.down.weight.T, f"{p}.mlp.c_proj.bias": block.ffn.down.bias,
@@ -196,16 +196,16 @@ class Checkpoint:
     """A GPT-2 checkpoint folder as a model config: build() loads it."""
 
     folder: str
-    attention: str = "sdpa_math"
+    attention: str = DEFAULT_ATTENTION
 
     def build(self) -> LanguageModel:
         return from_pretrained(self.folder, self.attention)
 
 
-@registry.register("model", "pretrained", params={"checkpoint": None, "attention": "sdpa_math"},
+@registry.register("model", "pretrained", params={"checkpoint": None, "attention": DEFAULT_ATTENTION},
                    requires=(parts_available(("mixer", "attention"), ("ffn", "mlp")),), fixed_size=True,
                    doc="a local GPT-2-format checkpoint (params: checkpoint: path/to/folder)")
-def pretrained(checkpoint: str | None = None, attention: str = "sdpa_math") -> Checkpoint:
+def pretrained(checkpoint: str | None = None, attention: str = DEFAULT_ATTENTION) -> Checkpoint:
     """The checkpoint in folder `checkpoint` (relative to where the harness runs);
     `attention` is the registered attention impl its blocks run."""
     if not checkpoint:
