@@ -102,6 +102,17 @@ def test_alibi_steps_compiled_keep_their_own_rows(monkeypatch):
     torch._dynamo.reset()
 
 
+def test_a_one_row_matmul_over_a_linear_weight_becomes_a_multiply_and_sum():
+    """The decomposition the CPU backend gives inductor: exact up to summation order, and only
+    for one row over an nn.Linear weight (a batch, or a weight stored (in, out), keeps torch's mm)."""
+    gen = torch.Generator().manual_seed(0)
+    x, weight, bias = torch.randn(1, 48, generator=gen), torch.randn(40, 48, generator=gen), torch.randn(40)
+    torch.testing.assert_close(compiled._one_row_mm(x, weight.T), x @ weight.T)
+    torch.testing.assert_close(compiled._one_row_addmm(bias, x, weight.T), torch.addmm(bias, x, weight.T))
+    assert compiled._one_row_mm(torch.randn(2, 48), weight.T) is NotImplemented
+    assert compiled._one_row_mm(x, weight.T.contiguous()) is NotImplemented
+
+
 def test_compile_asks_for_a_static_cache():
     with pytest.raises(ValueError, match="compile=True needs cache='static'"):
         generate(tiny_lm("attention-rope"), prompt(), 4, cache="grow", compile=True)
