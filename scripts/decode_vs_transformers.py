@@ -10,8 +10,9 @@ fastest and median time per generate (median with its 95% interval), tokens/s, i
 ratio to transformers at the same activation dtype (ratio of fastest samples, and
 the median of the per-round ratios with its 95% interval), and for seqbench the
 weight-read bandwidth of one decode step: bytes of weights a step reads over the
-median per-token time, against the one-thread read bandwidth measured here in the
-same way as `python -m harness calibrate`.
+per-token time (the median step of the call with the fastest one), and its share of
+the one-thread read bandwidth, measured as `python -m harness calibrate` does (a sum
+over 256 MB) and timed in the same alternation (its fastest sample).
 
     python scripts/decode_vs_transformers.py                     # 124m and small, 5 rounds
     python scripts/decode_vs_transformers.py --shapes small --rounds 9
@@ -23,7 +24,6 @@ bf16 and int8 ones are reported as the fraction that agrees.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -37,8 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's harness and impls, whatever is installed
 
-from harness import regression  # noqa: E402
-from harness.measure import calibrate, timer  # noqa: E402
+from harness.measure import allocator, calibrate  # noqa: E402
 from harness.measure.stats import median_ci  # noqa: E402
 from impls.decoding import generate  # noqa: E402
 from impls.decoding.int8_weights import quantize_linear_layers  # noqa: E402
@@ -55,17 +54,19 @@ VARIANTS = {
     "fp32": (torch.float32, False, False),
     "fp32-compiled": (torch.float32, False, True),
     "bf16": (torch.bfloat16, False, False),
+    "bf16-compiled": (torch.bfloat16, False, True),
     "int8": (torch.bfloat16, True, False),  # torch's x86 int8 weight kernel wants bf16 activations
 }
-DEFAULT_VARIANTS = {"124m": ["fp32", "fp32-compiled", "bf16", "int8"], "small": ["fp32", "fp32-compiled"]}
-ONE_SAMPLE = timer.TimerSettings(min_reps=1, max_reps=1, noise_target=1.0, max_time_s=0.0, threads=1)
+DEFAULT_VARIANTS = {"124m": ["fp32", "fp32-compiled", "bf16", "bf16-compiled", "int8"],
+                    "small": ["fp32", "fp32-compiled"]}
+READ = "one-thread read"
 
 
 @dataclass
 class Row:
     name: str
     run: Callable[[], torch.Tensor]  # one whole generate -> new tokens (B, new)
-    dtype: torch.dtype
+    dtype: torch.dtype | None
     first_s: float = 0.0
     samples_ms: list[float] = field(default_factory=list)
     per_token_ms: list[float] = field(default_factory=list)  # seqbench: median decode step of each call
@@ -123,16 +124,19 @@ def seqbench_row(folder: Path, variant: str, prompt: torch.Tensor, new_tokens: i
 
 
 def time_rows(rows: list[Row], rounds: int) -> None:
-    """First call of each row, then `rounds` alternated samples of each."""
+    """First call of each row, then `rounds` rounds of one timed call of each, in turn (a
+    call takes from a tenth of a second to seconds: one call is one sample)."""
+    allocator.steady()  # as in a harness worker
     for row in rows:
         start = time.perf_counter()
         row.tokens = row.run()
         row.first_s = time.perf_counter() - start
         row.per_token_ms.clear()
-    samples = regression.interleaved_samples({row.name: row.run for row in rows}, rounds, ONE_SAMPLE)
-    for row in rows:
-        row.samples_ms = samples[row.name]
-        row.per_token_ms = row.per_token_ms[1:]  # the warm call interleaved_samples makes first
+    for _ in range(rounds):
+        for row in rows:
+            start = time.perf_counter()
+            row.run()
+            row.samples_ms.append((time.perf_counter() - start) * 1e3)
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
@@ -142,13 +146,19 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     return float(np.median(x)), low, high
 
 
-def read_bandwidth() -> float:
-    """One-thread read bandwidth (bytes/s), as `harness calibrate` measures it."""
-    return calibrate.read_rate(calibrate.READ_BYTES["cpu"], "cpu", threads=1).rate
+def read_row() -> Row:
+    """One read of READ_BYTES with one thread, as `harness calibrate` measures its read
+    bandwidth (calibrate.read_rate), timed here beside the decodes."""
+    src = torch.ones(calibrate.READ_BYTES["cpu"] // 4)
+    return Row(READ, src.sum, None)
 
 
-def report(shape: str, rows: list[Row], new_tokens: int, batch: int, bandwidth: float | None) -> None:
-    print(f"\n{shape}: batch {batch}, {new_tokens} new tokens, one thread; ms per generate "
+def report(shape: str, rows: list[Row], new_tokens: int, batch: int) -> None:
+    read = next(row for row in rows if row.name == READ)
+    rows = [row for row in rows if row is not read]
+    bandwidth = calibrate.READ_BYTES["cpu"] / (min(read.samples_ms) / 1e3)
+    print(f"\n{shape}: one-thread read bandwidth {bandwidth / 1e9:.2f} GB/s (fastest of {len(read.samples_ms)})")
+    print(f"{shape}: batch {batch}, {new_tokens} new tokens, one thread; ms per generate "
           f"(median [95% interval]); ratio = transformers' time / this one's (>1: faster)")
     print(f"{'variant':24} {'first s':>8} {'fastest':>9} {'median [interval]':>26} {'tok/s':>7} "
           f"{'ratio fastest':>13} {'ratio median [interval]':>26} {'step GB/s':>9} {'of read bw':>10}")
@@ -166,9 +176,9 @@ def report(shape: str, rows: list[Row], new_tokens: int, batch: int, bandwidth: 
         else:
             line += f" {'':13} {'':26}"
         if row.weight_bytes and row.per_token_ms:
-            gbps = row.weight_bytes / (statistics.median(row.per_token_ms) / 1e3) / 1e9
-            share = f"{gbps * 1e9 / bandwidth:10.0%}" if bandwidth else ""
-            line += f" {gbps:9.2f} {share}"
+            step_ms = row.per_token_ms[row.samples_ms.index(fastest)]
+            gbps = row.weight_bytes / (step_ms / 1e3) / 1e9
+            line += f" {gbps:9.2f} {gbps * 1e9 / bandwidth:10.0%}"
         print(line, flush=True)
     float_rows = [row for row in rows if row.tokens is not None]
     for row in float_rows:
@@ -187,7 +197,7 @@ def check_tokens(rows: list[Row]) -> None:
                              f"(first at {int((row.tokens != base.tokens).nonzero()[0, 1])})")
 
 
-def run_shape(shape: str, variants: list[str], args: argparse.Namespace, bandwidth: float | None) -> None:
+def run_shape(shape: str, variants: list[str], args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         hf = checkpoint(shape, Path(tmp), args.seed)
@@ -196,9 +206,9 @@ def run_shape(shape: str, variants: list[str], args: argparse.Namespace, bandwid
         dtypes = list(dict.fromkeys(VARIANTS[v][0] for v in variants))
         rows = [seqbench_row(Path(tmp), v, prompt, args.new_tokens) for v in variants]
         rows += [transformers_row(hf if d == torch.float32 else _copy(hf), prompt, args.new_tokens, d) for d in dtypes]
-    time_rows(rows, args.rounds)
+    time_rows(rows + [read_row()], args.rounds)
     check_tokens(rows)
-    report(shape, rows, args.new_tokens, args.batch, bandwidth)
+    report(shape, rows, args.new_tokens, args.batch)
 
 
 def _copy(model: Any) -> Any:
@@ -218,11 +228,8 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    bandwidth = read_bandwidth() if hasattr(calibrate, "read_rate") else None
-    if bandwidth:
-        print(f"one-thread read bandwidth: {bandwidth / 1e9:.2f} GB/s")
     for shape in args.shapes:
-        run_shape(shape, args.variants or DEFAULT_VARIANTS[shape], args, bandwidth)
+        run_shape(shape, args.variants or DEFAULT_VARIANTS[shape], args)
     return 0
 
 
