@@ -206,7 +206,8 @@ def run_shape(shape: str, variants: list[str], args: argparse.Namespace) -> None
         dtypes = list(dict.fromkeys(VARIANTS[v][0] for v in variants))
         rows = [seqbench_row(Path(tmp), v, prompt, args.new_tokens) for v in variants]
         rows += [transformers_row(hf if d == torch.float32 else _copy(hf), prompt, args.new_tokens, d) for d in dtypes]
-    time_rows(rows + [read_row()], args.rounds)
+    rows.append(read_row())
+    time_rows(rows, args.rounds)
     check_tokens(rows)
     report(shape, rows, args.new_tokens, args.batch)
 
