@@ -47,6 +47,7 @@ class Measure(_Strict):
     budget_s: float | None = Field(None, gt=0)  # one call slower than this prunes larger sizes
     threads: int | None = Field(None, ge=1)  # CPU threads; default: all torch uses
     check: bool = True  # compare against the reference before timing
+    memory_reps: int = Field(1, ge=1)  # memory passes (2+: memory_samples_bytes gives claims an interval)
 
     @field_validator("max_reps")
     @classmethod
