@@ -146,6 +146,8 @@ def speculative_rows():
     return frame([timed("T", 0, 10.0, strategy="greedy", temperature=0, k=4, **common),
                   timed("D", 0, 1.0, strategy="greedy", temperature=0, k=4, **common),
                   timed("T", 0, 4.0, strategy="speculative", temperature=0, k=4, alpha=0.8, axes=["strategy", "k"],
+                        **common),
+                  timed("T", 0, 5.0, strategy="speculative", temperature=0, k=2, alpha=0.8, axes=["strategy", "k"],
                         **common)])
 
 
@@ -156,7 +158,8 @@ def test_a_speculative_speedup_shows_theorem_3_8_and_the_agreement_is_a_claim():
     speedup = evaluate(make_claim(metric=metric), speculative_rows(), "cpu")
     expected = (1 - 0.8 ** 5) / (0.2 * (4 * 0.1 + 1))
     assert speedup.values[0] == pytest.approx(2.5, rel=0.02)
-    assert f"Thm 3.8 expects {expected:.3g}" in speedup.points[0].shown and "k=4" in speedup.points[0].where
+    assert f"Thm 3.8 expects {expected:.3g}" in speedup.points[0].shown
+    assert [p.where.split(", ")[-1] for p in speedup.points] == ["k=4", "k=2"]  # each draft length its own point
     agreement = evaluate(make_claim(metric={**metric, "kind": "leviathan"}, claimed={"about": 1.0}, tolerance=0.5),
                          speculative_rows(), "cpu")
     assert agreement.values[0] == pytest.approx(2.5 / expected, rel=0.02)

@@ -87,9 +87,9 @@ def measure_command(claim: Claim) -> str:
 
 def evaluate(claim: Claim, frame: pd.DataFrame, device_here: str) -> Verdict:
     """The verdict from the records; where they give no value, whether a run here would."""
-    rows = frame
-    if claim.needs.device != "any" and "device" in frame:
-        rows = frame[frame["device"] == claim.needs.device]  # a GPU claim is judged on GPU records only
+    rows = frame[frame["suite"] == claim.suite_name] if "suite" in frame else frame  # what measures it like for like
+    if claim.needs.device != "any" and "device" in rows:
+        rows = rows[rows["device"] == claim.needs.device]  # a GPU claim is judged on GPU records only
     found, refused = find(claim.metric, rows) if len(rows) else ([], "")
     points = [_judge(claim, f) for f in found if claim.band(f.params) is not None]
     if not points:

@@ -208,6 +208,14 @@ class Claim(_Strict):
         return "; ".join(f"{_number(at)}: {c}" for at, c in self.claimed_at.values.items())
 
     @property
+    def suite_name(self) -> str:
+        """The `name` its suite gives its records (the file's stem when it cannot be read)."""
+        try:
+            return str(yaml.safe_load(self.suite_path.read_text()).get("name") or self.suite_path.stem)
+        except (OSError, yaml.YAMLError, AttributeError):
+            return self.suite_path.stem
+
+    @property
     def suite_path(self) -> Path:
         """The suite file: as given when it exists from here, else under the project root."""
         given = Path(self.suite)

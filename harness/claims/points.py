@@ -27,15 +27,15 @@ class Found:
 def find(metric: Metric, frame: pd.DataFrame) -> tuple[list[Found], str]:
     """The metric's values, and why records were refused (a fallback kernel) where that
     leaves none."""
-    rows = where(frame[frame["status"] == "ok"] if "status" in frame else frame, metric.where)
-    rows, refused = _kernel_filter(rows, metric)
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    rows, refused = _kernel_filter(where(ok, metric.where), metric)
     rng = interval.generator()
     if metric.kind == "column":
         found = _columns(rows, metric, rng)
     elif metric.kind == "exponent":
         found = _exponents(rows, metric, rng)
     else:
-        found = _paired(rows, metric, rng)
+        found = _paired(rows, metric, rng, ok)
     if metric.best and found:
         found = [max(found, key=lambda f: f.draws.value)]
     return found, refused if not found else ""
@@ -80,7 +80,8 @@ def _columns(rows: pd.DataFrame, metric: Metric, rng) -> list[Found]:
     return _pool(found, metric, rng)
 
 
-def _paired(rows: pd.DataFrame, metric: Metric, rng) -> list[Found]:
+def _paired(rows: pd.DataFrame, metric: Metric, rng, everything: pd.DataFrame) -> list[Found]:
+    """`everything`: the ok records before the claim's `where`, for Theorem 3.8's greedy runs."""
     top = _side(rows, metric.numerator, metric.numerator_where)
     bottom = _side(rows, metric.denominator or metric.numerator, metric.denominator_where)
     keys = [k for k in metric.match if k in rows]
@@ -89,7 +90,7 @@ def _paired(rows: pd.DataFrame, metric: Metric, rng) -> list[Found]:
     index: dict[tuple, list[pd.Series]] = {}
     for _, r in bottom.iterrows():  # several denominators may share a numerator (draft lengths k)
         index.setdefault(_key(r, keys), []).append(r)
-    found = []
+    found, varied = [], _varied(bottom, metric)
     for a, b in ((a, b) for _, a in top.iterrows() for b in index.get(_key(a, keys), [])):
         ta = _value(a, metric.column, metric.add_column, rng)
         tb = _value(b, metric.denominator_column or metric.column, metric.add_column, rng)
@@ -98,27 +99,31 @@ def _paired(rows: pd.DataFrame, metric: Metric, rng) -> list[Found]:
         draws = interval.difference(ta, tb) if metric.kind == "difference" else interval.ratio(ta, tb)
         shown = _shown(a, metric.show)
         if metric.expected:
-            expected = leviathan(metric.expected, a, b, rows, rng)
-            if expected is None:
+            expected = leviathan(metric.expected, a, b, everything, rng)
+            if expected is None and metric.kind == "leviathan":
                 continue
             if metric.kind == "leviathan":
                 draws = interval.ratio(draws, expected)
-            e = expected.estimate()
-            shown += f" (Thm 3.8 expects {e.text()}, alpha={_text(b.get(metric.expected.alpha))})"
+            if expected is not None:
+                e = expected.estimate()
+                shown += f" (Thm 3.8 expects {e.text()}, alpha={_text(b.get(metric.expected.alpha))})"
         run = f"{a['run']} / {b['run']}" if metric.across_runs and "run" in a else _run(a)
         params = {**a.to_dict(), **b.to_dict()}  # an axis only the denominator varies (k) is its own
-        label = ", ".join(part for part in (point(a, [k for k in keys if k != "run"]), point(b, _varied(b, metric)))
+        label = ", ".join(part for part in (point(a, [k for k in keys if k != "run"]), point(b, varied))
                           if part)
         found.append(Found(draws, label, run, params, _kernel(b, metric) or _kernel(a, metric), shown))
     return _pool(found, metric, rng)
 
 
-def _varied(b: pd.Series, metric: Metric) -> list[str]:
-    """The denominator's swept axes outside `match` that the sides' filters do not name
-    (speculative decoding's k against one greedy baseline), so each point says which it is."""
+def _varied(bottom: pd.DataFrame, metric: Metric) -> list[str]:
+    """The axes outside `match` that take several values among the denominator's records and
+    that the sides' filters do not name (speculative decoding's k against one greedy
+    baseline), so each point says which it is."""
     named = set(re.findall(r"[A-Za-z_]\w*", " ".join(filter(None, (metric.numerator_where,
                                                                   metric.denominator_where, metric.where)))))
-    return [axis for axis in _row_axes(b) if axis not in metric.match and axis not in named]
+    axes = {a for axes in bottom["axes"] for a in _as_list(axes)} if "axes" in bottom else set()
+    return sorted(a for a in axes if a not in metric.match and a not in named and a in bottom
+                  and bottom[a].astype(str).nunique() > 1)
 
 
 def leviathan(rule: Leviathan, target: pd.Series, speculative: pd.Series, rows: pd.DataFrame,
@@ -193,7 +198,8 @@ def _pool(found: list[Found], metric: Metric, rng) -> list[Found]:
     for f in found:
         label = ", ".join(part for part in f.label.split(", ") if not part.startswith(f"{metric.repeats}="))
         groups.setdefault((label, f.run), []).append(f)
-    return [Found(interval.pooled([f.draws for f in group], rng), label, run, group[0].params,
+    return [Found(interval.pooled([f.draws for f in group], rng), label or f"pooled over {metric.repeats}", run,
+                  group[0].params,
                   group[0].kernel, group[0].shown) for (label, run), group in groups.items()]
 
 

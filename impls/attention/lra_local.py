@@ -41,7 +41,7 @@ def group_mask(n: int, block_size: int, device=None) -> torch.Tensor:
 
 def _noncausal_self(p: dict) -> str | None:
     if p.get("causal"):
-        return "LRA's local attention is an encoder's (non-causal) attention"
+        return "LRA's local attention has no causal form (it is an encoder's attention)"
     return blocksparse.self_attention_only(p)
 
 

@@ -36,6 +36,8 @@ def key_mask(lengths: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _self_attention(p: dict) -> str | None:
+    if p.get("causal") and p.get("pad_tokens", README_PAD) > 0:
+        return "padding lengths belong to a batch of whole sequences: no causal form with pad_tokens > 0"
     if (p.get("kv_len") or p["seq_len"]) != p["seq_len"]:
         return "padding lengths are per sequence: self-attention only (kv_len == seq_len)"
     return None
@@ -43,7 +45,7 @@ def _self_attention(p: dict) -> str | None:
 
 def _self_noncausal(p: dict) -> str | None:
     if p.get("causal"):
-        return "the padded benchmark is non-causal (the README's BERT-like setting)"
+        return "the padded benchmark has no causal form (the README's BERT-like, non-causal setting)"
     return _self_attention(p)
 
 
