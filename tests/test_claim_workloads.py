@@ -114,3 +114,29 @@ def test_speculative_alpha_is_one_with_the_target_as_its_own_draft_and_lower_wit
     assert same["alpha"] == pytest.approx(1.0)
     mixed = generate(target, prompt, 12, "speculative", draft=other, k=3, temperature=1.0).stats.extra
     assert 0.0 < mixed["alpha"] < 1.0 and math.isfinite(mixed["alpha"])
+
+
+def fake_unpadded(q, k, v, cu_q, cu_k, max_q, max_k, dropout_p, softmax_scale=None, causal=False):
+    """flash-attn 1.x's flash_attn_unpadded_func written out: attention within each packed
+    sequence (tokens cu[i]..cu[i+1]); q, k, v (tokens, H, D)."""
+    out = torch.empty_like(q)
+    for start, end in zip(cu_q[:-1].tolist(), cu_q[1:].tolist()):
+        scores = torch.einsum("thd,shd->hts", q[start:end], k[start:end]) * (softmax_scale or q.shape[-1] ** -0.5)
+        out[start:end] = torch.einsum("hts,shd->thd", scores.softmax(-1), v[start:end])
+    return out
+
+
+def test_flash_attn_v1_packs_each_sequence_without_its_padding(monkeypatch):
+    """Without a GPU: flash-attn 1.x's interface replaced by its definition, our packing (the
+    README's padded batch as varlen sequences) must equal padded_reference."""
+    import sys
+    import types
+
+    interface = types.ModuleType("flash_attn.flash_attn_interface")
+    interface.flash_attn_unpadded_func = fake_unpadded
+    monkeypatch.setitem(sys.modules, "flash_attn", types.ModuleType("flash_attn"))
+    monkeypatch.setitem(sys.modules, "flash_attn.flash_attn_interface", interface)
+    q, k, v = qkv(3, 2, 29, 8, seed=5)
+    out = registry.get("attention", "flash_attn_v1").fn(q, k, v, causal=False, pad_tokens=6)
+    expected = padded_reference(q.double(), k.double(), v.double(), causal=False, pad_tokens=6)
+    assert float((out.double() - expected).abs().max()) < 1e-5

@@ -125,7 +125,8 @@ def check(impl: Impl, case: Case, p: AttentionParams) -> dict[str, float]:
     out = impl.fn(q, k, v, causal=p.causal, **kwargs)
     exact = registry.get("attention", "reference")
     own = registry.get("attention", impl.reference) if impl.reference else exact
-    own_kwargs = {k: v for k, v in case.impl_kwargs().items() if k in own.params}
+    # the impl's defaults too: its reference must see the params the impl ran with
+    own_kwargs = {k: v for k, v in {**impl.params, **case.impl_kwargs()}.items() if k in own.params}
     inputs64 = [t.detach().double().requires_grad_(backward) for t in (q, k, v)]
     expected = own.fn(*inputs64, causal=p.causal, **own_kwargs)
     result = _errors(out, expected, OUTPUT_TOLERANCE[p.precision])

@@ -36,7 +36,7 @@ def _self_attention_same_heads(p: dict) -> str | None:
 @register("attention", "flash_attn_v1", precisions=("fp16", "bf16"),
           requires=(requirements.version("flash-attn", at_least=(1,), below=(2,)), requirements.capability(7, 5)),
           supports=_self_attention_same_heads, flops=cost.flops, bytes_moved=cost.bytes_moved,
-          peak_bytes=cost.flash_peak_bytes, exact=False, reference="padded_reference",
+          peak_bytes=cost.flash_peak_bytes, reference="padded_reference",  # exact attention when pad_tokens is 0
           params={"pad_tokens": 0, "dropout_p": 0.0})
 def flash_attn_v1(q, k, v, *, causal: bool, scale: float | None = None, pad_tokens: int = 0,
                   dropout_p: float = 0.0) -> torch.Tensor:
