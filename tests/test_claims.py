@@ -283,3 +283,13 @@ def test_a_claim_needs_one_published_value_and_a_band_reason():
     del spec["band_reason"]
     with pytest.raises(ValueError, match="band_reason"):
         model.Claim.model_validate(spec)
+
+
+def test_controls_are_shown_beside_each_value_and_not_judged():
+    rows = [timed("T", 1, value, positional=p) for p, value in (("alibi", 1.0), ("sinusoidal", 3.0), ("none", 2.0))]
+    claim = make_claim(metric={"kind": "ratio", "numerator": "T", "numerator_where": "positional == sinusoidal",
+                               "denominator_where": "positional == alibi", "match": ["seq_len"],
+                               "controls": ["positional == 'none'"], "control_side": "denominator"})
+    result = evaluate(claim, frame(rows), "cpu")
+    assert result.verdict == REPRODUCED and len(result.points) == 1
+    assert "control positional == 'none': 1.5" in result.points[0].shown

@@ -128,6 +128,10 @@ class Metric(_Strict):
     repeats: str | None = None  # a param whose values are repeats (seeds): pooled into one point
     show: list[str] = []  # columns reported beside the value at each point (e.g. tflops), not judged
     best: bool = False  # judge the highest value only (a claim about a best point: "up to")
+    # shown beside each value, not judged: the same metric with the numerator picked by each
+    # of these instead (a control: e.g. no positional encoding against ALiBi)
+    controls: list[str] = []
+    control_side: Literal["numerator", "denominator"] = "numerator"  # the side a control replaces
     kernel: KernelRule | None = None
     expected: Leviathan | None = None  # for speculative speed-ups: Theorem 3.8 beside each value
     # Pair records of different runs on the same hardware, for what one install cannot hold

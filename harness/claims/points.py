@@ -38,7 +38,20 @@ def find(metric: Metric, frame: pd.DataFrame) -> tuple[list[Found], str]:
         found = _paired(rows, metric, rng, ok)
     if metric.best and found:
         found = [max(found, key=lambda f: f.draws.value)]
+    for control in metric.controls:
+        _show_control(found, metric, control, rows, ok, rng)
     return found, refused if not found else ""
+
+
+def _show_control(found: list[Found], metric: Metric, control: str, rows: pd.DataFrame, ok: pd.DataFrame,
+                  rng) -> None:
+    """Append to each point the same metric with one side (`control_side`) picked by `control`."""
+    twin = metric.model_copy(update={f"{metric.control_side}_where": control, "controls": []})
+    values = {f.label: f.draws.estimate() for f in (_columns(rows, twin, rng) if metric.kind == "column"
+                                                    else _paired(rows, twin, rng, ok))}
+    for f in found:
+        if f.label in values:
+            f.shown += f"; control {control}: {values[f.label].text()}"
 
 
 def _kernel_filter(rows: pd.DataFrame, metric: Metric) -> tuple[pd.DataFrame, str]:
