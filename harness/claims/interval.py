@@ -13,7 +13,7 @@ A value comes with bootstrap replicates where the record holds what varies:
   unless the claim pools repeats, e.g. seeds, which are resampled instead).
 
 Ratios resample their two sides independently; fitted exponents resample the samples
-of every point and the points themselves. The generator is seeded, so a verdict is a
+of every point and the fit's residuals over the points. The generator is seeded, so a verdict is a
 function of the records.
 """
 from __future__ import annotations
@@ -143,20 +143,22 @@ def pooled(repeats: list[Draws], rng: np.random.Generator) -> Draws:
 
 
 def exponent(x: np.ndarray, points: list[Draws], rng: np.random.Generator) -> Draws:
-    """Slope of log(value) on log(x), resampling each point's samples and the points."""
-    value = float(np.polyfit(np.log(x), np.log([p.value for p in points]), 1)[0])
+    """Slope of log(value) on log(x). Each replicate resamples every point's own samples (its
+    measurement noise) and adds the fit's residuals resampled over the points (how far the
+    points stray from one power law): the sizes stay as designed, so a replicate never fits
+    a slope to one or two sizes."""
+    logx = np.log(x)
+    logy = np.log([p.value for p in points])
+    slope, intercept = np.polyfit(logx, logy, 1)
     reps = [p.resampled() for p in points]
     if any(r is None for r in reps):
-        return Draws(value, None, "a point without raw samples")
+        return Draws(float(slope), None, "a point without raw samples")
     ys = np.log(np.clip(np.stack(reps, axis=1), 1e-300, None))  # (REPLICATES, points)
-    logx = np.log(x)
-    pick = rng.integers(0, len(x), size=(REPLICATES, len(x)))
-    xs, ys = logx[pick], np.take_along_axis(ys, pick, axis=1)
-    dx = xs - xs.mean(axis=1, keepdims=True)
-    spread = (dx ** 2).sum(axis=1)
-    usable = spread > 1e-12  # a resample of one size alone has no slope: left out
-    slopes = (dx * (ys - ys.mean(axis=1, keepdims=True))).sum(axis=1)[usable] / spread[usable]
-    return Draws(value, slopes, f"{len(x)} points; {points[0].how} each")
+    residuals = logy - (slope * logx + intercept)
+    ys = ys + residuals[rng.integers(0, len(x), size=ys.shape)]
+    dx = logx - logx.mean()
+    slopes = ((ys - ys.mean(axis=1, keepdims=True)) * dx).sum(axis=1) / (dx ** 2).sum()
+    return Draws(float(slope), slopes, f"{len(x)} points (their residuals resampled); {points[0].how} each")
 
 
 def _pair(first: Draws, second: Draws, op) -> np.ndarray | None:
