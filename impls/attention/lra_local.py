@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from impls.attention import blocksparse, masks
+from impls.attention import blocksparse, cost, masks
 from impls.attention.reference import attention_fp64
 from impls.registry import register
 
@@ -75,6 +75,7 @@ def lra_local(q, k, v, *, causal: bool, scale: float | None = None, block_size: 
 
 
 @register("attention", "lra_local_reference", reference="lra_local_reference", supports=_noncausal_self,
+          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=cost.fp64_peak_bytes,
           params={"block_size": LRA_BLOCK})
 def lra_local_reference(q, k, v, *, causal: bool, scale: float | None = None,
                         block_size: int = LRA_BLOCK) -> torch.Tensor:

@@ -49,8 +49,14 @@ def _self_noncausal(p: dict) -> str | None:
     return _self_attention(p)
 
 
+def padded_peak_bytes(p: dict) -> float:
+    """naive's peak, plus one more fp32 score matrix: the padding mask makes a masked copy of
+    the scores (and dropout a dropped copy of the probabilities) while the other is alive."""
+    return cost.naive_peak_bytes(p) + 4 * cost.sizes(p).scores
+
+
 @register("attention", "naive_padded", exact=False, reference="padded_reference", supports=_self_noncausal,
-          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=cost.naive_peak_bytes,
+          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=padded_peak_bytes,
           params={"pad_tokens": README_PAD, "dropout_p": README_DROPOUT})
 def naive_padded(q, k, v, *, causal: bool, scale: float | None = None, pad_tokens: int = README_PAD,
                  dropout_p: float = README_DROPOUT) -> torch.Tensor:
@@ -69,6 +75,7 @@ def naive_padded(q, k, v, *, causal: bool, scale: float | None = None, pad_token
 
 
 @register("attention", "padded_reference", reference="padded_reference", supports=_self_attention,
+          flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=cost.fp64_peak_bytes,
           params={"pad_tokens": README_PAD})
 def padded_reference(q, k, v, *, causal: bool, scale: float | None = None, pad_tokens: int = README_PAD):
     """fp64 attention over the real keys of each sequence (and causal, if asked); rows past a
