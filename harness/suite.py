@@ -46,6 +46,7 @@ class Measure(_Strict):
     timeout_s: float = Field(120.0, gt=0)  # a case still running then is killed
     budget_s: float | None = Field(None, gt=0)  # one call slower than this prunes larger sizes
     threads: int | None = Field(None, ge=1)  # CPU threads; default: all torch uses
+    memory_passes: int = Field(3, ge=1)  # peak memory is the median of this many passes
     check: bool = True  # compare against the reference before timing
 
     @field_validator("max_reps")

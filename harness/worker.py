@@ -46,7 +46,7 @@ def base_record(case: Case) -> dict[str, Any]:
     return {"case_id": case.id, "index": case.index, "suite": case.suite, "workload": case.workload,
             "family": case.family, "impl": case.impl, "label": case.label, "device": case.device,
             "axes": list(case.axes), "params": case.params, "status": "ok", "reason": "",
-            "metrics": {}, "samples_ms": []}
+            "metrics": {}, "samples_ms": [], "memory_samples_bytes": []}
 
 
 def _measure(case: Case) -> dict[str, Any]:
@@ -69,6 +69,7 @@ def _measure(case: Case) -> dict[str, Any]:
     sync = torch.cuda.synchronize if case.device == "cuda" else _nothing
     gpu_before = gpu.snapshot() if case.device == "cuda" else None
     samples: list[float] = []
+    memory_samples: list[float] = []
     if prepared.timed:
         metrics.update(_warm_up(prepared.run, sync, settings["warmup"]))
         timing_start = time.perf_counter()
@@ -76,13 +77,15 @@ def _measure(case: Case) -> dict[str, Any]:
                                 call_s=metrics["warm_call_ms"] / 1e3)
         metrics["timing_s"] = time.perf_counter() - timing_start
         metrics.update(summarize(samples, settings["noisy_above"]).as_dict())
-        metrics.update(memory.peak(prepared.run, case.device))
+        peaks, memory_samples = memory.median_peak(prepared.run, case.device, settings["memory_passes"])
+        metrics.update(peaks)
     if prepared.stats:
         metrics.update(prepared.stats())
     metrics.update(prepared.work)
     metrics.update(_rates(metrics, case.precision, settings.get("ceilings")))
     metrics.update(gpu.around(gpu_before, gpu.snapshot() if gpu_before else None))
-    return {"status": status, "reason": reason, "metrics": metrics, "samples_ms": samples}
+    return {"status": status, "reason": reason, "metrics": metrics, "samples_ms": samples,
+            "memory_samples_bytes": memory_samples}
 
 
 def _warm_up(run: Callable[[], object], sync: Callable[[], None], calls: int) -> dict[str, float]:

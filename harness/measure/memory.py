@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import statistics
 from typing import Callable
 
 import torch
@@ -25,6 +26,19 @@ def peak(fn: Callable[[], object], device: str) -> dict[str, float]:
     """{'peak_bytes', 'peak_extra_bytes', ...} for one call of `fn`."""
     gc.collect()
     return _cuda_peak(fn) if device == "cuda" else _cpu_peak(fn)
+
+
+def median_peak(fn: Callable[[], object], device: str, passes: int) -> tuple[dict[str, float], list[float]]:
+    """The median of each figure over `passes` passes of `peak`, and every pass's
+    peak_extra_bytes (its raw samples, in bytes).
+
+    On the CPU one pass reads a few hundred KiB either way, and now and then a MiB
+    more (naive attention at N=256: 2.0 or 3.0 MiB in passes of one worker), so the
+    median of three is what a record keeps (scripts/measure_memory_noise.py)."""
+    results = [peak(fn, device) for _ in range(passes)]
+    keys = [key for key in results[0] if all(key in r for r in results)]
+    return ({key: statistics.median(r[key] for r in results) for key in keys},
+            [r["peak_extra_bytes"] for r in results if "peak_extra_bytes" in r])
 
 
 def _cuda_peak(fn) -> dict[str, float]:
