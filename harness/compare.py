@@ -137,6 +137,9 @@ def parse_threshold(text: str) -> float:
 
 def compare_runs(base_dir: str | Path, new_dir: str | Path, metrics: list[str] | None = None) -> Comparison:
     base, new = _records(base_dir, "BASE"), _records(new_dir, "NEW")
+    if Path(base_dir).resolve() == Path(new_dir).resolve():
+        raise UserError(f"BASE and NEW are the same run folder ({base_dir}); compare two runs, e.g. one "
+                        "before and one after a change")
     return compare_records(base, new, metrics)
 
 

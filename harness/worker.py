@@ -30,6 +30,10 @@ def execute(case: Case) -> dict[str, Any]:
         record.update(status="skipped", reason=str(why))
     except torch.OutOfMemoryError as err:
         record.update(status="oom", reason=_first_line(err))
+    except MemoryError as err:  # Python's own allocations, or the worker's memory limit
+        said = str(err).strip()
+        record.update(status="oom", reason=f"MemoryError: {said.splitlines()[0] if said else 'out of memory'}",
+                      detail=_trace())
     except RuntimeError as err:
         oom = "out of memory" in str(err).lower() or "can't allocate memory" in str(err).lower()
         record.update(status="oom" if oom else "error", reason=_first_line(err), detail=_trace())

@@ -10,6 +10,7 @@ from rich.table import Table
 from harness.analysis.direction import higher_is_better
 from harness.compare import Comparison, Pair, StatusChange, compare_runs, geometric_mean_ratio, parse_threshold
 from harness.console import console
+from harness.markdown import literal
 
 NAME = "compare"
 HELP = ("compare two runs case by case (NEW/BASE ratio, verdict, per metric); with --fail-above, "
@@ -118,24 +119,19 @@ def _change(change: StatusChange) -> str:
     return f"{flag}: {_case(change.label, change.axes)} base {change.base}, new {change.new}{reason}"
 
 
-def _md(text: str) -> str:
-    """A Markdown table cell: pipes and newlines would break the row."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def markdown(result: Comparison, threshold: float | None) -> str:
     lines = []
     for metric in result.metrics:
-        lines += [f"**{_md(metric)}** ({_better(metric)} is better)", "",
+        lines += [f"**{literal(metric)}** ({_better(metric)} is better)", "",
                   "| case | base | new | new/base | verdict | p |", "|---|---:|---:|---:|---|---:|"]
         for pair in result.pairs(metric):
             mark = f"**{pair.verdict}**" if pair.verdict in ("slower", "worse") else pair.verdict
-            lines.append(f"| {_md(_case(pair.label, pair.axes))} | {_number(pair.base)} | {_number(pair.new)} "
+            lines.append(f"| {literal(_case(pair.label, pair.axes))} | {_number(pair.base)} | {_number(pair.new)} "
                          f"| {_ratio(pair)} | {mark} | {_p(pair)} |")
         lines.append("")
-    lines += [f"- {_md(line)}" for line in notes(result) if line]
+    lines += [f"- {literal(line)}" for line in notes(result) if line]
     if threshold is not None:
         failures = gate(result, threshold)
         lines.append(f"- gate (clearly worse by more than {threshold:.0%}, or broke): "
-                     + ("; ".join(_md(f) for f in failures) if failures else "passed"))
+                     + ("; ".join(literal(f) for f in failures) if failures else "passed"))
     return "\n".join(lines)
