@@ -32,7 +32,7 @@ def progress(total: int) -> Iterator[Any]:
 
         def advance(record: dict[str, Any]) -> None:
             mark = "" if record["status"] == "ok" else f" ({record['status']})"
-            bar.update(task, advance=1, description=f"{record['label']}{mark}")
+            bar.update(task, advance=1, description=f"{record['label']}{mark}", refresh=True)
 
         yield advance
 

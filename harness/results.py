@@ -142,9 +142,16 @@ def to_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_table(run_dir: str | Path) -> Path:
+    """records.parquet from records.jsonl, written whole or not at all (a full disk leaves
+    no half-written table that would hide the records)."""
     frame = to_frame(read_records(run_dir))
     path = Path(run_dir) / TABLE
-    _parquet_safe(frame).to_parquet(path, index=False)
+    partial = path.with_name(TABLE + ".partial")
+    try:
+        _parquet_safe(frame).to_parquet(partial, index=False)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
@@ -178,6 +185,14 @@ def hardware(run: str | Path) -> str | None:
     return measured_on.get("gpu") or measured_on.get("cpu_model")
 
 
+def _read_table(table: Path) -> pd.DataFrame | None:
+    """records.parquet, or None if it cannot be read (the records in records.jsonl are the truth)."""
+    try:
+        return pd.read_parquet(table)
+    except (OSError, ValueError):  # pyarrow's ArrowIOError and ArrowInvalid derive from these
+        return None
+
+
 def load(*runs: str | Path) -> pd.DataFrame:
     """The records of one or more run folders as one DataFrame, with a `run` column
     and a `hardware` column (the GPU, or the CPU model, from the run's env.json).
@@ -190,7 +205,8 @@ def load(*runs: str | Path) -> pd.DataFrame:
     for run in runs:
         run = Path(run)
         table = run / TABLE
-        frame = pd.read_parquet(table) if table.exists() else to_frame(read_records(run))
+        frame = _read_table(table) if table.exists() else None
+        frame = to_frame(read_records(run)) if frame is None else frame
         if "case_id" in frame and frame["case_id"].duplicated().any():
             twice = frame.loc[frame["case_id"].duplicated(), "case_id"].iloc[0]
             raise UserError(f"{table}: case {twice} appears more than once; a run folder holds each case "

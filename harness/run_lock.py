@@ -77,6 +77,7 @@ def _acquire(path: Path) -> int:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(_me()).encode())
     except OSError as err:
+        path.unlink(missing_ok=True)  # held, so no one else is using it
         os.close(fd)
         raise UserError(f"{path.parent}: cannot write in the run folder ({err.strerror or err}); "
                         "nothing was run") from None

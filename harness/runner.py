@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,16 +61,22 @@ def start(run_dir: Path, suite: Suite, device: str) -> dict[str, Any]:
 
 @contextmanager
 def new_run(out: Path, suite: Suite, device: str) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """A new run folder, owned (run.lock) for the block, with suite.yaml and env.json written;
-    removed again if it cannot be made (nothing is measured before that)."""
+    """A new run folder, owned (run.lock) for the block, with suite.yaml and env.json written.
+    If it cannot be made (disk full, read-only) nothing is left behind: the run folder, and
+    `out` if this made it, are removed, and the error is one line (exit status 2)."""
+    made_out = not out.exists()
     run_dir = new_run_dir(out, suite)
     with ExitStack() as owned:
         try:
             owned.enter_context(run_lock.hold(run_dir))
+            env = start(run_dir, suite, device)
         except UserError:
+            owned.close()
             shutil.rmtree(run_dir, ignore_errors=True)
+            if made_out:
+                with suppress(OSError):  # only if empty: another run may have begun in it meanwhile
+                    out.rmdir()
             raise
-        env = start(run_dir, suite, device)
         yield run_dir, env
 
 

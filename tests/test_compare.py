@@ -204,3 +204,56 @@ def test_a_case_newly_skipped_is_reported_but_does_not_fail(runs, tmp_path, caps
     assert "now skipped: b [seq_len=64] base ok, new skipped: needs cuda" in capsys.readouterr().out
     fixed = compare_records([record("b", [], status="error")], [record("b", noisy(10, 20, 1))])
     assert [c.kind for c in fixed.changes] == ["fixed"] and not fixed.broken()
+
+
+def with_memory(record_: dict, extra_bytes: float, device: str = "cpu") -> dict:
+    metrics = record_["metrics"] | {"peak_extra_bytes": extra_bytes, "peak_bytes": 4e8 + extra_bytes,
+                                    "peak_ratio": extra_bytes / 1e6}
+    return record_ | {"device": device, "metrics": metrics}
+
+
+@pytest.mark.parametrize("base_bytes, new_bytes", [
+    (65_536, 294_912),  # naive N=64 in two smoke runs of unchanged code: 4.5x, a few hundred KiB
+    (2.1 * 2**20, 3.1 * 2**20),  # naive N=256: one MiB more in one run's passes
+    (200 * 2**20, 240 * 2**20),  # sdpa_math N=2048 fwd_bwd: 18% apart
+])
+def test_cpu_memory_within_its_measured_noise_is_same_and_passes_the_gate(tmp_path, base_bytes, new_bytes):
+    samples = noisy(10, 20, 1)
+    base, new = with_memory(record("a", samples), base_bytes), with_memory(record("a", samples), new_bytes)
+    assert verdict(base, new, "peak_extra_bytes") == "same"
+    runs = [write_run(tmp_path / name, [r]) for name, r in (("base", base), ("new", new))]
+    assert cli.main(["compare", str(runs[0]), str(runs[1]), "--fail-above", "10%"]) == 0
+
+
+def test_cpu_memory_beyond_floor_and_band_is_worse_and_fails_the_gate(tmp_path):
+    from harness.compare import MEMORY_BAND, MEMORY_FLOOR_BYTES
+
+    samples = noisy(10, 20, 1)
+    base_bytes = 100 * 2**20
+    grown = base_bytes + MEMORY_FLOOR_BYTES + MEMORY_BAND * base_bytes + 2**20  # just past the noise
+    base, new = with_memory(record("a", samples), base_bytes), with_memory(record("a", samples), grown)
+    assert verdict(base, new, "peak_extra_bytes") == "worse"
+    assert verdict(new, base, "peak_extra_bytes") == "better"
+    runs = [write_run(tmp_path / name, [r]) for name, r in (("base", base), ("new", new))]
+    assert cli.main(["compare", str(runs[0]), str(runs[1]), "--fail-above", "10%"]) == 1
+
+
+def test_gpu_allocator_memory_is_judged_by_the_ratio():
+    samples = noisy(10, 20, 1)
+    base, new = with_memory(record("a", samples), 2**20, "cuda"), with_memory(record("a", samples), 1.1 * 2**20, "cuda")
+    assert verdict(base, new, "peak_extra_bytes") == "worse"  # the allocator's figure does not drift
+
+
+def test_memory_noise_is_judged_once_not_again_as_peak_bytes_or_peak_ratio():
+    samples = noisy(10, 20, 1)
+    base, new = with_memory(record("a", samples), 1e6), with_memory(record("a", samples), 3e6)
+    judged = compare_records([base], [new]).metrics
+    assert "peak_extra_bytes" in judged and "peak_bytes" not in judged and "peak_ratio" not in judged
+    assert compare_records([base], [new], "peak_ratio").compared[0].ratio == pytest.approx(3.0)  # still on request
+
+
+def test_a_run_compared_with_itself_is_refused(runs, capsys):
+    base, _ = runs
+    assert cli.main(["compare", str(base), str(base) + "/"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "same run folder" in err and "\n" not in err

@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
 def _run(suite: suites.Suite, cases: list, device: str, run_dir: Path, env: dict, done: set[str],
          previous: list[dict]) -> int:
     todo = sum(c.id not in done for c in cases)
-    console.console.print(f"{suite.name}: {todo} cases on {device} -> {run_dir}", markup=False)
+    console.console.print(f"{suite.name}: {todo} cases on {device} -> {run_dir}", markup=False, soft_wrap=True)
     with console.progress(todo) as advance:
         runner.run(suite, cases, run_dir, env, done, previous, on_record=advance)
     frame = results.load(run_dir)
@@ -80,5 +80,5 @@ def _run(suite: suites.Suite, cases: list, device: str, run_dir: Path, env: dict
     marks = console.legend(frame)
     if marks:
         console.console.print(marks, markup=False)
-    console.console.print(f"{console.status_counts(frame)}; results in {run_dir}", markup=False)
+    console.console.print(f"{console.status_counts(frame)}; results in {run_dir}", markup=False, soft_wrap=True)
     return 0
