@@ -7,8 +7,12 @@ is fooled by a loaded machine: the Mann-Whitney U test on the raw samples
     same     the ratio is within SAME_BAND of 1, or neither test separates the
              runs although both had enough samples
     faster / slower   both tests separate them (direction from the metric:
-             lower is better for times, higher for rates like TFLOP/s)
-    unclear  too few samples, or the two tests disagree
+             lower is better for times, higher for rates like TFLOP/s), and
+             neither run flagged the case `noisy` (IQR/median above noisy_above)
+    unclear  too few samples, the two tests disagree, or they agree on samples
+             the harness itself flagged as noisy: on a loaded 2-core machine the
+             same code read 0.06 ms in one run and 50 ms in the next, and such
+             runs are flagged; a gate must not fail on them
 
 median_ms is judged from samples_ms, and so are the rates the worker derives
 from it (TFLOP/s, GB/s, tokens/s: work / time, the samples on a reciprocal
@@ -240,6 +244,9 @@ def judge(base: dict[str, Any], new: dict[str, Any], metric: str = "median_ms") 
     base_samples, new_samples = samples_for(base, metric), samples_for(new, metric)
     if base_samples is not None and new_samples is not None and math.isfinite(pair.ratio) and pair.ratio > 0:
         change, pair.p_value, pair.why = verdict_from_samples(base_samples, new_samples, pair.ratio)
+        noisy = [role for role, record in (("BASE", base), ("NEW", new)) if record.get("metrics", {}).get("noisy")]
+        if change in ("higher", "lower") and noisy:
+            change, pair.why = "unclear", f"{pair.why}, but noisy in {' and '.join(noisy)}"
     elif is_speed(metric):
         change, pair.why = "unclear", "one timing, no raw samples: its noise is unknown"
     elif metric in CPU_MEASURED_MEMORY and base.get("device") == new.get("device") == "cpu":

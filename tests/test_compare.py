@@ -257,3 +257,14 @@ def test_a_run_compared_with_itself_is_refused(runs, capsys):
     assert cli.main(["compare", str(base), str(base) + "/"]) == 2
     err = capsys.readouterr().err.strip()
     assert "same run folder" in err and "\n" not in err
+
+
+def test_a_difference_in_samples_flagged_noisy_is_unclear_and_cannot_fail_the_gate(tmp_path, capsys):
+    base, new = record("a", noisy(10.0, 20, seed=1)), record("a", noisy(20.0, 20, seed=3))
+    assert verdict(base, new) == "slower"
+    new["metrics"]["noisy"] = True  # the harness itself said this timing cannot be trusted
+    pair = compare_records([base], [new]).compared[0]
+    assert pair.verdict == "unclear" and pair.why.endswith("but noisy in NEW")
+    runs = [write_run(tmp_path / name, [r]) for name, r in (("base", base), ("new", new))]
+    assert cli.main(["compare", str(runs[0]), str(runs[1]), "--fail-above", "10%"]) == 0
+    assert "1 unclear (1 of them flagged noisy: not judged)" in capsys.readouterr().out

@@ -105,6 +105,8 @@ def notes(result: Comparison) -> list[str]:
     for metric in result.metrics:
         pairs = result.pairs(metric)
         counts = ", ".join(f"{n} {v}" for v, n in ((v, sum(p.verdict == v for p in pairs)) for v in STYLE) if n)
+        noisy = sum(p.verdict == "unclear" and "noisy in" in p.why for p in pairs)
+        counts += f" ({noisy} of them flagged noisy: not judged)" if noisy else ""
         mean = geometric_mean_ratio(pairs)
         lines.append(f"{metric}: {counts or 'no case'}" + (f"; geometric mean new/base {mean:.3f}x" if mean else ""))
     lines += [_change(c) for c in sorted(result.changes, key=lambda c: not c.broke)]
