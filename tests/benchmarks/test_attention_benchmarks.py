@@ -91,4 +91,7 @@ def test_normalized_times_within_the_stored_baseline():
         pytest.skip(f"no {BASELINE.name}: run scripts/measure_benchmark_noise.py to create it")
     baseline = json.loads(BASELINE.read_text())
     found, measured = regression.confirmed_regressions(baseline, [b for b in SET if b.name in baseline["cases"]])
+    loaded = regression.too_loaded_for_a_stored_baseline()  # asked after measuring: load comes and goes
+    if found and loaded:
+        pytest.skip(f"{loaded}; over the baseline: {'; '.join(found)}")
     assert not found, measured
