@@ -31,14 +31,15 @@ from harness import compare, results  # noqa: E402
 METRIC = "peak_extra_bytes"
 
 
-def one_run(suite: Path, out: Path) -> dict[str, tuple[str, float]]:
-    """{case_id: (description, peak_extra_bytes)} of the ok cases of one fresh run of `suite`."""
+def one_run(suite: Path, out: Path) -> dict[str, tuple[str, float, list[float]]]:
+    """{case_id: (description, peak_extra_bytes, each memory pass's figure)} of the ok cases of
+    one fresh run of `suite`."""
     before = set(out.iterdir()) if out.exists() else set()
     subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--device", "cpu", "--out", str(out)],
                    cwd=ROOT, check=True, capture_output=True, text=True)
     (run_dir,) = set(out.iterdir()) - before
-    return {r["case_id"]: (_describe(r), r["metrics"][METRIC]) for r in results.read_records(run_dir)
-            if r["status"] == "ok" and METRIC in r.get("metrics", {})}
+    return {r["case_id"]: (_describe(r), r["metrics"][METRIC], r.get("memory_samples_bytes", []))
+            for r in results.read_records(run_dir) if r["status"] == "ok" and METRIC in r.get("metrics", {})}
 
 
 def _describe(record: dict) -> str:
@@ -59,11 +60,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write every case's values here")
     args = parser.parse_args()
     cases: dict[str, tuple[str, list[float]]] = {}
+    passes: dict[str, list[list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for suite in args.suites:
             for i in range(args.runs):
-                for case_id, (name, value) in one_run(suite, Path(tmp) / suite.stem).items():
+                for case_id, (name, value, each) in one_run(suite, Path(tmp) / suite.stem).items():
                     cases.setdefault(case_id, (name, []))[1].append(value)
+                    passes.setdefault(name, []).append(each)
                 print(f"{suite} run {i + 1}/{args.runs} done", file=sys.stderr, flush=True)
     rows = sorted(cases.values(), key=lambda row: statistics.median(row[1]))
     for name, values in rows:
@@ -76,7 +79,8 @@ def main() -> int:
           f"{needed / 1024:.0f} KiB; compare's floor is {compare.MEMORY_FLOOR_BYTES / 1024:.0f} KiB: "
           + ("every pair of runs is judged same" if needed <= compare.MEMORY_FLOOR_BYTES else "SOME PAIRS WOULD DIFFER"))
     if args.json:
-        args.json.write_text(json.dumps({name: values for name, values in rows}, indent=1))
+        args.json.write_text(json.dumps({name: {"median": values, "passes": passes[name]} for name, values in rows},
+                                        indent=1))
     return 0
 
 
