@@ -9,10 +9,13 @@ is fooled by a loaded machine: the Mann-Whitney U test on the raw samples
     faster / slower   both tests separate them (direction from the metric:
              lower is better for times, higher for rates like TFLOP/s), and
              neither run flagged the case `noisy` (IQR/median above noisy_above)
-    unclear  too few samples, the two tests disagree, or they agree on samples
-             the harness itself flagged as noisy: on a loaded 2-core machine the
-             same code read 0.06 ms in one run and 50 ms in the next, and such
-             runs are flagged; a gate must not fail on them
+    unclear  too few samples, the two tests disagree, or they agree on timings
+             that cannot be held against each other: samples the harness flagged
+             noisy, or timed while other processes ran on the CPU
+             (measure/contention.py). On a 2-core machine shared with other jobs
+             the same code read 0.06 ms in one run and 50 ms in the next, and a
+             one-thread op with tight samples 1.1-1.8x apart; a gate must not
+             fail on them
 
 median_ms is judged from samples_ms, and so are the rates the worker derives
 from it (TFLOP/s, GB/s, tokens/s: work / time, the samples on a reciprocal
@@ -244,9 +247,9 @@ def judge(base: dict[str, Any], new: dict[str, Any], metric: str = "median_ms") 
     base_samples, new_samples = samples_for(base, metric), samples_for(new, metric)
     if base_samples is not None and new_samples is not None and math.isfinite(pair.ratio) and pair.ratio > 0:
         change, pair.p_value, pair.why = verdict_from_samples(base_samples, new_samples, pair.ratio)
-        noisy = [role for role, record in (("BASE", base), ("NEW", new)) if record.get("metrics", {}).get("noisy")]
-        if change in ("higher", "lower") and noisy:
-            change, pair.why = "unclear", f"{pair.why}, but noisy in {' and '.join(noisy)}"
+        doubt = _untrusted_timing(base, new)
+        if change in ("higher", "lower") and doubt:
+            change, pair.why = "unclear", f"{pair.why}, but {doubt}"
     elif is_speed(metric):
         change, pair.why = "unclear", "one timing, no raw samples: its noise is unknown"
     elif metric in CPU_MEASURED_MEMORY and base.get("device") == new.get("device") == "cpu":
@@ -255,6 +258,17 @@ def judge(base: dict[str, Any], new: dict[str, Any], metric: str = "median_ms") 
         change, pair.why = _by_ratio(pair.ratio), "no samples: ratio only"
     pair.verdict = _word(metric, change)
     return pair
+
+
+def _untrusted_timing(base: dict[str, Any], new: dict[str, Any]) -> str:
+    """Why the runs' timings of this case cannot be held against each other, or '': the harness
+    flagged one noisy, or other processes ran on the CPU while it was timed."""
+    reasons = []
+    for flag, words in (("noisy", "noisy in"), ("other_processes", "timed beside other processes in")):
+        roles = [role for role, record in (("BASE", base), ("NEW", new)) if record.get("metrics", {}).get(flag)]
+        if roles:
+            reasons.append(f"{words} {' and '.join(roles)}")
+    return "; ".join(reasons)
 
 
 def samples_for(record: dict[str, Any], metric: str) -> list[float] | None:

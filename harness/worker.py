@@ -15,7 +15,7 @@ import torch
 from harness import workloads
 from harness.case import Case
 from harness.errors import SKIPPED, Skip
-from harness.measure import calibrate, gpu, memory, timer
+from harness.measure import calibrate, contention, gpu, memory, timer
 from harness.measure.stats import summarize
 from impls import registry
 
@@ -77,9 +77,12 @@ def _measure(case: Case) -> dict[str, Any]:
     if prepared.timed:
         metrics.update(_warm_up(prepared.run, sync, settings["warmup"]))
         timing_start = time.perf_counter()
+        probe = contention.Probe(torch.get_num_threads())
         samples = timer.measure(prepared.run, case.device, _timer_settings(settings),
-                                call_s=metrics["warm_call_ms"] / 1e3)
+                                call_s=metrics["warm_call_ms"] / 1e3,
+                                after_block=probe.sample if case.device == "cpu" else None)
         metrics["timing_s"] = time.perf_counter() - timing_start
+        metrics.update(probe.others())
         metrics.update(summarize(samples, settings["noisy_above"]).as_dict())
         peaks, memory_samples = memory.median_peak(prepared.run, case.device, settings["memory_passes"])
         metrics.update(peaks)

@@ -268,4 +268,12 @@ def test_a_difference_in_samples_flagged_noisy_is_unclear_and_cannot_fail_the_ga
     assert pair.verdict == "unclear" and pair.why.endswith("but noisy in NEW")
     runs = [write_run(tmp_path / name, [r]) for name, r in (("base", base), ("new", new))]
     assert cli.main(["compare", str(runs[0]), str(runs[1]), "--fail-above", "10%"]) == 0
-    assert "1 unclear (1 of them flagged noisy: not judged)" in capsys.readouterr().out
+    assert "1 unclear (1 of them noisy or timed beside other processes: not judged)" in capsys.readouterr().out
+
+
+def test_timings_taken_beside_other_processes_are_not_judged():
+    base, new = record("a", noisy(10.0, 20, seed=1)), record("a", noisy(20.0, 20, seed=3))
+    base["metrics"]["other_processes"] = 1.0  # another job shared the CPU while BASE was timed
+    pair = compare_records([base], [new]).compared[0]
+    assert pair.verdict == "unclear" and pair.why.endswith("but timed beside other processes in BASE")
+    assert "other_processes" not in compare_records([base], [new]).metrics  # described, not judged

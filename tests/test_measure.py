@@ -76,3 +76,22 @@ def test_cpu_peak_memory_sees_a_large_temporary():
     if not result:
         pytest.skip("this OS has no per-pass high-water mark (/proc/self/clear_refs)")
     assert result["peak_extra_bytes"] >= 0.9 * size
+
+
+def test_contention_counts_runnable_tasks_beyond_the_cases_own_threads(monkeypatch):
+    from harness.measure import contention
+
+    readings = iter([2, 3, 2, 1, 5])
+    monkeypatch.setattr(contention, "_procs_running", lambda: next(readings))
+    probe = contention.Probe(own_threads=2)
+    for _ in range(5):
+        probe.sample()
+    assert probe.counts == [0, 1, 0, 0, 3] and probe.others() == {"other_processes": 0.0}  # the median block
+    assert contention.Probe(1).others() == {}  # never sampled: nothing said
+
+
+def test_the_timer_looks_at_the_machine_after_every_block():
+    blocks = []
+    samples = timer.measure(matmul_workload(16), "cpu", timer.TimerSettings(min_reps=4, max_reps=4), 1e-5,
+                            after_block=lambda: blocks.append(1))
+    assert len(blocks) == len(samples) == 4

@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
             console.print(terminal_table(result.pairs(metric), f"{args.new.name} vs {args.base.name}: "
                                                                f"{metric} ({_better(metric)} is better)"))
         for line in notes(result):
-            console.print(escape(line))  # labels and reasons are user text, not rich markup
+            console.print(line, markup=False, soft_wrap=True)  # labels and reasons are user text, not markup
     if threshold is None:
         return 0
     failures = gate(result, threshold)
@@ -105,8 +105,8 @@ def notes(result: Comparison) -> list[str]:
     for metric in result.metrics:
         pairs = result.pairs(metric)
         counts = ", ".join(f"{n} {v}" for v, n in ((v, sum(p.verdict == v for p in pairs)) for v in STYLE) if n)
-        noisy = sum(p.verdict == "unclear" and "noisy in" in p.why for p in pairs)
-        counts += f" ({noisy} of them flagged noisy: not judged)" if noisy else ""
+        doubted = sum(p.verdict == "unclear" and ", but " in p.why for p in pairs)
+        counts += f" ({doubted} of them noisy or timed beside other processes: not judged)" if doubted else ""
         mean = geometric_mean_ratio(pairs)
         lines.append(f"{metric}: {counts or 'no case'}" + (f"; geometric mean new/base {mean:.3f}x" if mean else ""))
     lines += [_change(c) for c in sorted(result.changes, key=lambda c: not c.broke)]
