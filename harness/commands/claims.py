@@ -16,6 +16,7 @@ from harness.claims.evaluate import NOT_MEASURED, Verdict, evaluate
 from harness.claims.present import Cells, cells
 from harness.console import console, progress
 from harness.errors import UserError
+from harness.markdown import literal
 
 NAME = "claims"
 HELP = ("check published speedup claims against runs: reproduced, partly, not reproduced, "
@@ -48,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     console.print(table(verdicts, describe_hardware(runs)))
     if args.markdown:
         args.markdown.write_text(markdown(verdicts, describe_hardware(runs)))
-        console.print(f"markdown written to {args.markdown}")
+        console.print(f"markdown written to {args.markdown}", markup=False)
     return 0
 
 
@@ -69,7 +70,7 @@ def run_missing(verdicts: list[Verdict], device: str, out: Path) -> list[Path]:
         suite = suites.for_device(suites.load(path), device)
         cases = suites.expand(suite, device)
         run_dir = runner.new_run_dir(out, suite)
-        console.print(f"running {path} for claims ({len(cases)} cases on {device}) -> {run_dir}")
+        console.print(f"running {path} for claims ({len(cases)} cases on {device}) -> {run_dir}", markup=False)
         with progress(len(cases)) as advance:
             runner.run(suite, cases, run_dir, runner.start(run_dir, suite, device), on_record=advance)
         made.append(run_dir)
@@ -105,7 +106,8 @@ def markdown(verdicts: list[Verdict], hardware: str) -> str:
              "| how far it carries |", "|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
         c = cells(v)
-        row = [f"**{c.id}**: {c.claim} ({c.source})", c.claimed, c.measured, c.verdict, c.conditions,
-               c.measured_where, c.scaling, c.carries]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |")
+        row = [f"**{literal(c.id)}**: {literal(c.claim)} ({literal(c.source)})"]
+        row += [literal(cell) for cell in (c.claimed, c.measured, c.verdict, c.conditions, c.measured_where,
+                                           c.scaling, c.carries)]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
