@@ -17,7 +17,7 @@ SMALL_PARAMS = {
     "rnn_torch": {}, "lstm_torch": {}, "gru_torch": {},
     "attention": {"heads": 4, "kv_heads": 2, "attention": "naive"},
     "mamba": {"d_state": 4, "chunk_size": 5},
-    "mamba_triton": {"d_state": 4},  # checked in test_selective_scan_triton.py (needs TRITON_INTERPRET)
+    "mamba_triton": {"d_state": 4},  # checked in triton_interpreted/selective_scan_cases.py
     "s4d": {"d_state": 8},
 }
 CONSTANT_STATE = {"rnn", "lstm", "gru", "rnn_torch", "lstm_torch", "gru_torch", "mamba", "s4d"}

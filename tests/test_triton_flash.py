@@ -3,8 +3,6 @@ set before triton is imported); here, what this process can say about it."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import torch
 
 from impls import registry
 from impls.requirements import _importable
+from tests.triton_interpreted.fresh_process import run_kernel_cases
 
 CASES = Path(__file__).parent / "triton_interpreted" / "triton_flash_cases.py"
 pytestmark = pytest.mark.skipif(not _importable("triton"), reason="triton is not installed")
@@ -19,15 +18,7 @@ pytestmark = pytest.mark.skipif(not _importable("triton"), reason="triton is not
 
 @pytest.mark.slow  # a fresh interpreter process: ~20 s on a loaded 2-core machine
 def test_triton_flash_kernels_match_fp64_in_their_own_process():
-    env = dict(os.environ)
-    if torch.cuda.is_available():
-        env.pop("TRITON_INTERPRET", None)  # compile for the GPU
-    else:
-        env["TRITON_INTERPRET"] = "1"
-    run = subprocess.run([sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider"],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert " passed" in run.stdout and "skipped" not in run.stdout
+    run_kernel_cases(str(CASES))
 
 
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available(),

@@ -6,7 +6,7 @@ A value comes with bootstrap replicates where the record holds what varies:
   pct_peak_*: work over the median): the median of timing samples resampled with
   replacement (`samples_ms`);
 - memory (peak_extra_bytes): the median of the repeated memory passes
-  (`memory_samples_bytes`, `measure.memory_reps` >= 2); one pass gives no interval;
+  (`memory_samples_bytes`, `measure.memory_passes` >= 2); one pass gives no interval;
 - counts that are arithmetic on tensor sizes or on a simulated trace (EXACT): the value
   itself, with the reason it cannot vary;
 - anything else, one number per record: no interval (the verdict is then inconclusive,
@@ -111,7 +111,7 @@ def column_draws(row: pd.Series, column: str, rng: np.random.Generator) -> Draws
         medians = median_replicates(passes, rng)
         return Draws(value, value * medians / max(float(np.median(passes)), 1.0), f"{len(passes)} memory passes")
     if column in MEMORY_COLUMNS:
-        return Draws(value, None, "one memory pass (measure.memory_reps >= 2 gives an interval)")
+        return Draws(value, None, "one memory pass (measure.memory_passes >= 2 gives an interval)")
     if column in TIME_COLUMNS | RATE_COLUMNS:
         return Draws(value, None, f"{len(samples)} timing sample(s): too few to resample")
     return Draws(value, None, f"one {column} per record, no raw samples")

@@ -16,6 +16,7 @@ from harness.claims.evaluate import NOT_MEASURED, Verdict, evaluate
 from harness.claims.present import COLUMNS, Cells, cells
 from harness.console import console, progress
 from harness.errors import UserError
+from harness.markdown import literal
 
 NAME = "claims"
 HELP = ("check published claims against runs, from 95% intervals: reproduced, partly, not reproduced, "
@@ -48,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     console.print(table(verdicts, describe_hardware(runs)))
     if args.markdown:
         args.markdown.write_text(markdown(verdicts, describe_hardware(runs)))
-        console.print(f"markdown written to {args.markdown}")
+        console.print(f"markdown written to {args.markdown}", markup=False)
     return 0
 
 
@@ -69,7 +70,7 @@ def run_missing(verdicts: list[Verdict], device: str, out: Path) -> list[Path]:
         suite = suites.for_device(suites.load(path), device)
         cases = suites.expand(suite, device)
         run_dir = runner.new_run_dir(out, suite)
-        console.print(f"running {path} for claims ({len(cases)} cases on {device}) -> {run_dir}")
+        console.print(f"running {path} for claims ({len(cases)} cases on {device}) -> {run_dir}", markup=False)
         with progress(len(cases)) as advance:
             runner.run(suite, cases, run_dir, runner.start(run_dir, suite, device), on_record=advance)
         made.append(run_dir)
@@ -110,8 +111,12 @@ def rows(verdicts: list[Verdict]) -> list[list[str]]:
 def markdown(verdicts: list[Verdict], hardware: str) -> str:
     counts = {s: sum(v.verdict == s for v in verdicts) for s in STYLE}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    lines = [f"## Published claims on {hardware}", "", f"{len(verdicts)} claims: {summary}.", "",
+    lines = [f"## Published claims on {literal(hardware)}", "", f"{len(verdicts)} claims: {summary}.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in rows(verdicts):
-        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |")
+    for v in verdicts:
+        c = cells(v)
+        row = [f"**{literal(c.id)}**: {literal(c.claim)}"]
+        row += [literal(cell) for cell in (c.source, c.conditions, c.scaling, c.band, c.measured, c.verdict,
+                                           c.measured_where, c.kernel)]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

@@ -70,6 +70,8 @@ def build_sized(case: Case, size: ModelSize, vocab_size: int, max_seq_len: int,
     its own sizes. Skip when a part it runs (the chosen attention impl) cannot run here
     (`backward`: it will be trained)."""
     impl = registry.get("model", case.impl)
+    if backward and not impl.backward:
+        raise Skip(f"model {impl.name} is forward-only (registered with backward=False)")
     if impl.meta.get("fixed_size"):
         model_config, facts = models.config(case.impl, "model", **case.impl_kwargs()), {}
     else:
@@ -93,9 +95,18 @@ def _refuse_impossible(config, device: str, precision: str, backward: bool, voca
     if max_seq_len > config.max_seq_len:
         raise Skip(f"the model has {config.max_seq_len} positions, the case needs {max_seq_len}")
     reason = (presets.unavailable(config, device, precision)
+              or (_forward_only_part(config) if backward else None)
               or _attention_unsupported(config, device, backward, max_seq_len))
     if reason:
         raise Skip(reason)
+
+
+def _forward_only_part(config) -> str | None:
+    """Why the model cannot be trained: a mixer or ffn it runs is forward-only (None: none is)."""
+    for family, name in (("mixer", config.mixer), ("ffn", config.ffn)):
+        if name != "none" and not registry.get(family, name).backward:
+            return f"{family} {name} is forward-only (registered with backward=False)"
+    return None
 
 
 def _attention_unsupported(config, device: str, backward: bool, seq_len: int) -> str | None:

@@ -7,4 +7,6 @@ Contract (family "mixer", registered nn.Module classes built as `cls(d_model, **
   step(x_t, state) -> (y_t, state) x_t, y_t: (B, d_model), one token
 forward(x) == prefill(x, init_state(B, T))[0] == repeated step, within the
 precision's tolerance. `impls.mixers.state.state_bytes(state)` sizes any state.
+A mixer without a backward pass registers with backward=False: the harness skips
+its training cases with that reason (tests/test_gradients.py checks the others).
 """

@@ -46,10 +46,12 @@ def parts_available(*parts: tuple[str, str]):
 
 
 def unavailable(config: LMConfig, device: str, precision: str) -> str | None:
-    """Why `config`'s mixer, ffn or chosen attention impl cannot run here (None: they can)."""
+    """Why `config`'s mixer, ffn, chosen attention impl or scan cannot run here (None: they can)."""
     parts = [("mixer", config.mixer), ("ffn", config.ffn)]
     if "attention" in config.mixer_params:
         parts.append(("attention", config.mixer_params["attention"]))
+    if config.mixer_params.get("scan") == "triton":  # Mamba's Triton scan: where mamba_triton runs
+        parts.append(("mixer", "mamba_triton"))
     return parts_available(*parts)(device, precision)
 
 
