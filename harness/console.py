@@ -1,4 +1,7 @@
-"""What a run shows on the terminal: a progress bar, then a compact table."""
+"""What a run shows on the terminal: a progress bar, then a compact table.
+
+Labels, reasons and paths are the user's text: they are shown as written, never read
+as rich markup (`local[w=16]` stays `local[w=16]`, `[/x]` is not a closing tag)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -8,6 +11,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console(stderr=False, highlight=False)
 MARKS = {"wrong": "✗ wrong", "skipped": "– skip", "oom": "oom", "timeout": "timeout", "error": "error"}
@@ -20,7 +24,7 @@ MEANINGS = {NOISY: "noisy (IQR/median above measure.noisy_above)",
 
 @contextmanager
 def progress(total: int) -> Iterator[Any]:
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                    console=console, transient=True)
     with bar:
@@ -28,7 +32,7 @@ def progress(total: int) -> Iterator[Any]:
 
         def advance(record: dict[str, Any]) -> None:
             mark = "" if record["status"] == "ok" else f" ({record['status']})"
-            bar.update(task, advance=1, description=f"{record['label']}{mark}")
+            bar.update(task, advance=1, description=f"{record['label']}{mark}", refresh=True)
 
         yield advance
 
@@ -38,13 +42,13 @@ def summary_table(frame: pd.DataFrame, title: str) -> Table:
     axes = list(frame["axes"].iloc[0]) if len(frame) and len(frame["axes"].iloc[0]) else []
     main = "seq_len" if "seq_len" in axes else (axes[0] if axes else None)
     others = [a for a in axes if a != main and frame[a].nunique(dropna=False) > 1]
-    table = Table(title=title, show_lines=False)
+    table = Table(title=Text(title), show_lines=False)
     table.add_column("impl")
     for axis in others:
-        table.add_column(axis)
+        table.add_column(Text(axis))
     columns = sorted(frame[main].dropna().unique()) if main else [None]
     for value in columns:
-        table.add_column(f"{main}={value}" if main else "median", justify="right")
+        table.add_column(Text(f"{main}={value}" if main else "median"), justify="right")
     keys = ["label"] + others
     for key, group in frame.groupby(keys, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
@@ -52,7 +56,7 @@ def summary_table(frame: pd.DataFrame, title: str) -> Table:
         for value in columns:
             match = group if main is None else group[group[main] == value]
             cells.append(_cell(match))
-        table.add_row(*cells)
+        table.add_row(*map(Text, cells))
     return table
 
 

@@ -16,7 +16,7 @@ import torch
 # Left out of env_id: when it was read, and which commit of seqbench ran (the
 # commit is in env.json; the id names the machine and its software, so that a
 # calibration or a comparison carries across commits on the same machine).
-VOLATILE = ("collected_at", "git_commit", "git_dirty", "gpu_clocks", "seqbench")
+VOLATILE = ("load_average", "collected_at", "git_commit", "git_dirty", "gpu_clocks", "seqbench")
 # Recorded as null on a CPU since they became fields of every env; a null one is left
 # out of env_id, so that a CPU's id (and its calibration file) stays what it was.
 NULL_ON_CPU = ("cuda", "driver")
@@ -25,6 +25,8 @@ NULL_ON_CPU = ("cuda", "driver")
 def collect(device: str) -> dict[str, Any]:
     env: dict[str, Any] = {
         "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # 1/5/15-minute load averages when the run started: on a shared machine, what else ran
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),

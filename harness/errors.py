@@ -10,6 +10,20 @@ class UserError(Exception):
     exit_code = 2
 
 
+class RunStopped(UserError):
+    """A run that cannot go on (its folder cannot be written): one line, exit status 1, the
+    records so far kept. `resume_command` is how to finish it, filled in by whoever knows."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, run_dir: object):
+        super().__init__(message)
+        self.message, self.run_dir, self.resume_command = message, run_dir, f"--resume {run_dir}"
+
+    def __str__(self) -> str:
+        return f"{self.message}; finish it with: {self.resume_command}"
+
+
 class Skip(Exception):
     """Raised by a workload when a case cannot run here; the message is the reason."""
 

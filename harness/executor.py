@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from harness import worker
+from harness import memory_limit, worker
 from harness.measure import allocator
 from harness.case import Case
 
@@ -57,6 +57,7 @@ def _serve(conn, parent: int) -> None:
         case = conn.recv()
         if case is None:
             return
+        memory_limit.apply(case.measure.get("memory_limit_gib"))
         conn.send(worker.execute(case))
 
 

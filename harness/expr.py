@@ -3,8 +3,9 @@
 Only comparisons, and/or/not, arithmetic and literals are allowed; the text is
 parsed with `ast` and walked, never passed to eval. A bare name that is not a
 parameter stands for itself as a string, so `precision == fp16` reads naturally.
-Arithmetic takes numbers only (no string or list repetition), and powers are
-bounded, so no expression can take long or much memory to evaluate.
+Arithmetic takes numbers only (no string or list repetition), powers are
+bounded, and so are the text's length and the depth of its tree, so no
+expression can take long, much memory or the whole stack to parse or evaluate.
 """
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, as
 # The largest integer power evaluated, in bits of the result: far past any size or
 # count, and small enough that `9**9**9` is refused at once instead of computed for hours.
 MAX_POWER_BITS = 4096
+# Far past any real filter ("seq_len <= 4096 and precision == fp16" is 41 characters, depth 3);
+# 1,200 chained additions or 5,000 `not`s ran out of stack.
+MAX_LENGTH = 1000
+MAX_DEPTH = 32
 
 
 class ExprError(UserError, ValueError):
@@ -37,10 +42,16 @@ class Expression:
 
     def __init__(self, text: str, known_names: Iterable[str], words: Iterable[str] = ()):
         self.text = text
+        if len(text) > MAX_LENGTH:
+            raise ExprError(f"'{_start(text)}': {len(text):,} characters; an expression is at most {MAX_LENGTH:,}")
         try:
             self.tree = ast.parse(text, mode="eval").body
         except SyntaxError as err:
             raise ExprError(f"cannot parse '{text}': {err.msg}") from None
+        except (RecursionError, MemoryError, ValueError):  # nested past the parser's stack; a NUL byte
+            raise ExprError(f"cannot parse '{text}': nested too deeply, or not text") from None
+        if _depth(self.tree) > MAX_DEPTH:
+            raise ExprError(f"'{_start(text)}': nested more than {MAX_DEPTH} deep; write a flatter expression")
         self.known = set(known_names)
         self.words = set(words)  # bare words allowed as strings (e.g. fp16, naive)
         self._check(self.tree)
@@ -93,6 +104,20 @@ class Expression:
                 left = right
             return True
         raise ExprError(f"'{self.text}': cannot evaluate {type(node).__name__}")
+
+
+def _start(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _depth(tree: ast.AST) -> int:
+    """Depth of the tree, walked without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _arithmetic(op: ast.operator, left: Any, right: Any) -> Any:

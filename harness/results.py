@@ -5,6 +5,8 @@ results/<suite>-<UTC timestamp>/
     env.json         where it ran (harness.env)
     records.jsonl    one JSON record per case, flushed and fsynced as it finishes
     records.parquet  the same as a table, written when the run completes
+    run.lock         while a run or resume writes it: who (harness.run_lock)
+    resumes.yaml     resumes forced past a changed measure block: what changed, when
 """
 from __future__ import annotations
 
@@ -23,20 +25,34 @@ TABLE = "records.parquet"
 
 
 class RecordWriter:
-    """Appends records so that a killed run loses at most the case in flight."""
+    """Appends records so that a killed run loses at most the case in flight.
+
+    Each record is one write of one line, fsynced before the next case starts. A write
+    that fails (disk full, a folder gone read-only) is undone, so the file never holds
+    half a line written by a live run; the error is raised to the runner."""
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / RECORDS
-        _drop_partial_last_line(self.path)
-        self._file = open(self.path, "a")
+        self.note = mend_last_line(self.path)  # what resuming found at the end of the file, if anything
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def append(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, default=_jsonable) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        line = (json.dumps(record, default=_jsonable) + "\n").encode()
+        size = os.fstat(self._fd).st_size
+        try:
+            written = 0
+            while written < len(line):
+                written += os.write(self._fd, line[written:])
+            os.fsync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, size)  # no half line left behind
+            except OSError:
+                pass
+            raise
 
     def close(self) -> None:
-        self._file.close()
+        os.close(self._fd)
 
 
 def _jsonable(value: Any) -> Any:
@@ -45,26 +61,73 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _drop_partial_last_line(path: Path) -> None:
-    """A run killed mid-write leaves half a line; cut it so the file stays valid JSONL."""
+def mend_last_line(path: Path) -> str | None:
+    """A run killed mid-write can leave a last line without its newline. A whole record that
+    lacks only the newline is kept (the newline is added); anything else is cut, and its case
+    runs again. Returns what was done, in words, or None when the file ends cleanly."""
     if not path.exists():
-        return
+        return None
     data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
+    tail = data[data.rfind(b"\n") + 1:]
+    if not tail:
+        return None
+    if _record_or_none(tail) is not None:
+        with open(path, "ab") as handle:
+            handle.write(b"\n")
+        return f"{path}: its last record was written without a newline; kept"
+    with open(path, "r+b") as handle:
+        handle.truncate(len(data) - len(tail))
+    return f"{path}: its last line was cut off mid-write ({len(tail)} bytes); that case runs again"
+
+
+def _record_or_none(line: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+        return None
+    return value if isinstance(value, dict) and "case_id" in value and "status" in value else None
 
 
 def read_records(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every record of a run folder, in the order written.
+
+    A last line without its newline (a run killed mid-write) counts if it is a whole
+    record and is left out if not: its case was in flight. A damaged line anywhere else,
+    or a case recorded twice, is a UserError naming the file and the lines."""
     path = Path(run_dir) / RECORDS
     if not path.exists():
         raise UserError(f"{run_dir}: not a run folder (no {RECORDS})")
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # only the last line of a killed run can be partial
-    return records
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline
+    numbered = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        record = _record_or_none(line)
+        if record is None:
+            raise UserError(f"{path}:{number}: not a record (damaged JSON, or a line without case_id and "
+                            "status); fix or delete that line, and --resume runs its case again")
+        numbered.append((number, record))
+    last = _record_or_none(torn) if torn else None
+    if last is not None:
+        numbered.append((len(lines) + 1, last))
+    _refuse_duplicates(path, numbered)
+    return [record for _, record in numbered]
+
+
+def _refuse_duplicates(path: Path, numbered: list[tuple[int, dict[str, Any]]]) -> None:
+    first_line: dict[str, int] = {}
+    for number, record in numbered:
+        case_id = record["case_id"]
+        if case_id in first_line:
+            raise UserError(f"{path}: case {case_id} ({record.get('label')}) is recorded on lines "
+                            f"{first_line[case_id]} and {number}; a run folder holds each case once "
+                            "(two runs wrote into it): keep one of the lines")
+        first_line[case_id] = number
 
 
 def to_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -79,9 +142,16 @@ def to_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_table(run_dir: str | Path) -> Path:
+    """records.parquet from records.jsonl, written whole or not at all (a full disk leaves
+    no half-written table that would hide the records)."""
     frame = to_frame(read_records(run_dir))
     path = Path(run_dir) / TABLE
-    _parquet_safe(frame).to_parquet(path, index=False)
+    partial = path.with_name(TABLE + ".partial")
+    try:
+        _parquet_safe(frame).to_parquet(partial, index=False)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
@@ -115,6 +185,14 @@ def hardware(run: str | Path) -> str | None:
     return measured_on.get("gpu") or measured_on.get("cpu_model")
 
 
+def _read_table(table: Path) -> pd.DataFrame | None:
+    """records.parquet, or None if it cannot be read (the records in records.jsonl are the truth)."""
+    try:
+        return pd.read_parquet(table)
+    except (OSError, ValueError):  # pyarrow's ArrowIOError and ArrowInvalid derive from these
+        return None
+
+
 def load(*runs: str | Path) -> pd.DataFrame:
     """The records of one or more run folders as one DataFrame, with a `run` column
     and a `hardware` column (the GPU, or the CPU model, from the run's env.json).
@@ -127,7 +205,12 @@ def load(*runs: str | Path) -> pd.DataFrame:
     for run in runs:
         run = Path(run)
         table = run / TABLE
-        frame = pd.read_parquet(table) if table.exists() else to_frame(read_records(run))
+        frame = _read_table(table) if table.exists() else None
+        frame = to_frame(read_records(run)) if frame is None else frame
+        if "case_id" in frame and frame["case_id"].duplicated().any():
+            twice = frame.loc[frame["case_id"].duplicated(), "case_id"].iloc[0]
+            raise UserError(f"{table}: case {twice} appears more than once; a run folder holds each case "
+                            "once (two runs wrote into it)")
         frame.insert(0, "run", run.name)
         frame.insert(1, "hardware", hardware(run))
         frames.append(frame)

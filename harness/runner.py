@@ -2,26 +2,30 @@
 from __future__ import annotations
 
 import json
+import shutil
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
+from pydantic import ValidationError
 
 from harness import env as environment
-from harness import console, results, worker
+from harness import console, results, run_lock, worker
 from harness.case import Case
-from harness.errors import UserError
+from harness.errors import RunStopped, UserError
 from harness.executor import LocalExecutor
 from harness.measure import calibrate
 from harness.pruning import Pruner
-from harness.suite import Suite, constraint_failure
+from harness.suite import Measure, Suite, constraint_failure
 from impls import registry
 
 
 # What defines a run's cases: a resumed run must agree with its suite.yaml on these.
 CASE_KEYS = ("name", "workload", "family", "impls", "sweep", "zip", "fixed", "constraints")
+RESUMES = "resumes.yaml"  # what each resume forced past a changed measure block (--force)
 
 
 def new_run_dir(out: Path, suite: Suite) -> Path:
@@ -40,30 +44,96 @@ def new_run_dir(out: Path, suite: Suite) -> Path:
 
 
 def start(run_dir: Path, suite: Suite, device: str) -> dict[str, Any]:
-    """Write suite.yaml and env.json into a new run folder; return the env."""
-    (run_dir / "suite.yaml").write_text(yaml.safe_dump(suite.model_dump(), sort_keys=False))
-    env = environment.collect(device)
-    (run_dir / "env.json").write_text(json.dumps(env, indent=2, default=str))
+    """Write suite.yaml and env.json into a new run folder; return the env.
+
+    If they cannot be written (disk full, a read-only folder) the folder is removed,
+    since nothing was measured, and the error is one line (exit status 2)."""
+    try:
+        (run_dir / "suite.yaml").write_text(yaml.safe_dump(suite.model_dump(), sort_keys=False))
+        env = environment.collect(device)
+        (run_dir / "env.json").write_text(json.dumps(env, indent=2, default=str))
+    except OSError as err:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise UserError(f"{run_dir}: cannot write the run folder ({err.strerror or err}); nothing was "
+                        "measured, and the folder is removed") from None
     return env
 
 
-def resume(run_dir: Path, suite: Suite, device: str) -> tuple[set[str], list[dict[str, Any]], dict[str, Any]]:
+@contextmanager
+def new_run(out: Path, suite: Suite, device: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """A new run folder, owned (run.lock) for the block, with suite.yaml and env.json written.
+    If it cannot be made (disk full, read-only) nothing is left behind: the run folder, and
+    `out` if this made it, are removed, and the error is one line (exit status 2)."""
+    made_out = not out.exists()
+    run_dir = new_run_dir(out, suite)
+    with ExitStack() as owned:
+        try:
+            owned.enter_context(run_lock.hold(run_dir))
+            env = start(run_dir, suite, device)
+        except UserError:
+            owned.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if made_out:
+                with suppress(OSError):  # only if empty: another run may have begun in it meanwhile
+                    out.rmdir()
+            raise
+        yield run_dir, env
+
+
+def resume(run_dir: Path, suite: Suite, device: str,
+           force: bool = False) -> tuple[set[str], list[dict[str, Any]], dict[str, Any]]:
     """Ids of the cases already recorded in `run_dir`, those records, and its env.
 
     Refused unless the run is of this suite (the same cases) on this device: the
-    records of two suites or two devices must never share a run folder."""
+    records of two suites or two devices must never share a run folder. A changed
+    measure block is refused too, unless `force`: then what changed is printed and
+    noted in resumes.yaml, since the later records are measured differently."""
     env = results.env(run_dir)
     if not env:
         raise UserError(f"--resume {run_dir}: not a run folder (no readable env.json)")
     if env.get("device") != device:
         raise UserError(f"--resume {run_dir}: that run is on {env.get('device')}, not {device}; "
                         f"resume it with --device {env.get('device')}")
-    _check_same_suite(run_dir, suite)
+    saved = _check_same_suite(run_dir, suite)
     records = results.read_records(run_dir) if (run_dir / results.RECORDS).exists() else []
+    changes = _measure_changes(saved, suite)
+    if changes and not force:
+        raise UserError(f"--resume {run_dir}: the suite's measure differs from the run's suite.yaml "
+                        f"({'; '.join(changes)}); resume with the settings the run started with, or add "
+                        f"--force to finish it under the new ones (noted in {RESUMES})")
+    if changes:
+        _note_forced_resume(run_dir, changes, len(records))
     return {r["case_id"] for r in records}, records, env
 
 
-def _check_same_suite(run_dir: Path, suite: Suite) -> None:
+def _measure_changes(saved: dict[str, Any], suite: Suite) -> list[str]:
+    """'key old -> new' for each measure setting that differs from the run's suite.yaml
+    (a setting added to seqbench since, at its default, is no change)."""
+    before = saved.get("measure") if isinstance(saved.get("measure"), dict) else {}
+    try:
+        before = Measure.model_validate(before).model_dump()
+    except ValidationError:
+        pass  # written by another version of seqbench: compare what it says
+    after = suite.measure.model_dump()
+    return [f"{key} {before.get(key)!r} -> {after.get(key)!r}"
+            for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)]
+
+
+def _note_forced_resume(run_dir: Path, changes: list[str], recorded: int) -> None:
+    path = run_dir / RESUMES
+    try:
+        notes = yaml.safe_load(path.read_text()) if path.exists() else []
+        notes = (notes if isinstance(notes, list) else []) + [{
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "records_before": recorded, "measure_changes": changes}]
+        path.write_text(yaml.safe_dump(notes, sort_keys=False))
+    except (OSError, yaml.YAMLError) as err:
+        raise UserError(f"{path}: cannot note the forced resume ({err}); nothing was run") from None
+    console.console.print(f"--force: the cases after the first {recorded} run under a changed measure block "
+                          f"({'; '.join(changes)}); noted in {path}", markup=False, soft_wrap=True)
+
+
+def _check_same_suite(run_dir: Path, suite: Suite) -> dict[str, Any]:
     try:
         saved = yaml.safe_load((run_dir / "suite.yaml").read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -76,6 +146,7 @@ def _check_same_suite(run_dir: Path, suite: Suite) -> None:
         if saved.get(key) != current[key]:
             raise UserError(f"--resume {run_dir}: the suite's {key} differs from the run's suite.yaml; "
                             "resume with the suite file the run was started with")
+    return saved
 
 
 def unavailable(case: Case) -> str | None:
@@ -87,7 +158,9 @@ def unavailable(case: Case) -> str | None:
 def run(suite: Suite, cases: list[Case], run_dir: Path, env: dict[str, Any],
         done: set[str] = frozenset(), previous: list[dict[str, Any]] = (),
         on_record: Callable[[dict[str, Any]], None] = lambda r: None) -> None:
-    """Run every case not in `done`; each record is on disk before the next case starts."""
+    """Run every case not in `done`; each record is on disk before the next case starts.
+    The run folder is owned (run.lock) while records are written; a folder that cannot be
+    written any more stops the run with RunStopped, the records so far kept."""
     pruner = Pruner(suite.measure.budget_s)
     # the device's measured ceilings (`harness calibrate`), for the percent-of-peak columns
     folders = calibrate.search_folders(run_dir.parent)
@@ -97,24 +170,46 @@ def run(suite: Suite, cases: list[Case], run_dir: Path, env: dict[str, Any],
                               soft_wrap=True, markup=False)
     for record in previous:
         pruner.observe(record)
-    writer = results.RecordWriter(run_dir)
-    executor = LocalExecutor()
+    saved, total = len(previous), len(done | {c.id for c in cases})
+    with run_lock.hold(run_dir):
+        writer = _writer(run_dir)
+        executor = LocalExecutor()
+        try:
+            for case in (c for c in cases if c.id not in done):
+                reason = (constraint_failure(suite, case) or unavailable(case)
+                          or pruner.reason(case.label, case.params, case.axes))
+                if reason:
+                    record = worker.base_record(case) | {"status": "skipped", "reason": reason, "wall_s": 0.0}
+                else:
+                    measured = replace(case, measure=case.measure | {"ceilings": ceilings}) if ceilings else case
+                    record = executor.run(measured)
+                record["env_id"] = env["env_id"]
+                try:
+                    writer.append(record)
+                except OSError as err:
+                    raise RunStopped(f"cannot write {writer.path} ({err.strerror or err}); {saved} of {total} "
+                                     "cases are saved there, the one in flight is lost", run_dir) from None
+                saved += 1
+                pruner.observe(record)
+                on_record(record)
+        finally:
+            executor.close()
+            writer.close()
+        try:
+            results.write_table(run_dir)
+        except OSError as err:
+            raise RunStopped(f"cannot write {run_dir / results.TABLE} ({err.strerror or err}); all {saved} "
+                             f"records are saved in {results.RECORDS}, which report and compare read",
+                             run_dir) from None
+
+
+def _writer(run_dir: Path) -> results.RecordWriter:
+    """The run's record writer, having mended a last line a killed run left without its newline."""
     try:
-        for case in cases:
-            if case.id in done:
-                continue
-            reason = (constraint_failure(suite, case) or unavailable(case)
-                      or pruner.reason(case.label, case.params, case.axes))
-            if reason:
-                record = worker.base_record(case) | {"status": "skipped", "reason": reason, "wall_s": 0.0}
-            else:
-                measured = replace(case, measure=case.measure | {"ceilings": ceilings}) if ceilings else case
-                record = executor.run(measured)
-            record["env_id"] = env["env_id"]
-            writer.append(record)
-            pruner.observe(record)
-            on_record(record)
-    finally:
-        executor.close()
-        writer.close()
-    results.write_table(run_dir)
+        writer = results.RecordWriter(run_dir)
+    except OSError as err:
+        raise RunStopped(f"cannot write {run_dir / results.RECORDS} ({err.strerror or err}); nothing more "
+                         "was run", run_dir) from None
+    if writer.note:
+        console.console.print(writer.note, markup=False, soft_wrap=True)
+    return writer

@@ -11,10 +11,9 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from harness import workloads
+from harness import suite_file, workloads
 from harness.case import Case
 from harness.errors import UserError
 from harness.expr import Expression, ExprError
@@ -46,6 +45,8 @@ class Measure(_Strict):
     timeout_s: float = Field(120.0, gt=0)  # a case still running then is killed
     budget_s: float | None = Field(None, gt=0)  # one call slower than this prunes larger sizes
     threads: int | None = Field(None, ge=1)  # CPU threads; default: all torch uses
+    memory_passes: int = Field(3, ge=1)  # peak memory is the median of this many passes
+    memory_limit_gib: float | None = Field(None, gt=0)  # per worker; default: 3/4 of this machine's RAM
     check: bool = True  # compare against the reference before timing
 
     @field_validator("max_reps")
@@ -90,44 +91,16 @@ class Suite(_Strict):
         return [ImplEntry(name=e) if isinstance(e, str) else e for e in self.impls]
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key given twice in one mapping (PyYAML keeps the last, silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *defaults` may be overridden by the keys beside it
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+# A suite expanding to more cases than this on one device is refused before it is expanded
+# (`run --max-cases`): real ones expand to thousands, and 10^8 would take minutes and gigabytes.
+MAX_CASES = 100_000
 
 
-def _read(path: Path) -> Any:
-    """The YAML document in `path`, or a UserError saying why it cannot be read."""
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, not a suite file")
-    if not path.is_file():
-        near = sorted(str(p) for p in Path("suites").glob("*.yaml")) if Path("suites").is_dir() else []
-        raise UserError(f"{path}: no such suite file" + (f"; suites here: {', '.join(near)}" if near else ""))
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except OSError as err:
-        raise UserError(f"{path}: cannot read: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text (byte {err.start} is {err.object[err.start:err.start + 1]!r}); "
-                        "a suite is a YAML file") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{where}: invalid YAML: {getattr(err, 'problem', None) or err}") from None
-
-
-def load(path: str | Path) -> Suite:
+def load(path: str | Path, max_cases: int = MAX_CASES) -> Suite:
+    """The suite in `path`, validated; a UserError (one line, naming the file and key) if it is
+    not a valid suite or expands to more than `max_cases` cases on a device."""
     path = Path(path)
-    raw = _read(path)
+    raw = suite_file.read(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a suite must be a mapping with keys name, workload, family, impls, sweep")
     try:
@@ -137,8 +110,24 @@ def load(path: str | Path) -> Suite:
     _check_semantics(suite, path)
     for device in suite.devices:
         _check_override(suite, device, path)
+    for device in ("cpu", "cuda"):
+        _check_case_count(for_device(suite, device), device, path, max_cases)
     _check_constraints(suite, path)
     return suite
+
+
+def case_count(suite: Suite) -> int:
+    """Cases the suite expands to (before --only, --where and duplicates), without expanding it."""
+    points = math.prod(len(values) for values in suite.sweep.values())
+    points *= math.prod(len(next(iter(group.values()), [])) for group in suite.zip)
+    return points * len(suite.impls)
+
+
+def _check_case_count(suite: Suite, device: str, path: Path, max_cases: int) -> None:
+    count = case_count(suite)
+    if count > max_cases:
+        raise UserError(f"{path}: expands to {count:,} cases on {device}, over the limit of {max_cases:,}; "
+                        "sweep fewer values, or raise the limit with --max-cases")
 
 
 def for_device(suite: Suite, device: str) -> Suite:

@@ -15,7 +15,7 @@ import torch
 from harness import workloads
 from harness.case import Case
 from harness.errors import SKIPPED, Skip
-from harness.measure import calibrate, gpu, memory, timer
+from harness.measure import calibrate, contention, gpu, memory, timer
 from harness.measure.stats import summarize
 from impls import registry
 
@@ -30,6 +30,10 @@ def execute(case: Case) -> dict[str, Any]:
         record.update(status="skipped", reason=str(why))
     except torch.OutOfMemoryError as err:
         record.update(status="oom", reason=_first_line(err))
+    except MemoryError as err:  # Python's own allocations, or the worker's memory limit
+        said = str(err).strip()
+        record.update(status="oom", reason=f"MemoryError: {said.splitlines()[0] if said else 'out of memory'}",
+                      detail=_trace())
     except RuntimeError as err:
         oom = "out of memory" in str(err).lower() or "can't allocate memory" in str(err).lower()
         record.update(status="oom" if oom else "error", reason=_first_line(err), detail=_trace())
@@ -46,7 +50,7 @@ def base_record(case: Case) -> dict[str, Any]:
     return {"case_id": case.id, "index": case.index, "suite": case.suite, "workload": case.workload,
             "family": case.family, "impl": case.impl, "label": case.label, "device": case.device,
             "axes": list(case.axes), "params": case.params, "status": "ok", "reason": "",
-            "metrics": {}, "samples_ms": []}
+            "metrics": {}, "samples_ms": [], "memory_samples_bytes": []}
 
 
 def _measure(case: Case) -> dict[str, Any]:
@@ -69,20 +73,26 @@ def _measure(case: Case) -> dict[str, Any]:
     sync = torch.cuda.synchronize if case.device == "cuda" else _nothing
     gpu_before = gpu.snapshot() if case.device == "cuda" else None
     samples: list[float] = []
+    memory_samples: list[float] = []
     if prepared.timed:
         metrics.update(_warm_up(prepared.run, sync, settings["warmup"]))
         timing_start = time.perf_counter()
+        probe = contention.Probe(torch.get_num_threads())
         samples = timer.measure(prepared.run, case.device, _timer_settings(settings),
-                                call_s=metrics["warm_call_ms"] / 1e3)
+                                call_s=metrics["warm_call_ms"] / 1e3,
+                                after_block=probe.sample if case.device == "cpu" else None)
         metrics["timing_s"] = time.perf_counter() - timing_start
+        metrics.update(probe.others())
         metrics.update(summarize(samples, settings["noisy_above"]).as_dict())
-        metrics.update(memory.peak(prepared.run, case.device))
+        peaks, memory_samples = memory.median_peak(prepared.run, case.device, settings["memory_passes"])
+        metrics.update(peaks)
     if prepared.stats:
         metrics.update(prepared.stats())
     metrics.update(prepared.work)
     metrics.update(_rates(metrics, case.precision, settings.get("ceilings")))
     metrics.update(gpu.around(gpu_before, gpu.snapshot() if gpu_before else None))
-    return {"status": status, "reason": reason, "metrics": metrics, "samples_ms": samples}
+    return {"status": status, "reason": reason, "metrics": metrics, "samples_ms": samples,
+            "memory_samples_bytes": memory_samples}
 
 
 def _warm_up(run: Callable[[], object], sync: Callable[[], None], calls: int) -> dict[str, float]:

@@ -42,9 +42,10 @@ def tiny_attention_suite(**overrides) -> dict:
     return suite
 
 
-def harness_cli(*args: str, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+def harness_cli(*args: str, timeout: float = 300, env_extra: dict[str, str] | None = None,
+                **popen) -> subprocess.CompletedProcess:
     """Run `python -m harness ...` as a user would, with the test impls available."""
-    env = {**os.environ, "SEQBENCH_PLUGINS": PLUGINS, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "SEQBENCH_PLUGINS": PLUGINS, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, **popen)
 

@@ -21,7 +21,9 @@ SMALL = {"local": {"window": 32}, "longformer": {"window": 32, "global_tokens": 
          "bigbird": {"block_size": 32}, "sparse_strided": {"stride": 16}, "linformer": {"proj_k": 32},
          "flex_window": {"window": 32}}
 SMALL |= {f"{name}_reference": params for name, params in list(SMALL.items())}
-CAUSAL_ONLY, NON_CAUSAL_ONLY = {"sparse_strided", "sparse_strided_reference"}, {"linformer", "linformer_reference"}
+CAUSAL_ONLY = {"sparse_strided", "sparse_strided_reference"}
+NON_CAUSAL_ONLY = {"linformer", "linformer_reference", "lra_local", "lra_local_reference", "naive_padded",
+                   "padded_reference"}
 FUSED = {"sdpa_flash"}  # O(N) memory: a longer sequence, so per-thread tiles do not dominate
 SLOW_FIRST_CALL = {"flex", "flex_window"}
 LOW, HIGH = 0.7, 1.5  # measured / model

@@ -28,9 +28,10 @@ SMALL = {
                 "pattern_seed": 3},
     "sparse_strided": {"stride": 4},
     "linformer": {"proj_k": 8, "proj_seed": 1},
+    "lra_local": {"block_size": 5},
 }
 CAUSAL = {"local": [False, True], "longformer": [False, True], "bigbird": [False, True],
-          "sparse_strided": [True], "linformer": [False]}
+          "sparse_strided": [True], "linformer": [False], "lra_local": [False]}
 CASES = [(name, causal) for name in SMALL for causal in CAUSAL[name]]
 # (batch, heads, kv_heads, seq_len, head_dim): one token, lengths off the block grid, GQA/MQA
 SHAPES = [(1, 2, 2, 1, 32), (3, 2, 2, 23, 64), (1, 4, 2, 37, 128), (1, 4, 1, 50, 32)]
@@ -164,6 +165,16 @@ def bigbird_set(i, n, block, window_blocks, global_blocks, random, causal):
     return keys
 
 
+def lra_local_set(i, n, block_size):
+    """LRA's local attention read off its code: pad n to L = n + block_size - n % block_size,
+    reshape positions (L,) to (block_size, L / block_size) row-major and attend within a
+    column: key j is seen from i iff both sit in the same column (and j is a real token)."""
+    length = n + block_size - n % block_size
+    grid = torch.arange(length).reshape(block_size, length // block_size)
+    column = (grid == i).nonzero()[0, 1]
+    return [int(j) for j in grid[:, column] if j < n]
+
+
 def check_against_brute_force(name, causal, params, allowed, n=17):
     q, k, v = (t[0, 0] for t in qkv(1, 1, 1, n, 8, dtype=torch.float64, seed=5))
     reference = registry.get("attention", name).fn
@@ -183,6 +194,12 @@ def test_local_reference_matches_brute_force(window, causal):
 def test_longformer_reference_matches_brute_force(window, global_tokens, causal):
     check_against_brute_force("longformer_reference", causal, {"window": window, "global_tokens": global_tokens},
                               lambda i: longformer_set(i, 17, window, global_tokens, causal))
+
+
+@pytest.mark.parametrize("block_size", [1, 4, 5, 17, 50])
+def test_lra_local_reference_matches_lras_reshape(block_size):
+    check_against_brute_force("lra_local_reference", False, {"block_size": block_size},
+                              lambda i: lra_local_set(i, 17, block_size))
 
 
 @pytest.mark.parametrize("stride", [1, 3, 4, 20])

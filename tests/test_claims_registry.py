@@ -1,5 +1,7 @@
-"""Every registered claim refers to suites, impls and parameters that exist; every claim a CPU
-can check is judged end to end here, on its suite shrunk by the claim's `test` block."""
+"""Every registered claim refers to suites, impls and parameters that exist, cites a primary
+source with a locator (or says it is a project target), and its suite runs where it must: a
+GPU claim's suite has a devices.cuda section that expands to the labels it judges; every claim
+a CPU can check is judged end to end here, on its suite shrunk by the claim's `test` block."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -27,22 +29,63 @@ def suite_names(suite: suites.Suite) -> tuple[set[str], set[str]]:
     return suites._known_names(suite) | set(suite.fixed) | {"device", "status"}, suites._words(suite) | labels
 
 
+def labels(claim: model.Claim) -> set[str]:
+    metric = claim.metric
+    named = {metric.numerator, metric.denominator or metric.numerator}
+    return named | ({metric.expected.target, metric.expected.draft} if metric.expected else set())
+
+
 @pytest.mark.parametrize("claim", CLAIMS, ids=lambda c: c.id)
 def test_claim_refers_to_a_suite_its_impls_and_params(claim):
     suite = suites.load(claim.suite_path)
     metric = claim.metric
-    assert {metric.numerator, metric.denominator or metric.numerator} <= {e.shown for e in suite.entries}
+    assert labels(claim) <= {e.shown for e in suite.entries}
     names, words = suite_names(suite)
     test = claim.test or model.TestScale()
-    for text in (metric.where, metric.numerator_where, metric.denominator_where, test.where, test.metric_where):
+    wheres = [metric.where, metric.numerator_where, metric.denominator_where, test.where, test.metric_where]
+    wheres += [metric.expected.target_where, metric.expected.draft_where] if metric.expected else []
+    for text in wheres:
         if text:
             Expression(text, names, words)  # raises on an unknown name
-    for key in metric.match + ([metric.axis] if metric.axis else []):
+    axes = [metric.axis] if metric.axis else []
+    axes += [claim.claimed_at.axis] if claim.claimed_at else []
+    axes += [metric.repeats] if metric.repeats else []
+    for key in metric.match + axes:
         assert key in names, f"{claim.id}: {key} is not a parameter of {claim.suite}"
     on_cpu = suites.for_device(suite, "cpu")
     assert set(test.sweep) <= set(on_cpu.sweep), f"{claim.id}: test.sweep names an axis {claim.suite} does not sweep"
     given = set(on_cpu.fixed) | set(on_cpu.sweep) | {k for group in on_cpu.zip for k in group}
     assert set(test.params) <= given, f"{claim.id}: test.params names a param {claim.suite} does not give"
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=lambda c: c.id)
+def test_claim_cites_a_primary_source_with_a_locator_or_is_a_project_target(claim):
+    if claim.kind == "target":
+        assert claim.locator == "project target" and claim.source.startswith("seqbench")
+    else:
+        assert claim.locator and claim.locator != "project target" and claim.published
+        assert not claim.source.startswith("seqbench"), f"{claim.id}: a published claim cites a paper or README"
+
+
+def test_the_registry_holds_at_least_45_published_claims():
+    assert sum(c.kind == "published" for c in CLAIMS) >= 45
+
+
+@pytest.mark.parametrize("claim", [c for c in CLAIMS if c.needs.device == "cuda"], ids=lambda c: c.id)
+def test_a_gpu_claims_suite_is_ready_to_run_on_a_gpu(claim):
+    """Its suite has a devices.cuda section, which expands (on a CPU too) into cases of every
+    label the claim judges, at the points the claim's filters select."""
+    suite = suites.load(claim.suite_path)
+    assert "cuda" in suite.devices, f"{claim.suite}: no devices.cuda section"
+    cases = suites.expand(suite, "cuda")
+    shown = {c.label for c in cases}
+    assert labels(claim) <= shown, f"{claim.id}: {labels(claim) - shown} not among the cuda cases"
+    metric = claim.metric
+    if metric.where:
+        names, words = suite_names(suite)
+        keep = Expression(metric.where, names | {"label", "impl"}, words)
+        assert any(keep({**c.params, "device": "cuda", "label": c.label, "impl": c.impl}) for c in cases), \
+            f"{claim.id}: no cuda case where {metric.where}"
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=lambda c: c.id)

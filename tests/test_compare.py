@@ -204,3 +204,76 @@ def test_a_case_newly_skipped_is_reported_but_does_not_fail(runs, tmp_path, caps
     assert "now skipped: b [seq_len=64] base ok, new skipped: needs cuda" in capsys.readouterr().out
     fixed = compare_records([record("b", [], status="error")], [record("b", noisy(10, 20, 1))])
     assert [c.kind for c in fixed.changes] == ["fixed"] and not fixed.broken()
+
+
+def with_memory(record_: dict, extra_bytes: float, device: str = "cpu") -> dict:
+    metrics = record_["metrics"] | {"peak_extra_bytes": extra_bytes, "peak_bytes": 4e8 + extra_bytes,
+                                    "peak_ratio": extra_bytes / 1e6}
+    return record_ | {"device": device, "metrics": metrics}
+
+
+@pytest.mark.parametrize("base_bytes, new_bytes", [
+    (65_536, 294_912),  # naive N=64 in two smoke runs of unchanged code: 4.5x, a few hundred KiB
+    (1072 * 2**10, 2676 * 2**10),  # chunked N=2048: 1.6 MiB apart in six fresh runs
+    (198.8 * 2**20, 201.4 * 2**20),  # sdpa_math N=2048 fwd_bwd: the widest in bytes
+])
+def test_cpu_memory_within_its_measured_noise_is_same_and_passes_the_gate(tmp_path, base_bytes, new_bytes):
+    samples = noisy(10, 20, 1)
+    base, new = with_memory(record("a", samples), base_bytes), with_memory(record("a", samples), new_bytes)
+    assert verdict(base, new, "peak_extra_bytes") == "same"
+    runs = [write_run(tmp_path / name, [r]) for name, r in (("base", base), ("new", new))]
+    assert cli.main(["compare", str(runs[0]), str(runs[1]), "--fail-above", "10%"]) == 0
+
+
+def test_cpu_memory_beyond_floor_and_band_is_worse_and_fails_the_gate(tmp_path):
+    from harness.compare import MEMORY_BAND, MEMORY_FLOOR_BYTES
+
+    samples = noisy(10, 20, 1)
+    base_bytes = 100 * 2**20
+    past_noise = base_bytes + MEMORY_FLOOR_BYTES + MEMORY_BAND * base_bytes + 2**20
+    base, new = with_memory(record("a", samples), base_bytes), with_memory(record("a", samples), past_noise)
+    assert verdict(base, new, "peak_extra_bytes") == "worse"
+    assert verdict(new, base, "peak_extra_bytes") == "better"
+    new = with_memory(record("a", samples), 1.2 * base_bytes)  # 20% more: past noise and past --fail-above 10%
+    runs = [write_run(tmp_path / name, [r]) for name, r in (("base", base), ("new", new))]
+    assert cli.main(["compare", str(runs[0]), str(runs[1]), "--fail-above", "10%"]) == 1
+
+
+def test_gpu_allocator_memory_is_judged_by_the_ratio():
+    samples = noisy(10, 20, 1)
+    base, new = with_memory(record("a", samples), 2**20, "cuda"), with_memory(record("a", samples), 1.1 * 2**20, "cuda")
+    assert verdict(base, new, "peak_extra_bytes") == "worse"  # the allocator's figure does not drift
+
+
+def test_memory_noise_is_judged_once_not_again_as_peak_bytes_or_peak_ratio():
+    samples = noisy(10, 20, 1)
+    base, new = with_memory(record("a", samples), 1e6), with_memory(record("a", samples), 3e6)
+    judged = compare_records([base], [new]).metrics
+    assert "peak_extra_bytes" in judged and "peak_bytes" not in judged and "peak_ratio" not in judged
+    assert compare_records([base], [new], "peak_ratio").compared[0].ratio == pytest.approx(3.0)  # still on request
+
+
+def test_a_run_compared_with_itself_is_refused(runs, capsys):
+    base, _ = runs
+    assert cli.main(["compare", str(base), str(base) + "/"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "same run folder" in err and "\n" not in err
+
+
+def test_a_difference_in_samples_flagged_noisy_is_unclear_and_cannot_fail_the_gate(tmp_path, capsys):
+    base, new = record("a", noisy(10.0, 20, seed=1)), record("a", noisy(20.0, 20, seed=3))
+    assert verdict(base, new) == "slower"
+    new["metrics"]["noisy"] = True  # the harness itself said this timing cannot be trusted
+    pair = compare_records([base], [new]).compared[0]
+    assert pair.verdict == "unclear" and pair.why.endswith("but noisy in NEW")
+    runs = [write_run(tmp_path / name, [r]) for name, r in (("base", base), ("new", new))]
+    assert cli.main(["compare", str(runs[0]), str(runs[1]), "--fail-above", "10%"]) == 0
+    assert "1 unclear (1 of them noisy or timed beside other processes: not judged)" in capsys.readouterr().out
+
+
+def test_timings_taken_beside_other_processes_are_not_judged():
+    base, new = record("a", noisy(10.0, 20, seed=1)), record("a", noisy(20.0, 20, seed=3))
+    base["metrics"]["other_processes"] = 1.0  # another job shared the CPU while BASE was timed
+    pair = compare_records([base], [new]).compared[0]
+    assert pair.verdict == "unclear" and pair.why.endswith("but timed beside other processes in BASE")
+    assert "other_processes" not in compare_records([base], [new]).metrics  # described, not judged

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.utils.benchmark as tbench
 
+from harness import regression
 from harness.measure import memory, timer
 from harness.measure.stats import median_ci, precise_enough, summarize
 
@@ -16,19 +17,26 @@ def matmul_workload(n):
 
 
 @pytest.mark.parametrize("n", [96, 384])
-def test_timer_median_agrees_with_torch_benchmark(n):
+def test_timer_agrees_with_torch_benchmark(n):
+    """Our fastest block against torch.utils.benchmark's fastest, timed in alternation: load
+    on a shared machine only ever adds time, so the fastest blocks are the comparable ones;
+    measured again (up to three times) before the check fails."""
     fn = matmul_workload(n)
     # One thread each: a two-thread op on a shared machine measures the scheduler, not the op.
     settings = timer.TimerSettings(min_reps=10, max_reps=200, noise_target=0.01, max_time_s=0.5, threads=1)
     reference = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=1)
     reference.timeit(1)  # the first call (lazy init) apart
     call_s = reference.timeit(1).mean
-    ratios = []
-    for _ in range(5):  # interleaved, so both see the same drift; judge the median ratio
-        ours = np.median(timer.measure(fn, "cpu", settings, call_s))
-        theirs = reference.blocked_autorange(min_run_time=0.2).median * 1e3
-        ratios.append(ours / theirs)
-    assert 0.9 <= float(np.median(ratios)) <= 1.1, ratios
+
+    def fastest_ratio() -> float:
+        ours, theirs = [], []
+        for _ in range(3):  # alternated, so both see the same load
+            ours += timer.measure(fn, "cpu", settings, call_s)
+            theirs += [t * 1e3 for t in reference.blocked_autorange(min_run_time=0.2).times]
+        return min(ours) / min(theirs)
+
+    ratio = regression.remeasured(fastest_ratio, lambda r: 0.9 <= r <= 1.1)
+    assert 0.9 <= ratio <= 1.1, ratio
 
 
 def test_timer_respects_min_and_max_samples():
@@ -68,3 +76,22 @@ def test_cpu_peak_memory_sees_a_large_temporary():
     if not result:
         pytest.skip("this OS has no per-pass high-water mark (/proc/self/clear_refs)")
     assert result["peak_extra_bytes"] >= 0.9 * size
+
+
+def test_contention_counts_runnable_tasks_beyond_the_cases_own_threads(monkeypatch):
+    from harness.measure import contention
+
+    readings = iter([2, 3, 2, 1, 5])
+    monkeypatch.setattr(contention, "_procs_running", lambda: next(readings))
+    probe = contention.Probe(own_threads=2)
+    for _ in range(5):
+        probe.sample()
+    assert probe.counts == [0, 1, 0, 0, 3] and probe.others() == {"other_processes": 0.0}  # the median block
+    assert contention.Probe(1).others() == {}  # never sampled: nothing said
+
+
+def test_the_timer_looks_at_the_machine_after_every_block():
+    blocks = []
+    samples = timer.measure(matmul_workload(16), "cpu", timer.TimerSettings(min_reps=4, max_reps=4), 1e-5,
+                            after_block=lambda: blocks.append(1))
+    assert len(blocks) == len(samples) == 4

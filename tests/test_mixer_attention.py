@@ -146,8 +146,14 @@ IMPL_PARAMS = {
     "sparse_strided": {"stride": 3}, "sparse_strided_reference": {"stride": 3},
     "linformer": {"proj_k": 4}, "linformer_reference": {"proj_k": 4},
     "chunked": {"block_size": 5},
+    "lra_local": {"block_size": 3}, "lra_local_reference": {"block_size": 3},
+    "naive_padded": {"pad_tokens": 2, "dropout_p": 0.0}, "padded_reference": {"pad_tokens": 2},
+    "flash_attn_v1": {"pad_tokens": 0, "dropout_p": 0.0},
 }
-NO_CAUSAL_FORM = {"linformer", "linformer_reference"}
+# linformer has no causal form, LRA's local attention is an encoder's, and the padded
+# benchmark's lengths belong to a batch of whole sequences, not to a decoder's steps
+NO_CAUSAL_FORM = {"linformer", "linformer_reference", "lra_local", "lra_local_reference", "naive_padded",
+                  "padded_reference"}
 PATTERNED = {"local", "local_reference", "flex_window", "flex_window_reference", "longformer",
              "longformer_reference", "bigbird", "bigbird_reference", "sparse_strided", "sparse_strided_reference"}
 

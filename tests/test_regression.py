@@ -87,3 +87,19 @@ def test_fastest_sample_is_taken_from_interleaved_rounds():
                                              rounds=2)
     assert set(fastest) == {"a", "b"} and all(v > 0 for v in fastest.values())
     assert calls[:2] == ["a", "b"]  # both warmed up before any timing
+
+
+def test_a_speed_check_is_measured_again_and_fails_only_when_every_attempt_fails():
+    readings = iter([3.0, 1.0, 9.0])
+    assert regression.remeasured(lambda: next(readings), lambda x: x < 2) == 1.0  # recovered: not measured a third time
+    assert next(readings) == 9.0
+    always = iter([5.0, 4.0, 3.0, 0.0])
+    assert regression.remeasured(lambda: next(always), lambda x: x < 2, attempts=3) == 3.0  # last of three
+
+
+def test_a_stored_baseline_is_not_judged_on_a_loaded_machine(monkeypatch):
+    monkeypatch.setattr(regression.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(regression.os, "getloadavg", lambda: (6.5, 6.0, 5.0))
+    assert "loaded (6.5 runnable on 2 cores)" in regression.too_loaded_for_a_stored_baseline()
+    monkeypatch.setattr(regression.os, "getloadavg", lambda: (2.2, 2.0, 2.0))  # pytest and one busy loop
+    assert regression.too_loaded_for_a_stored_baseline() is None

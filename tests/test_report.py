@@ -161,5 +161,5 @@ def test_claims_section_lists_every_claim_with_its_verdict_or_why_not(tmp_path):
     # not judged from these records, but listed with the reason and the command that would measure it
     assert "flash_attention_speedup" in html and "needs a CUDA GPU" in html
     assert "not measured" in html and "--run-missing" in html
-    for column in ("conditions (source)", "scaling", "how far it carries"):
+    for column in ("their conditions", "our conditions", "band", "measured (95% interval) per point", "kernel path"):
         assert f"<th>{column}</th>" in html

@@ -23,7 +23,11 @@ DESCRIPTIVE = {"flops", "bytes_moved", "tokens", "new_tokens", "param_count", "d
                "threads", "check_seq_len", "tolerance", "train_steps", "rounds", "peak_batch", "busy_fraction",
                "expected_peak_bytes", "kv_peak_contiguous_equiv_bytes", "initial_loss", "n_samples",
                "noise", "noisy", "timing_s", "warmup_s", "q1_ms", "q3_ms", "iqr_ms", "mean_ms",
-               "ci_low_ms", "ci_high_ms", "target_params", "param_deviation", "ffn_hidden"}
+               "ci_low_ms", "ci_high_ms", "target_params", "param_deviation", "ffn_hidden",
+               # peak_extra_bytes is judged; these are it again (plus the inputs, or over a model's
+               # figure), so judging them too would count the same noise twice
+               "peak_bytes", "peak_ratio",
+               "other_processes"}  # how shared the CPU was while timing (measure/contention.py)
 # Distances from the reference: a case outside tolerance is already `wrong`; within it, a
 # change of error is not a regression by itself.
 CHECKS = {"rel_err", "max_abs_err", "exact_rel_err", "exact_max_abs_err", "grad_rel_err", "within_tolerance"}

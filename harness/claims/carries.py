@@ -31,4 +31,4 @@ def _hardware_note(claim: Claim, verdict: Verdict) -> str:
 
 
 def _what(claim: Claim) -> str:
-    return {"ratio": "ratio", "difference": "difference", "exponent": "exponent"}[claim.metric.kind]
+    return {"difference": "difference", "exponent": "exponent"}.get(claim.metric.kind, "ratio")

@@ -1,6 +1,7 @@
-"""The claims registry (claims/claims.yaml): one typed entry per published claim."""
+"""The claims registry (claims/claims.yaml): one typed entry per published claim or project target."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,22 @@ CLAIMS_FILE = ROOT / "claims" / "claims.yaml"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Band(_Strict):
+    """Where a value must lie for the claim to hold: [low, high], either end open."""
+
+    low: float = -math.inf
+    high: float = math.inf
+
+    def __str__(self) -> str:
+        if math.isinf(self.low) and math.isinf(self.high):
+            return "any"
+        if math.isinf(self.low):
+            return f"≤{self.high:.3g}"
+        if math.isinf(self.high):
+            return f"≥{self.low:.3g}"
+        return f"{self.low:.3g}–{self.high:.3g}"
 
 
 class Claimed(_Strict):
@@ -32,13 +49,18 @@ class Claimed(_Strict):
             raise ValueError("give at_least, at_most or about")
         return self
 
-    def holds(self, value: float, tolerance: float) -> bool:
-        """Within the claim, allowing `tolerance` (relative) slack on each bound."""
+    def band(self, tolerance: float) -> Band:
+        """The claimed range, each bound widened by `tolerance` (relative)."""
         if self.about is not None:
-            return abs(value - self.about) <= tolerance * abs(self.about)
-        low_ok = self.at_least is None or value >= self.at_least * (1 - tolerance)
-        high_ok = self.at_most is None or value <= self.at_most * (1 + tolerance)
-        return low_ok and high_ok
+            spread = tolerance * abs(self.about)
+            return Band(low=self.about - spread, high=self.about + spread)
+        low = -math.inf if self.at_least is None else self.at_least * (1 - tolerance)
+        high = math.inf if self.at_most is None else self.at_most * (1 + tolerance)
+        return Band(low=low, high=high)
+
+    def holds(self, value: float, tolerance: float) -> bool:
+        band = self.band(tolerance)
+        return band.low <= value <= band.high
 
     def __str__(self) -> str:
         if self.about is not None:
@@ -46,6 +68,38 @@ class Claimed(_Strict):
         if self.at_least is not None and self.at_most is not None:
             return f"{self.at_least:g}–{self.at_most:g}"
         return f"≥{self.at_least:g}" if self.at_least is not None else f"≤{self.at_most:g}"
+
+
+class ClaimedAt(_Strict):
+    """A published value per condition (a table's columns): `values` keyed by the value of
+    `axis` at that point, e.g. LRA's speed-up at 1K, 2K, 3K and 4K tokens."""
+
+    axis: str
+    values: dict[float, Claimed]
+
+
+class KernelRule(_Strict):
+    """Which kernel path a value must come from (the records' `column` names the path that
+    ran); values from other paths (a fallback) are left out, and a claim with only those
+    is `not measured`, with the path that ran as the reason."""
+
+    column: str
+    accept: list[str]
+
+
+class Leviathan(_Strict):
+    """Leviathan et al.'s Theorem 3.8 for a speculative-decoding point: expected speed-up
+    (1 - a^(g+1)) / ((1 - a)(g c + 1)) from the measured acceptance rate a (`alpha`), the
+    draft length g (`k`) and the cost ratio c: the draft alone over the target alone, per
+    call, from greedy decoding of each at the same prompt and length."""
+
+    target: str  # the target's label
+    target_where: str  # its greedy rows
+    draft: str  # the draft's label (the draft model decoding alone)
+    draft_where: str | None = None
+    alpha: str = "alpha"  # the speculative record's acceptance-rate column
+    k: str = "k"
+    match: list[str] = ["prompt_len", "new_tokens", "batch"]  # what the three records share
 
 
 class Metric(_Strict):
@@ -56,10 +110,13 @@ class Metric(_Strict):
     exponent:   log-log slope of `column` against `axis`, for `numerator`, one fit per combination
                 of every other swept axis (and of `match`), never pooled across conditions
     column:     the column itself, for `numerator`
+    leviathan:  a measured speculative speed-up (as `ratio`) over Theorem 3.8's expectation
+    Every value carries a 95% interval from the raw samples (harness.claims.interval).
     """
 
-    kind: Literal["ratio", "difference", "exponent", "column"]
+    kind: Literal["ratio", "difference", "exponent", "column", "leviathan"]
     column: str = "median_ms"
+    add_column: str | None = None  # added to `column` on each side (e.g. the state a step keeps)
     numerator: str  # an impl label
     denominator: str | None = None  # default: the numerator's label (sides differ by their where)
     numerator_where: str | None = None  # picks one side's rows, e.g. "policy == continuous"
@@ -68,18 +125,27 @@ class Metric(_Strict):
     axis: str | None = None  # for exponent
     match: list[str] = []  # params both sides must share
     where: str | None = None  # restrict the points, e.g. "seq_len >= 1024"
-    aggregate: Literal["each", "max", "min", "median"] = "each"  # judge every point, or one summary
+    repeats: str | None = None  # a param whose values are repeats (seeds): pooled into one point
     show: list[str] = []  # columns reported beside the value at each point (e.g. tflops), not judged
+    best: bool = False  # judge the highest value only (a claim about a best point: "up to")
+    # shown beside each value, not judged: the same metric with the numerator picked by each
+    # of these instead (a control: e.g. no positional encoding against ALiBi)
+    controls: list[str] = []
+    control_side: Literal["numerator", "denominator"] = "numerator"  # the side a control replaces
+    kernel: KernelRule | None = None
+    expected: Leviathan | None = None  # for speculative speed-ups: Theorem 3.8 beside each value
     # Pair records of different runs on the same hardware, for what one install cannot hold
     # (flash-attn 1.x and 2.x); otherwise a ratio or a fit never leaves its run.
     across_runs: bool = False
 
     @model_validator(mode="after")
     def _complete(self) -> "Metric":
-        if self.kind in ("ratio", "difference") and not (self.denominator or self.denominator_where):
+        if self.kind in ("ratio", "difference", "leviathan") and not (self.denominator or self.denominator_where):
             raise ValueError(f"a {self.kind} needs a denominator or a denominator_where")
         if self.kind == "exponent" and not self.axis:
             raise ValueError("an exponent needs an axis")
+        if self.kind == "leviathan" and not self.expected:
+            raise ValueError("a leviathan metric needs `expected`")
         return self
 
 
@@ -103,26 +169,65 @@ class TestScale(_Strict):
 
 class Claim(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
-    claim: str  # as published, short
-    source: str  # paper + table/figure, or repository file
+    kind: Literal["published", "target"] = "published"  # target: the project's own goal, no paper
+    claim: str  # what the source says, short
+    source: str  # the primary source: paper (venue, arXiv id) or official README / blog with its date
+    locator: str  # where in it: table, figure or section
+    published: str  # the figure exactly as published
     conditions: str  # what the source measured on (hardware, shapes, precision)
     metric: Metric
-    claimed: Claimed
-    tolerance: float = Field(0.1, ge=0)
+    claimed: Claimed | None = None
+    claimed_at: ClaimedAt | None = None
+    tolerance: float = Field(0.0, ge=0)
+    band_reason: str  # why the band is what it is: the source's own range, or a tolerance and its reason
     needs: Needs = Needs()
     suite: str  # the suite that measures it (relative to the project root)
     # the device family the source measured on, as it appears in a GPU's name ("A100") or as
     # the source names it ("TPU v3"); None where the claim does not depend on the hardware
     hardware: str | None = None
     test: TestScale | None = None  # set for claims a CPU can check (tests)
-    scaling: str = ""  # how the suite scales the paper's conditions to this device
+    scaling: str  # how the suite measures what the source measured, scaled in size only
     carries: str = ""  # what limits the comparison beyond the hardware (shapes, model size)
+
+    @model_validator(mode="after")
+    def _one_claimed(self) -> "Claim":
+        if (self.claimed is None) == (self.claimed_at is None):
+            raise ValueError("give claimed or claimed_at (one of them)")
+        return self
+
+    def band(self, point: dict[str, Any] | None = None) -> Band | None:
+        """The band at a point (its params); None where claimed_at has no value for it."""
+        if self.claimed is not None:
+            return self.claimed.band(self.tolerance)
+        value = (point or {}).get(self.claimed_at.axis)
+        try:
+            claimed = self.claimed_at.values.get(float(value))
+        except (TypeError, ValueError):
+            return None
+        return claimed.band(self.tolerance) if claimed else None
+
+    def claimed_text(self) -> str:
+        if self.claimed is not None:
+            return str(self.claimed)
+        return "; ".join(f"{_number(at)}: {c}" for at, c in self.claimed_at.values.items())
+
+    @property
+    def suite_name(self) -> str:
+        """The `name` its suite gives its records (the file's stem when it cannot be read)."""
+        try:
+            return str(yaml.safe_load(self.suite_path.read_text()).get("name") or self.suite_path.stem)
+        except (OSError, yaml.YAMLError, AttributeError):
+            return self.suite_path.stem
 
     @property
     def suite_path(self) -> Path:
         """The suite file: as given when it exists from here, else under the project root."""
         given = Path(self.suite)
         return given if given.is_absolute() or given.exists() else ROOT / given
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 class Registry(_Strict):

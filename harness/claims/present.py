@@ -7,36 +7,68 @@ from dataclasses import dataclass
 from harness.claims.carries import how_far
 from harness.claims.evaluate import Verdict
 
+COLUMNS = ("claim", "source (primary, with locator)", "their conditions", "our conditions", "band",
+           "measured (95% interval) per point", "verdict", "measured where", "kernel path")
+
 
 @dataclass(frozen=True)
 class Cells:
     id: str
-    claim: str
-    source: str
-    claimed: str
-    measured: str
-    verdict: str
+    claim: str  # the claim, "(project target)" where it is one
+    source: str  # the source, its locator, and the figure as published
     conditions: str  # the source's
-    measured_where: str  # each value at its point, or why there is none and how to get one
-    scaling: str  # how the suite scales the source's conditions to this device
-    carries: str  # how far the comparison with the source carries
+    scaling: str  # ours: how the suite measures the same thing, scaled in size
+    band: str  # the claimed value, the band judged against and why
+    measured: str  # each point: value [95% interval] -> outcome; or why there is none
+    verdict: str
+    measured_where: str  # runs, hardware, and how far the comparison carries
+    kernel: str  # the kernel path the values came from, where the claim names one
 
 
 def cells(verdict: Verdict, limit: int | None = None) -> Cells:
-    """`limit`: at most this many points in measured_where (the rest counted)."""
+    """`limit`: at most this many points listed (the rest counted)."""
     claim = verdict.claim
-    return Cells(claim.id, claim.claim, claim.source, str(claim.claimed), verdict.measured, verdict.verdict,
-                 claim.conditions, measured_where(verdict, limit), claim.scaling or "—", how_far(verdict))
+    kind = " (project target)" if claim.kind == "target" else ""
+    source = f"{claim.source}, {claim.locator}: “{claim.published}”"
+    band = f"claimed {claim.claimed_text()}; judged against {_bands(verdict)}; {claim.band_reason}"
+    return Cells(claim.id, claim.claim + kind, source, claim.conditions, claim.scaling, band,
+                 measured(verdict, limit), verdict.verdict, measured_where(verdict), kernel(verdict))
 
 
-def measured_where(verdict: Verdict, limit: int | None = None) -> str:
-    if not verdict.values:
+def measured(verdict: Verdict, limit: int | None = None) -> str:
+    if not verdict.points:
         return verdict.note
-    several_runs = len(set(verdict.runs)) > 1
-    shown = [f"{value:.3g} at {point}" + (f" (run {run})" if several_runs and run else "")
-             for value, point, run in zip(verdict.values, verdict.points, verdict.runs)]
+    several_runs = len({p.run for p in verdict.points}) > 1
+    shown = [f"{p.estimate.text()} at {p.where}{p.shown} → {p.outcome}" + (f" (run {p.run})" if several_runs else "")
+             for p in verdict.points]
     if limit is not None and len(shown) > limit:
         shown = shown[:limit] + [f"(+{len(shown) - limit} more)"]
     text = "; ".join(shown)
-    runs = sorted(set(verdict.runs) - {""})
-    return text + (f" (run {runs[0]})" if len(runs) == 1 else "")
+    how = verdict.points[0].estimate.how
+    text += f". Interval from {how}"
+    return text + (f". {verdict.note}" if verdict.note else "")
+
+
+def measured_where(verdict: Verdict) -> str:
+    runs = sorted({r for p in verdict.points for r in p.run.split(" / ") if r})
+    on = ", ".join(verdict.hardware)
+    where = f"{'; '.join(runs)}" + (f" on {on}" if on else "") if runs else "—"
+    return f"{where}. {how_far(verdict)}"
+
+
+def kernel(verdict: Verdict) -> str:
+    paths = sorted({p.kernel for p in verdict.points if p.kernel})
+    if paths:
+        return ", ".join(paths)
+    rule = verdict.claim.metric.kernel
+    return f"needs {', '.join(rule.accept)}" if rule else "—"
+
+
+def _bands(verdict: Verdict) -> str:
+    bands = list(dict.fromkeys(str(p.band) for p in verdict.points if p.band is not None))
+    if bands:
+        return ", ".join(bands)
+    claim = verdict.claim
+    if claim.claimed is not None:
+        return str(claim.claimed.band(claim.tolerance))
+    return ", ".join(str(c.band(claim.tolerance)) for c in claim.claimed_at.values.values())

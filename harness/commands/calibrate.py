@@ -28,7 +28,7 @@ def main(args: argparse.Namespace) -> int:
         unit = f"{m.rate / 1e12:8.3f} TFLOP/s" if m.kind == "matmul" else f"{m.rate / 1e9:8.2f} GB/s"
         console.console.print(f"{m.kind:6s} {m.precision:4s} size {m.size:>10d}  {m.median_ms:9.3f} ms  {unit}")
     for precision, reason in ceilings.get("missing", {}).items():
-        console.console.print(f"matmul {precision}: not measured ({reason})")
+        console.console.print(f"matmul {precision}: not measured ({reason})", markup=False)
     path = calibrate.save(env, ceilings, measured, args.out)
-    console.console.print(f"ceilings for env {env['env_id']} -> {path}")
+    console.console.print(f"ceilings for env {env['env_id']} -> {path}", markup=False)
     return 0

@@ -13,15 +13,16 @@ from rich.table import Table
 from harness import results, runner, suite as suites
 from harness.claims import model
 from harness.claims.evaluate import NOT_MEASURED, Verdict, evaluate
-from harness.claims.present import Cells, cells
+from harness.claims.present import COLUMNS, Cells, cells
 from harness.console import console, progress
 from harness.errors import UserError
+from harness.markdown import literal
 
 NAME = "claims"
-HELP = ("check published speedup claims against runs: reproduced, partly, not reproduced, "
-        "not measured (no data yet), not applicable here")
-STYLE = {"reproduced": "green", "partly": "yellow", "not reproduced": "red", "not measured": "cyan",
-         "not applicable here": "dim"}
+HELP = ("check published claims against runs, from 95% intervals: reproduced, partly, not reproduced, "
+        "inconclusive, not measured (no data yet), not applicable here")
+STYLE = {"reproduced": "green", "partly": "yellow", "not reproduced": "red", "inconclusive": "magenta",
+         "not measured": "cyan", "not applicable here": "dim"}
 TERMINAL_POINTS = 4  # points listed per claim in the terminal; markdown and HTML list all
 
 
@@ -48,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     console.print(table(verdicts, describe_hardware(runs)))
     if args.markdown:
         args.markdown.write_text(markdown(verdicts, describe_hardware(runs)))
-        console.print(f"markdown written to {args.markdown}")
+        console.print(f"markdown written to {args.markdown}", markup=False)
     return 0
 
 
@@ -69,7 +70,7 @@ def run_missing(verdicts: list[Verdict], device: str, out: Path) -> list[Path]:
         suite = suites.for_device(suites.load(path), device)
         cases = suites.expand(suite, device)
         run_dir = runner.new_run_dir(out, suite)
-        console.print(f"running {path} for claims ({len(cases)} cases on {device}) -> {run_dir}")
+        console.print(f"running {path} for claims ({len(cases)} cases on {device}) -> {run_dir}", markup=False)
         with progress(len(cases)) as advance:
             runner.run(suite, cases, run_dir, runner.start(run_dir, suite, device), on_record=advance)
         made.append(run_dir)
@@ -88,24 +89,34 @@ def describe_hardware(runs: list[Path]) -> str:
 def table(verdicts: list[Verdict], hardware: str) -> Table:
     """Every cell wraps (long words fold) rather than being cut off."""
     out = Table(title=f"Published claims on {hardware}", show_lines=True)
-    for column in ("claim", "claimed", "measured", "verdict", "conditions (source)", "measured here",
-                   "how far it carries"):
+    for column in COLUMNS:
         out.add_column(column, overflow="fold")
     for v in verdicts:
         c = Cells(**{key: escape(text) for key, text in asdict(cells(v, limit=TERMINAL_POINTS)).items()})
-        out.add_row(f"[bold]{c.id}[/]\n{c.claim}\n[dim]{c.source}[/]", c.claimed, c.measured,
-                    f"[{STYLE[v.verdict]}]{c.verdict}[/]", c.conditions,
-                    f"{c.measured_where}\n[dim]scaling: {c.scaling}[/]", c.carries)
+        out.add_row(f"[bold]{c.id}[/]\n{c.claim}", c.source, c.conditions, c.scaling, c.band, c.measured,
+                    f"[{STYLE[v.verdict]}]{c.verdict}[/]", c.measured_where, c.kernel)
+    return out
+
+
+def rows(verdicts: list[Verdict]) -> list[list[str]]:
+    """One row of cells per verdict, in COLUMNS order (markdown and the HTML report)."""
+    out = []
+    for v in verdicts:
+        c = cells(v)
+        out.append([f"**{c.id}**: {c.claim}", c.source, c.conditions, c.scaling, c.band, c.measured, c.verdict,
+                    c.measured_where, c.kernel])
     return out
 
 
 def markdown(verdicts: list[Verdict], hardware: str) -> str:
-    lines = [f"## Published claims on {hardware}", "",
-             "| claim | claimed | measured | verdict | conditions (source) | measured where | scaling "
-             "| how far it carries |", "|---|---|---|---|---|---|---|---|"]
+    counts = {s: sum(v.verdict == s for v in verdicts) for s in STYLE}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    lines = [f"## Published claims on {literal(hardware)}", "", f"{len(verdicts)} claims: {summary}.", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for v in verdicts:
         c = cells(v)
-        row = [f"**{c.id}**: {c.claim} ({c.source})", c.claimed, c.measured, c.verdict, c.conditions,
-               c.measured_where, c.scaling, c.carries]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |")
+        row = [f"**{literal(c.id)}**: {literal(c.claim)}"]
+        row += [literal(cell) for cell in (c.source, c.conditions, c.scaling, c.band, c.measured, c.verdict,
+                                           c.measured_where, c.kernel)]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

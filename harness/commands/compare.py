@@ -10,6 +10,7 @@ from rich.table import Table
 from harness.analysis.direction import higher_is_better
 from harness.compare import Comparison, Pair, StatusChange, compare_runs, geometric_mean_ratio, parse_threshold
 from harness.console import console
+from harness.markdown import literal
 
 NAME = "compare"
 HELP = ("compare two runs case by case (NEW/BASE ratio, verdict, per metric); with --fail-above, "
@@ -41,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
             console.print(terminal_table(result.pairs(metric), f"{args.new.name} vs {args.base.name}: "
                                                                f"{metric} ({_better(metric)} is better)"))
         for line in notes(result):
-            console.print(escape(line))  # labels and reasons are user text, not rich markup
+            console.print(line, markup=False, soft_wrap=True)  # labels and reasons are user text, not markup
     if threshold is None:
         return 0
     failures = gate(result, threshold)
@@ -104,6 +105,8 @@ def notes(result: Comparison) -> list[str]:
     for metric in result.metrics:
         pairs = result.pairs(metric)
         counts = ", ".join(f"{n} {v}" for v, n in ((v, sum(p.verdict == v for p in pairs)) for v in STYLE) if n)
+        doubted = sum(p.verdict == "unclear" and ", but " in p.why for p in pairs)
+        counts += f" ({doubted} of them noisy or timed beside other processes: not judged)" if doubted else ""
         mean = geometric_mean_ratio(pairs)
         lines.append(f"{metric}: {counts or 'no case'}" + (f"; geometric mean new/base {mean:.3f}x" if mean else ""))
     lines += [_change(c) for c in sorted(result.changes, key=lambda c: not c.broke)]
@@ -118,24 +121,19 @@ def _change(change: StatusChange) -> str:
     return f"{flag}: {_case(change.label, change.axes)} base {change.base}, new {change.new}{reason}"
 
 
-def _md(text: str) -> str:
-    """A Markdown table cell: pipes and newlines would break the row."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def markdown(result: Comparison, threshold: float | None) -> str:
     lines = []
     for metric in result.metrics:
-        lines += [f"**{_md(metric)}** ({_better(metric)} is better)", "",
+        lines += [f"**{literal(metric)}** ({_better(metric)} is better)", "",
                   "| case | base | new | new/base | verdict | p |", "|---|---:|---:|---:|---|---:|"]
         for pair in result.pairs(metric):
             mark = f"**{pair.verdict}**" if pair.verdict in ("slower", "worse") else pair.verdict
-            lines.append(f"| {_md(_case(pair.label, pair.axes))} | {_number(pair.base)} | {_number(pair.new)} "
+            lines.append(f"| {literal(_case(pair.label, pair.axes))} | {_number(pair.base)} | {_number(pair.new)} "
                          f"| {_ratio(pair)} | {mark} | {_p(pair)} |")
         lines.append("")
-    lines += [f"- {_md(line)}" for line in notes(result) if line]
+    lines += [f"- {literal(line)}" for line in notes(result) if line]
     if threshold is not None:
         failures = gate(result, threshold)
         lines.append(f"- gate (clearly worse by more than {threshold:.0%}, or broke): "
-                     + ("; ".join(_md(f) for f in failures) if failures else "passed"))
+                     + ("; ".join(literal(f) for f in failures) if failures else "passed"))
     return "\n".join(lines)

@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
         output.write_text(text, encoding="utf-8")
     except OSError as err:  # no permission, a full disk, -o naming a folder
         raise UserError(f"-o {output}: cannot write the report there ({err.strerror or err})") from None
-    console.print(f"{output} ({len(text.encode()) / 1e6:.1f} MB, {count} figures)")
+    console.print(f"{output} ({len(text.encode()) / 1e6:.1f} MB, {count} figures)", markup=False)
     return 0
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from harness import console, results, runner, suite as suites
-from harness.errors import UserError
+from harness import console, results, run_lock, runner, suite as suites
+from harness.errors import RunStopped, UserError
 
 NAME = "run"
 HELP = "run a suite (YAML) and write results/<suite>-<time>/"
@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: the suite's, else cuda if present")
     parser.add_argument("--out", type=Path, default=Path("results"), help="parent folder of the run folder")
     parser.add_argument("--resume", type=Path, metavar="RUN", help="finish an interrupted run folder")
+    parser.add_argument("--force", action="store_true",
+                        help="with --resume: finish the run even though the suite's measure block changed")
+    parser.add_argument("--max-cases", type=int, default=suites.MAX_CASES, metavar="N",
+                        help=f"refuse a suite that expands to more cases (default {suites.MAX_CASES:,})")
 
 
 def resolve_device(requested: str) -> str:
@@ -32,7 +36,11 @@ def resolve_device(requested: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    suite = suites.load(args.suite)
+    if args.max_cases < 1:
+        raise UserError(f"--max-cases {args.max_cases}: must be at least 1")
+    if args.force and not args.resume:
+        raise UserError("--force: only with --resume RUN")
+    suite = suites.load(args.suite, max_cases=args.max_cases)
     device = resolve_device(args.device or suite.device)
     suite = suites.for_device(suite, device)
     cases = suites.expand(suite, device, where=args.where, only=args.only)
@@ -49,14 +57,22 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if not cases:
         raise UserError(f"{args.suite}: no cases left after --only/--where")
-    if args.resume:
-        run_dir = args.resume
-        done, previous, env = runner.resume(run_dir, suite, device)
-    else:
-        run_dir = runner.new_run_dir(args.out, suite)
-        done, previous, env = set(), [], runner.start(run_dir, suite, device)
+    try:
+        if args.resume:
+            with run_lock.hold(args.resume):
+                done, previous, env = runner.resume(args.resume, suite, device, force=args.force)
+                return _run(suite, cases, device, args.resume, env, done, previous)
+        with runner.new_run(args.out, suite, device) as (run_dir, env):
+            return _run(suite, cases, device, run_dir, env, set(), [])
+    except RunStopped as stopped:
+        stopped.resume_command = f"python -m harness run {args.suite} --resume {stopped.run_dir}"
+        raise
+
+
+def _run(suite: suites.Suite, cases: list, device: str, run_dir: Path, env: dict, done: set[str],
+         previous: list[dict]) -> int:
     todo = sum(c.id not in done for c in cases)
-    console.console.print(f"{suite.name}: {todo} cases on {device} -> {run_dir}")
+    console.console.print(f"{suite.name}: {todo} cases on {device} -> {run_dir}", markup=False, soft_wrap=True)
     with console.progress(todo) as advance:
         runner.run(suite, cases, run_dir, env, done, previous, on_record=advance)
     frame = results.load(run_dir)
@@ -64,5 +80,5 @@ def main(args: argparse.Namespace) -> int:
     marks = console.legend(frame)
     if marks:
         console.console.print(marks, markup=False)
-    console.console.print(f"{console.status_counts(frame)}; results in {run_dir}")
+    console.console.print(f"{console.status_counts(frame)}; results in {run_dir}", markup=False, soft_wrap=True)
     return 0

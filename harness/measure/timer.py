@@ -34,14 +34,17 @@ class TimerSettings:
 
 
 def measure(fn: Callable[[], object], device: str, settings: TimerSettings,
-            call_s: float) -> list[float]:
+            call_s: float, after_block: Callable[[], None] | None = None) -> list[float]:
     """Per-call times of `fn` in ms; `call_s`, a warm call's time (already measured), sizes
-    CPU blocks (a cold first call can be 10x slower, and would make blocks too short)."""
+    CPU blocks (a cold first call can be 10x slower, and would make blocks too short).
+    `after_block` is called after each block (to look at the machine, never at `fn`)."""
     sample = _cuda_sampler(fn) if device == "cuda" else _cpu_sampler(fn, settings, call_s)
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < settings.max_reps:
         samples.extend(sample())
+        if after_block:
+            after_block()
         elapsed = time.perf_counter() - start
         if len(samples) >= settings.min_reps and (
             precise_enough(samples, settings.noise_target) or elapsed >= settings.max_time_s):

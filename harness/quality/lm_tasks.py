@@ -63,6 +63,7 @@ def length_extrapolation(make_model: MakeModel, p: Any) -> dict[str, Any]:
     for factor in (1, 2, 4):
         nll = _nll_at(model, text, factor * p.seq_len, p.eval_tokens, max(1, p.batch // factor))
         metrics[f"val_ppl_{factor}x"] = perplexity(nll)
+    metrics["ppl_ratio_2x"] = metrics["val_ppl_2x"] / metrics["val_ppl_1x"]
     metrics["ppl_ratio_4x"] = metrics["val_ppl_4x"] / metrics["val_ppl_1x"]
     return {**metrics, **log_metrics(log)}
 

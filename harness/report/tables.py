@@ -155,14 +155,13 @@ def claims(frame: pd.DataFrame) -> str:
     cannot judge says why (not measured: the command; not applicable here: what it needs)."""
     from harness.claims import model
     from harness.claims.evaluate import JUDGED, evaluate
-    from harness.claims.present import cells
+    from harness.claims.present import COLUMNS
+    from harness.commands.claims import rows
 
     device = "cuda" if "device" in frame and (frame["device"] == "cuda").any() else "cpu"
     verdicts = [evaluate(c, frame, device) for c in model.load()]
     judged = sum(v.verdict in JUDGED for v in verdicts)
     note = (f"<p class='note'>{judged} of {len(verdicts)} claims judged from these runs "
             "(python -m harness claims RUN ... [--run-missing]).</p>")
-    rows = [[f"{c.id}: {c.claim}", c.claimed, c.measured, c.verdict, c.conditions, c.measured_where,
-             c.scaling, c.carries, c.source] for c in map(cells, verdicts)]
-    return note + html_table(["claim", "claimed", "measured", "verdict", "conditions (source)", "measured where",
-                              "scaling", "how far it carries", "source"], rows)
+    cells = [[row[0].replace("**", "")] + row[1:] for row in rows(verdicts)]
+    return note + html_table(list(COLUMNS), cells)

@@ -120,10 +120,13 @@ def check(impl: Impl, case: Case, p: AttentionParams) -> dict[str, float]:
     small = check_shape(p)
     backward = p.direction == "fwd_bwd"
     q, k, v = make_qkv(small, case.device, requires_grad=backward)
-    out = _caller(impl, case, p)(q, k, v)
+    # dropout draws its own mask: the check runs without it, on the same code path otherwise
+    kwargs = case.impl_kwargs() | ({"dropout_p": 0.0} if "dropout_p" in impl.params else {})
+    out = impl.fn(q, k, v, causal=p.causal, **kwargs)
     exact = registry.get("attention", "reference")
     own = registry.get("attention", impl.reference) if impl.reference else exact
-    own_kwargs = {k: v for k, v in case.impl_kwargs().items() if k in own.params}
+    # the impl's defaults too: its reference must see the params the impl ran with
+    own_kwargs = {k: v for k, v in {**impl.params, **case.impl_kwargs()}.items() if k in own.params}
     inputs64 = [t.detach().double().requires_grad_(backward) for t in (q, k, v)]
     expected = own.fn(*inputs64, causal=p.causal, **own_kwargs)
     result = _errors(out, expected, OUTPUT_TOLERANCE[p.precision])

@@ -2,8 +2,9 @@
 
 The impl is a model preset (family "model"). Policies: "static" (whole
 batches, contiguous KV), "continuous" (iteration-level scheduling, contiguous
-max_len KV per sequence) and "paged" (continuous scheduling over a paged KV
-cache). All three get the same KV memory budget, so the paged policy's
+KV per sequence: max_len, or with `reserve: oracle` the request's own length)
+and "paged" (continuous scheduling over a paged KV cache; a request is admitted
+when blocks for its whole length are free, so it is never preempted). All three get the same KV memory budget, so the paged policy's
 advantage is how many sequences fit. Recurrent and SSM models (constant-size
 state, nothing to page) run static and continuous with at most
 kv_budget_tokens // (prompt_max + output_max) sequences, the contiguous count.
@@ -49,7 +50,11 @@ class ServeParams(CommonParams):
     prompt_max: int = Field(64, ge=1)
     output_min: int = Field(4, ge=1)
     output_max: int = Field(64, ge=1)
-    length_dist: Literal["fixed", "uniform", "lognormal"] = "uniform"  # prompt and output lengths in [min, max]
+    length_dist: Literal["fixed", "uniform", "lognormal", "lognormal_mean"] = "uniform"  # lengths in [min, max]
+    prompt_mean: float | None = Field(None, gt=0)  # lognormal_mean: the published mean lengths ...
+    output_mean: float | None = Field(None, gt=0)
+    length_sigma: float = Field(1.0, gt=0)  # ... and the log-space spread
+    reserve: Literal["max", "oracle"] = "max"  # contiguous stores: max_len per sequence, or its own length
     max_batch: int = Field(16, ge=1)
     kv_budget_tokens: int = Field(1024, ge=1)  # KV memory for all sequences, in token positions
     block_size: int = Field(16, ge=1)  # paged
@@ -75,8 +80,11 @@ class Serve(Workload):
         size = ModelSize(d_model=p.d_model, n_layers=p.n_layers, vocab_size=p.vocab_size, seed=p.seed)
         model = build_model(case, size, p.vocab_size, max_len).eval()
         runner = _runner(model, p)
+        if p.length_dist == "lognormal_mean" and (p.prompt_mean is None or p.output_mean is None):
+            raise Skip("length_dist lognormal_mean needs prompt_mean and output_mean")
         trace = make_trace(p.n_requests, p.rate, p.arrival, p.burstiness, (p.prompt_min, p.prompt_max),
-                           (p.output_min, p.output_max), p.vocab_size, p.seed, p.length_dist)
+                           (p.output_min, p.output_max), p.vocab_size, p.seed, p.length_dist,
+                           (p.prompt_mean, p.output_mean), p.length_sigma)
         last: dict[str, Any] = {}
 
         def run():
@@ -118,7 +126,7 @@ def _store(runner: AttentionRunner | StateRunner, p: ServeParams, max_len: int, 
     if p.policy == "paged":
         return PagedKVCache(*dims, budget_tokens=p.kv_budget_tokens, block_size=p.block_size, device=device,
                             contiguous_max_len=max_len)
-    return ContiguousKV(*dims, max_len=max_len, budget_tokens=p.kv_budget_tokens, device=device)
+    return ContiguousKV(*dims, max_len=max_len, budget_tokens=p.kv_budget_tokens, device=device, reserve=p.reserve)
 
 
 @torch.no_grad()

@@ -22,7 +22,8 @@ Each row's tokens are still distributed as the target's: cutting a row's
 speculative output short at a point set by the other rows' independent draws
 keeps every emitted token's law given its prefix. A batch pays for its least
 lucky row (mean_accepted_length is what was committed; acceptance_rate is the
-per-row rule's own rate).
+per-row rule's own rate; alpha is Leviathan et al.'s E[sum_x min(p, q)], the rate their
+Theorem 3.8 takes).
 """
 from __future__ import annotations
 
@@ -50,11 +51,14 @@ def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Reco
         target_s.prefill(prompt[:, :-1], last=1)
         draft_s.prefill(prompt[:, :-1], last=1)
     last, out, rounds, committed, row_accepted = prompt[:, -1], [], 0, 0, 0
+    overlap, positions = 0.0, 0  # sum of min(p, q) over the positions each row's rule looked at
     while sum(t.shape[1] for t in out) < max_new_tokens:
         drafts, q, draft_snaps = _draft(draft_s, last, k, probs, generator)
         target_snap = target_s.snapshot()
         p = probs(target_s.prefill(torch.cat([last[:, None], drafts], 1)))  # (B, k+1, V)
         rows, nxt = accept(p.cpu(), q.cpu(), drafts.cpu(), generator)
+        seen, looked = acceptance_overlap(p.cpu(), q.cpu(), rows)
+        overlap, positions = overlap + seen, positions + looked
         n = int(rows.min())
         # a row that accepted more than n emits its own accepted draft at position n
         nxt = torch.where(rows > n, drafts[:, min(n, k - 1)].cpu(), nxt).to(prompt.device)
@@ -63,9 +67,21 @@ def decode(model: Any, prompt: torch.Tensor, max_new_tokens: int, recorder: Reco
         last = nxt
         rounds, committed, row_accepted = rounds + 1, committed + n, row_accepted + int(rows.sum())
         recorder.emitted(n + 1, target_s.length, target_s.cache_bytes() + draft_s.cache_bytes())
-    recorder.stats.extra.update(acceptance_rate=row_accepted / (rounds * k * batch),
+    recorder.stats.extra.update(acceptance_rate=row_accepted / (rounds * k * batch), alpha=overlap / max(positions, 1),
                                 mean_accepted_length=committed / rounds, rounds=float(rounds))
     return torch.cat(out, 1)[:, :max_new_tokens]
+
+
+def acceptance_overlap(p: torch.Tensor, q: torch.Tensor, rows: torch.Tensor) -> tuple[float, int]:
+    """Leviathan et al.'s acceptance probability beta = sum_x min(p(x), q(x)) (Theorem 3.5),
+    summed over each row's drafted positions up to its first rejection (the prefixes the
+    target's own output passes through), and how many positions that is. Their mean over a
+    generation is alpha = E[beta] (Corollary 3.6), the rate Theorem 3.8 takes.
+    p (R, k+1, V), q (R, k, V), rows (R,) accepted drafts per row."""
+    k = q.shape[1]
+    beta = torch.minimum(p[:, :k], q).sum(-1)  # (R, k)
+    looked = torch.arange(k)[None, :] <= rows[:, None]  # accepted ones and the first rejection
+    return float(beta[looked].sum()), int(looked.sum())
 
 
 def _draft(session: Session, last: torch.Tensor, k: int, probs, generator):

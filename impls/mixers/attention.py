@@ -91,6 +91,9 @@ class Attention(Mixer):
         self.takes_cached_rows, self.pattern = self._check_impl(impl, positional)
         # exact softmax attention over every key (not a pattern's reference, which is exact to itself)
         self.exact = impl.exact and impl.reference is None
+        # one decode step of MQA/GQA: a group's query heads attend as rows of one head (below)
+        # (full exact attention only: a pattern's rows depend on each query's own position)
+        self.grouped_step = impl.exact and impl.reference in (None, "reference") and kv_heads < heads
         self.positional, self.rope_base, self.max_len = positional, rope_base, max_len
         # [q | k | v] from one matmul: a decode step reads the three weights in one call
         self.qkv_proj = nn.Linear(d_model, (heads + 2 * kv_heads) * self.head_dim, bias=False)
@@ -183,6 +186,8 @@ class Attention(Mixer):
         banded = window is not None and m > window + 1  # some query would see too far back
         own_rows = n == m or self.takes_cached_rows
         if self.positional != "alibi" and not banded and own_rows:
+            if n == 1 and self.grouped_step:
+                return self._grouped_step(q, k, v)
             lone_query = n == 1 and self.exact  # the newest position sees every key: no mask
             return self.attention_fn(q, k, v, causal=not lone_query, **self.attention_params)
         pos_k = torch.arange(key_start, key_start + m, device=q.device)
@@ -194,6 +199,15 @@ class Attention(Mixer):
         if self.positional == "alibi":
             return BIASED[self.attention_name](q, k, v, keep, alibi.bias(self.heads, pos_q, pos_k))
         return masked_attention(q, k, v, keep=keep)
+
+    def _grouped_step(self, q, k, v) -> torch.Tensor:
+        """One new position, q (B, H, 1, hd) over all M cached keys (B, Hkv, M, hd): the H / Hkv
+        query heads sharing a KV head (heads kv * G .. kv * G + G - 1) attend as G rows of that
+        head, so the shared keys and values are read once instead of copied to every query head
+        (the saving MQA and GQA exist for). A lone last query sees every key: causal = False."""
+        b, h, _, d = q.shape
+        rows = q.reshape(b, self.kv_heads, h // self.kv_heads, d)  # (B, Hkv, G, hd)
+        return self.attention_fn(rows, k, v, causal=False, **self.attention_params).view(b, h, 1, d)
 
     def merge_heads(self, y: torch.Tensor) -> torch.Tensor:
         """y (B, H, T, hd) -> (B, T, d_model): the heads joined and projected. With `project`,

@@ -48,11 +48,12 @@ def serve(runner: AttentionRunner, store: Any, trace: list[Request], max_batch: 
         peak_batch = max(peak_batch, len(ids))
         logits = clock.run(lambda: runner.decode(store, ids, torch.tensor([last[i] for i in ids])))
         memory.sample()
+        memory.decoded(len(ids))
         for row, i in enumerate(ids):
             last[i] = emit(results[i], logits[row], clock.now)
         _retire(running, results, store)
     return ServeResult(results, clock.busy, int(memory.peak), memory.reserved_steps, memory.used_steps, peak_batch,
-                       int(memory.peak_contiguous))
+                       int(memory.peak_contiguous), memory.batched, memory.decode_calls)
 
 
 def _total_len(request: Request) -> int:

@@ -47,6 +47,8 @@ class ServeResult:
     used_byte_steps: float  # ... and of bytes holding real tokens
     peak_batch: int
     peak_contiguous_bytes: int = 0  # paged: what max_len-per-sequence buffers would have held at peak
+    batched_sequences: int = 0  # sequences over all decode calls ...
+    decode_calls: int = 0  # ... and the calls: their ratio is the mean batch (vLLM's Fig. 13)
 
     def metrics(self, ttft_target_s: float, itl_target_s: float) -> dict[str, float]:
         """Throughput, latency percentiles, goodput and KV waste, as record metrics."""
@@ -62,7 +64,8 @@ class ServeResult:
                "makespan_s": span, "busy_fraction": self.busy_s / span,
                "kv_peak_reserved_bytes": float(self.peak_reserved_bytes),
                "kv_waste": 1 - self.used_byte_steps / max(self.reserved_byte_steps, 1.0),
-               "peak_batch": float(self.peak_batch)}
+               "peak_batch": float(self.peak_batch),
+               "mean_batch": self.batched_sequences / max(self.decode_calls, 1)}
         if self.peak_contiguous_bytes:
             out["kv_peak_contiguous_equiv_bytes"] = float(self.peak_contiguous_bytes)
         for name, values in (("ttft", ttft), ("itl", itl)):
@@ -97,6 +100,12 @@ class Memory:
     def __init__(self, store: Any):
         self.store = store
         self.peak = self.reserved_steps = self.used_steps = self.peak_contiguous = 0.0
+        self.batched = self.decode_calls = 0
+
+    def decoded(self, batch: int) -> None:
+        """A decode call ran over `batch` sequences."""
+        self.batched += batch
+        self.decode_calls += 1
 
     def sample(self) -> None:
         reserved = self.store.reserved_bytes()

@@ -1,7 +1,9 @@
-"""Contiguous KV storage for serving: one (layers, max_len) buffer per sequence.
+"""Contiguous KV storage for serving: one buffer per sequence, reserved up front.
 
 The baseline a paged cache is compared with: every admitted sequence reserves
-room for max_len tokens up front, whether it uses them or not. Both stores
+room for max_len tokens (reserve="max", vLLM's "Orca (Max)"), or exactly the
+length it will reach (reserve="oracle", "Orca (Oracle)", which knows the output
+length in advance), whether it uses them yet or not. Both stores
 share one interface, used by runner.AttentionRunner:
 
     can_admit(n_tokens) / add(seq, n_tokens) / release(seq)
@@ -20,10 +22,14 @@ from impls.mixers.masked_attention import masked_attention
 
 class ContiguousKV:
     def __init__(self, n_layers: int, kv_heads: int, head_dim: int, max_len: int,
-                 budget_tokens: int, dtype: torch.dtype = torch.float32, device: str = "cpu"):
+                 budget_tokens: int, dtype: torch.dtype = torch.float32, device: str = "cpu",
+                 reserve: str = "max"):
+        if reserve not in ("max", "oracle"):
+            raise ValueError(f"unknown reserve '{reserve}'; valid: max, oracle")
         self.shape = (n_layers, 2, kv_heads, max_len, head_dim)
-        self.max_len, self.dtype, self.device = max_len, dtype, device
-        self.max_seqs = budget_tokens // max_len  # how many max_len buffers fit the KV budget
+        self.max_len, self.dtype, self.device, self.reserve = max_len, dtype, device, reserve
+        self.budget_tokens = budget_tokens
+        self.reserved: dict[int, int] = {}  # positions each sequence holds
         self.token_bytes = n_layers * 2 * kv_heads * head_dim * torch.empty(0, dtype=dtype).element_size()
         self.buffers: dict[int, torch.Tensor] = {}
         self.lengths: dict[int, int] = {}  # positions written (the next write starts here)
@@ -31,17 +37,23 @@ class ContiguousKV:
         # keeps stepping writes past them, and those positions hold garbage, not tokens
         self.needed: dict[int, int] = {}
 
+    def reservation(self, n_tokens: int) -> int:
+        return self.max_len if self.reserve == "max" else n_tokens
+
     def can_admit(self, n_tokens: int) -> bool:
-        return n_tokens <= self.max_len and len(self.buffers) < self.max_seqs
+        held = sum(self.reserved.values())
+        return n_tokens <= self.max_len and held + self.reservation(n_tokens) <= self.budget_tokens
 
     def add(self, seq: int, n_tokens: int) -> None:
         if not self.can_admit(n_tokens):
             raise MemoryError(f"no room for sequence {seq} ({n_tokens} tokens)")
+        self.reserved[seq] = self.reservation(n_tokens)  # what the policy holds; the budget counts this
+        # the buffer itself is max_len long in both modes: static batching keeps writing past `needed`
         self.buffers[seq] = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
         self.lengths[seq], self.needed[seq] = 0, n_tokens
 
     def release(self, seq: int) -> None:
-        del self.buffers[seq], self.lengths[seq], self.needed[seq]
+        del self.buffers[seq], self.lengths[seq], self.needed[seq], self.reserved[seq]
 
     def write(self, layer: int, seq: int, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
         end = start + k.shape[1]
@@ -63,7 +75,7 @@ class ContiguousKV:
         return masked_attention(q, kv[:, 0], kv[:, 1], keep=keep)  # (S, H, T, D)
 
     def reserved_bytes(self) -> int:
-        return len(self.buffers) * self.max_len * self.token_bytes
+        return sum(self.reserved.values()) * self.token_bytes
 
     def used_bytes(self) -> int:
         return sum(min(n, self.needed[s]) for s, n in self.lengths.items()) * self.token_bytes

@@ -44,7 +44,7 @@ def serve(runner: AttentionRunner, store: Any, trace: list[Request], max_batch: 
         peak_batch = max(peak_batch, len(batch))
         _run_batch(runner, store, batch, results, clock, memory)
     return ServeResult(results, clock.busy, int(memory.peak), memory.reserved_steps, memory.used_steps, peak_batch,
-                       int(memory.peak_contiguous))
+                       int(memory.peak_contiguous), memory.batched, memory.decode_calls)
 
 
 def _run_batch(runner, store, batch: list[Request], results: dict[int, RequestResult], clock: Clock,
@@ -64,6 +64,7 @@ def _run_batch(runner, store, batch: list[Request], results: dict[int, RequestRe
         active = [i for i, r in zip(ids, batch) if len(results[i].tokens) < r.output_len]
         logits = clock.run(lambda: runner.decode(store, ids, torch.tensor([last[i] for i in ids])))
         memory.sample()
+        memory.decoded(len(active))  # finished rows ride along: they are not batched requests
         for row, i in enumerate(ids):
             if i in active:
                 last[i] = emit(results[i], logits[row], clock.now)

@@ -40,17 +40,24 @@ def prepared(impl: str, **params):
         pytest.skip(str(why))
 
 
+def at_most_one_and_a_half(fast: str, runs: dict) -> None:
+    """`fast`'s fastest sample within 1.5x naive's, timed in alternation and measured again
+    (up to three times) before the check fails."""
+    def holds(fastest: dict[str, float]) -> bool:
+        return fastest[fast] <= 1.5 * fastest["naive"]
+
+    fastest = regression.remeasured(lambda: regression.interleaved_fastest(runs), holds)
+    assert holds(fastest), fastest
+
+
 def test_sdpa_flash_is_not_slower_than_one_and_a_half_naive_at_512():
-    fastest = regression.interleaved_fastest({"naive": prepared("naive").run,
-                                              "sdpa_flash": prepared("sdpa_flash").run})
-    assert fastest["sdpa_flash"] <= 1.5 * fastest["naive"], fastest
+    at_most_one_and_a_half("sdpa_flash", {"naive": prepared("naive").run, "sdpa_flash": prepared("sdpa_flash").run})
 
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_chunked_is_not_slower_than_one_and_a_half_naive_at_1024(causal):
-    runs = {impl: prepared(impl, seq_len=1024, causal=causal).run for impl in ("naive", "chunked")}
-    fastest = regression.interleaved_fastest(runs)
-    assert fastest["chunked"] <= 1.5 * fastest["naive"], fastest
+    at_most_one_and_a_half("chunked", {impl: prepared(impl, seq_len=1024, causal=causal).run
+                                       for impl in ("naive", "chunked")})
 
 
 @pytest.fixture(scope="module")
@@ -84,4 +91,7 @@ def test_normalized_times_within_the_stored_baseline():
         pytest.skip(f"no {BASELINE.name}: run scripts/measure_benchmark_noise.py to create it")
     baseline = json.loads(BASELINE.read_text())
     found, measured = regression.confirmed_regressions(baseline, [b for b in SET if b.name in baseline["cases"]])
+    loaded = regression.too_loaded_for_a_stored_baseline()  # asked after measuring: load comes and goes
+    if found and loaded:
+        pytest.skip(f"{loaded}; over the baseline: {'; '.join(found)}")
     assert not found, measured
