@@ -24,7 +24,8 @@ def test_timer_agrees_with_torch_benchmark(n):
     alternation: load on a shared machine only ever adds time, so the fastest blocks are the
     comparable ones, and blocks of as many calls are equally likely to escape preemption (at load
     7 on 2 cores blocked_autorange chose 1 to 10 calls a block by itself and read 0.39-1.02x ours
-    in four trials, 1.92x in a failed test run; blocks of our count read 0.96-1.01x); measured again (up to three times) before the check fails."""
+    in four trials, 1.92x in a failed test run; blocks of our count read 0.96-1.01x); measured
+    again (up to three times) before the check fails."""
     fn = matmul_workload(n)
     # One thread each: a two-thread op on a shared machine measures the scheduler, not the op.
     settings = timer.TimerSettings(min_reps=10, max_reps=200, noise_target=0.01, max_time_s=0.5, threads=1)
