@@ -1,0 +1,163 @@
+"""What the doctor checks on a device, and at which shapes.
+
+Every registered impl of the families a workload checks (attention through `op`, model
+presets through `model`, the encoder through `classify`, encoder-decoders through `generate`)
+at each precision it declares, through the worker with timing off, so the reference and the
+tolerance are the workload's own. References (the specifications others are checked
+against) are not rows. On CUDA the shapes are the ones the suites time there (head dim 128,
+a thousand tokens, off the tiles, grouped heads), and triton_flash is checked again at each
+of its autotune configurations; on the CPU they are small. The selective scan is checked at
+two channel blocks, forward and backward.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.case import Case
+from harness.doctor import kernels
+from harness.doctor.checks import Row, Variant, case_variant, judge
+from impls import registry
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    heads: int
+    kv_heads: int
+    seq_len: int
+    kv_len: int
+    head_dim: int
+    causal: bool
+
+    def __str__(self) -> str:
+        return (f"{'causal' if self.causal else 'not causal'}, Hq {self.heads} / Hkv {self.kv_heads}, "
+                f"N {self.seq_len}, M {self.kv_len}, D {self.head_dim}")
+
+
+# Off the 16-, 32-, 64- and 128-wide tiles; grouped heads; a causal diagonal shifted by M > N.
+ATTENTION_SHAPES = {
+    "cpu": [AttentionShape(4, 2, 33, 33, 32, False), AttentionShape(4, 4, 33, 33, 32, True),
+            AttentionShape(4, 2, 17, 40, 32, True)],
+    "cuda": [AttentionShape(16, 4, 1000, 1000, 128, False), AttentionShape(16, 16, 1000, 1000, 128, True),
+             AttentionShape(16, 4, 1000, 1100, 128, True), AttentionShape(8, 8, 1000, 1000, 64, False)],
+}
+SCAN_SHAPES = {
+    "cpu": [kernels.ScanShape(1, 6, 3, 9, None), kernels.ScanShape(1, 8, 3, 7, 2)],
+    "cuda": [kernels.ScanShape(2, 96, 16, 300, None), kernels.ScanShape(2, 96, 16, 257, 2)],
+}
+SCAN_BLOCKS = {"cpu": (4, 16), "cuda": (16, 64)}
+# Model-level checks compare the full forward with prefill + steps; on a GPU every float precision.
+MODEL_PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "fp16", "bf16")}
+MODEL_SIZE = {"d_model": 64, "n_layers": 2, "batch": 2, "seq_len": 32}
+# A model row beside the presets: a param that swaps in another impl of a part.
+MODEL_VARIANTS = [("mamba", {"scan": "triton"})]
+
+
+def rows(device: str, only: list[str] | None = None) -> list[tuple[str, str, str, list[Variant]]]:
+    """(group, impl, what, variants) for every row on `device`, or only the impls named."""
+    planned = attention_rows(device) + flash_configuration_rows(device) + scan_rows(device) + model_rows(device)
+    return [row for row in planned if not only or row[1] in only or row[1].split("[")[0] in only]
+
+
+def run(device: str, only: list[str] | None = None, on_row=None) -> list[Row]:
+    """Judge every planned row in turn; `on_row(row)` after each (progress)."""
+    judged = []
+    for group, impl, what, variants in rows(device, only):
+        judged.append(judge(group, impl, what, variants))
+        if on_row:
+            on_row(judged[-1])
+    return judged
+
+
+def attention_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
+    planned = []
+    for name in registry.names("attention"):
+        impl = registry.get("attention", name)
+        if _is_reference(name):
+            continue
+        for precision in sorted(impl.precisions):
+            shapes = ATTENTION_SHAPES[device]
+            variants = [case_variant(f"{shape}, {'fwd+bwd' if impl.backward else 'fwd'}",
+                                     _attention_case(name, device, precision, shape, impl.backward))
+                        for shape in shapes]
+            if impl.backward:  # the forward alone too, where a device has no backward (flex on a CPU)
+                variants.append(case_variant(f"{shapes[0]}, fwd", _attention_case(name, device, precision,
+                                                                                   shapes[0], False)))
+            planned.append(("attention", name, precision, variants))
+    return planned
+
+
+def flash_configuration_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
+    """triton_flash at each autotune configuration, fp16 and bf16 (on the CPU the interpreter
+    has one small tile, which the attention rows already check)."""
+    if device != "cuda" or not registry.available(registry.get("attention", "triton_flash"), device, "fp16")[0]:
+        return []
+    planned = []
+    for label, forward, backward in kernels.flash_configurations():
+        for precision in ("fp16", "bf16"):
+            variants = [kernels.pinned_flash(case_variant(f"{shape}, fwd+bwd",
+                                                          _attention_case("triton_flash", device, precision, shape,
+                                                                          True)), forward, backward)
+                        for shape in ATTENTION_SHAPES[device][:3]]  # head dim 128: the tiles' largest
+            planned.append(("triton_flash tiles", "triton_flash", f"{precision}: {label}", variants))
+    return planned
+
+
+def scan_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
+    precisions = ("fp32", "fp16", "bf16")
+    return [("selective scan", "mamba_triton", f"{precision}, block_d {block}",
+             [kernels.scan_variant(device, precision, shape, block) for shape in SCAN_SHAPES[device]])
+            for block in SCAN_BLOCKS[device] for precision in precisions]
+
+
+def model_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
+    planned = []
+    presets = [(name, {}) for name in registry.names("model")] + MODEL_VARIANTS
+    for name, params in presets:
+        shown = name + "".join(f"[{k}={v}]" for k, v in params.items())
+        for precision in MODEL_PRECISIONS[device]:
+            planned.append(("model", shown, precision,
+                            [_model_variant(name, shown, device, precision, params)]))
+    for family, workload, size in (("encoder", "classify", {"d_model": 64, "n_layers": 1, "seq_len": 128,
+                                                             "direction": "fwd"}),
+                                   ("seq2seq", "generate", {"d_model": 64, "n_layers": 1, "src_len": 16,
+                                                            "new_tokens": 8})):
+        for name in registry.names(family):
+            for precision in MODEL_PRECISIONS[device]:
+                case = _case(workload, family, name, name, device, {**size, "precision": precision}, ())
+                planned.append((family, name, precision, [case_variant(_describe(size), case)]))
+    return planned
+
+
+def _model_variant(name: str, shown: str, device: str, precision: str, params: dict[str, Any]) -> Variant:
+    if registry.get("model", name).meta.get("fixed_size"):  # a checkpoint preset: nothing to build here
+        return Variant("a local checkpoint", lambda: {
+            "status": "skipped", "reason": "needs a local checkpoint (params: checkpoint); check it with "
+                                           "`harness run --check-only` on a suite that names one", "metrics": {}})
+    case = _case("model", "model", name, shown, device, {**MODEL_SIZE, **params, "precision": precision},
+                 tuple(params))
+    return case_variant(f"forward vs prefill + steps, {_describe(MODEL_SIZE)}", case)
+
+
+def _attention_case(name: str, device: str, precision: str, shape: AttentionShape, backward: bool) -> Case:
+    params = {"batch": 2, "heads": shape.heads, "kv_heads": shape.kv_heads, "seq_len": shape.seq_len,
+              "kv_len": shape.kv_len, "head_dim": shape.head_dim, "causal": shape.causal,
+              "direction": "fwd_bwd" if backward else "fwd", "precision": precision}
+    return _case("op", "attention", name, name, device, params, ())
+
+
+def _case(workload: str, family: str, name: str, label: str, device: str, params: dict[str, Any],
+          impl_params: tuple[str, ...]) -> Case:
+    return Case(suite="doctor", workload=workload, family=family, impl=name, label=label, params=params,
+                impl_params=impl_params, axes=(), device=device)
+
+
+def _is_reference(name: str) -> bool:
+    """The exact fp64 reference and each approximation's own reference are specifications."""
+    return name == "reference" or name.endswith("_reference") or any(
+        registry.get("attention", other).reference == name for other in registry.names("attention"))
+
+
+def _describe(size: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in size.items())
+
