@@ -16,6 +16,7 @@ from harness import console
 from harness.commands.run import resolve_device
 from harness.doctor import plan, stack
 from harness.doctor.checks import Row
+from harness.errors import UserError
 from impls.requirements import _importable
 
 NAME = "doctor"
@@ -27,24 +28,29 @@ MARKS = {"pass": "pass", "fail": "FAIL", "skipped": "skipped"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if present, else cpu")
     parser.add_argument("--only", action="append", metavar="IMPL", help="check only this impl (repeatable)")
+    parser.add_argument("--precision", action="append", choices=["fp32", "fp16", "bf16", "int8"],
+                        help="check only this precision (repeatable)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the stack and every row as JSON")
+    parser.add_argument("--budget-s", type=float, metavar="SECONDS",
+                        help="start no row after this many seconds; the rest are listed as not reached")
     parser.add_argument("--no-interpret", action="store_true",
                         help="on the CPU, do not re-run under TRITON_INTERPRET=1 (the Triton rows are then skipped)")
 
 
 def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    if args.budget_s is not None and args.budget_s <= 0:
+        raise UserError(f"--budget-s {args.budget_s:g}: must be above 0 seconds")
     if device == "cpu" and _should_interpret(args):
         return _rerun_interpreted(args)
     described = stack.describe(device)
     console.console.print(_stack_table(described, device))
-    planned = plan.rows(device, args.only)
-    if args.only and not planned:
-        from harness.errors import UserError
+    planned = plan.rows(device, args.only, args.precision)
+    if args.only and not plan.rows(device, args.only):
         raise UserError(f"--only {', '.join(args.only)}: no impl of that name is checked by the doctor; "
                         "valid: the impl column of `python -m harness doctor`")
     with console.progress(len(planned)) as advance:
-        judged = plan.run(device, args.only,
+        judged = plan.run(device, args.only, args.precision, budget_s=args.budget_s,
                           on_row=lambda row: advance({"label": f"{row.impl} {row.what}", "status": _status(row)}))
     console.console.print(_rows_table(judged, device))
     failed = [row for row in judged if row.status == "fail"]
@@ -70,8 +76,12 @@ def _rerun_interpreted(args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "harness", "doctor", "--device", "cpu"]
     for name in args.only or []:
         argv += ["--only", name]
+    for precision in args.precision or []:
+        argv += ["--precision", precision]
     if args.json:
         argv += ["--json", str(args.json)]
+    if args.budget_s is not None:
+        argv += ["--budget-s", str(args.budget_s)]
     return subprocess.run(argv, env={**os.environ, "TRITON_INTERPRET": "1"}).returncode
 
 

@@ -11,6 +11,7 @@ two channel blocks, forward and backward.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,23 +54,42 @@ MODEL_SIZE = {"d_model": 64, "n_layers": 2, "batch": 2, "seq_len": 32}
 MODEL_VARIANTS = [("mamba", {"scan": "triton"})]
 
 
-def rows(device: str, only: list[str] | None = None) -> list[tuple[str, str, str, list[Variant]]]:
-    """(group, impl, what, variants) for every row on `device`, or only the impls named."""
-    planned = attention_rows(device) + flash_configuration_rows(device) + scan_rows(device) + model_rows(device)
-    return [row for row in planned if not only or row[1] in only or row[1].split("[")[0] in only]
+@dataclass(frozen=True)
+class Planned:
+    group: str
+    impl: str
+    precision: str
+    what: str  # the precision, and a kernel configuration's knobs
+    variants: list[Variant]
 
 
-def run(device: str, only: list[str] | None = None, on_row=None) -> list[Row]:
-    """Judge every planned row in turn; `on_row(row)` after each (progress)."""
+def rows(device: str, only: list[str] | None = None, precisions: list[str] | None = None) -> list[Planned]:
+    """Every row on `device`, or those of the impls and precisions named."""
+    # the Triton kernels first: on a short GPU loan (--budget-s) they are what only a GPU can check
+    planned = flash_configuration_rows(device) + scan_rows(device) + attention_rows(device) + model_rows(device)
+    return [row for row in planned if (not only or row.impl in only or row.impl.split("[")[0] in only)
+            and (not precisions or row.precision in precisions)]
+
+
+def run(device: str, only: list[str] | None = None, precisions: list[str] | None = None, on_row=None,
+        budget_s: float | None = None) -> list[Row]:
+    """Judge every planned row in turn; `on_row(row)` after each (progress). Past `budget_s`
+    seconds no row is started: the rest are `skipped`, saying so (a short GPU loan is spent
+    on the rows that fit, and the table still says what was not checked)."""
+    start = time.monotonic()
     judged = []
-    for group, impl, what, variants in rows(device, only):
-        judged.append(judge(group, impl, what, variants))
+    for row in rows(device, only, precisions):
+        if budget_s is not None and time.monotonic() - start > budget_s:
+            judged.append(Row(row.group, row.impl, row.what, "skipped", None,
+                              f"not reached within --budget-s {budget_s:g}"))
+        else:
+            judged.append(judge(row.group, row.impl, row.what, row.variants))
         if on_row:
             on_row(judged[-1])
     return judged
 
 
-def attention_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
+def attention_rows(device: str) -> list[Planned]:
     planned = []
     for name in registry.names("attention"):
         impl = registry.get("attention", name)
@@ -83,11 +103,11 @@ def attention_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
             if impl.backward:  # the forward alone too, where a device has no backward (flex on a CPU)
                 variants.append(case_variant(f"{shapes[0]}, fwd", _attention_case(name, device, precision,
                                                                                    shapes[0], False)))
-            planned.append(("attention", name, precision, variants))
+            planned.append(Planned("attention", name, precision, precision, variants))
     return planned
 
 
-def flash_configuration_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
+def flash_configuration_rows(device: str) -> list[Planned]:
     """triton_flash at each autotune configuration, fp16 and bf16 (on the CPU the interpreter
     has one small tile, which the attention rows already check)."""
     if device != "cuda" or not registry.available(registry.get("attention", "triton_flash"), device, "fp16")[0]:
@@ -99,24 +119,24 @@ def flash_configuration_rows(device: str) -> list[tuple[str, str, str, list[Vari
                                                           _attention_case("triton_flash", device, precision, shape,
                                                                           True)), forward, backward)
                         for shape in ATTENTION_SHAPES[device][:3]]  # head dim 128: the tiles' largest
-            planned.append(("triton_flash tiles", "triton_flash", f"{precision}: {label}", variants))
+            planned.append(Planned("triton_flash tiles", "triton_flash", precision, f"{precision}: {label}", variants))
     return planned
 
 
-def scan_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
+def scan_rows(device: str) -> list[Planned]:
     precisions = ("fp32", "fp16", "bf16")
-    return [("selective scan", "mamba_triton", f"{precision}, block_d {block}",
+    return [Planned("selective scan", "mamba_triton", precision, f"{precision}, block_d {block}",
              [kernels.scan_variant(device, precision, shape, block) for shape in SCAN_SHAPES[device]])
             for block in SCAN_BLOCKS[device] for precision in precisions]
 
 
-def model_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
+def model_rows(device: str) -> list[Planned]:
     planned = []
     presets = [(name, {}) for name in registry.names("model")] + MODEL_VARIANTS
     for name, params in presets:
         shown = name + "".join(f"[{k}={v}]" for k, v in params.items())
         for precision in MODEL_PRECISIONS[device]:
-            planned.append(("model", shown, precision,
+            planned.append(Planned("model", shown, precision, precision,
                             [_model_variant(name, shown, device, precision, params)]))
     for family, workload, size in (("encoder", "classify", {"d_model": 64, "n_layers": 1, "seq_len": 128,
                                                              "direction": "fwd"}),
@@ -125,7 +145,7 @@ def model_rows(device: str) -> list[tuple[str, str, str, list[Variant]]]:
         for name in registry.names(family):
             for precision in MODEL_PRECISIONS[device]:
                 case = _case(workload, family, name, name, device, {**size, "precision": precision}, ())
-                planned.append((family, name, precision, [case_variant(_describe(size), case)]))
+                planned.append(Planned(family, name, precision, precision, [case_variant(_describe(size), case)]))
     return planned
 
 
