@@ -161,7 +161,8 @@ mkdir -p "$OUT_ROOT"
 if [[ $MODE == gpu ]]; then
   check_packages || exit 3
   GPU=$($PY -c "import re, torch; n = torch.cuda.get_device_name().lower().replace('nvidia', '');
-print(re.sub(r'[^a-z0-9]+', '-', n).strip('-'))") || { echo "no CUDA device here; the CPU check is --dry" >&2; exit 2; }
+print(re.sub(r'[^a-z0-9]+', '-', n).strip('-'))" 2>/dev/null) \
+    || { echo "scripts/gpu_check.sh: torch sees no CUDA device here; the CPU check is --dry" >&2; exit 2; }
 fi
 PREFIX=$(prefix_for "$GPU")
 DEST=$OUT_ROOT/$PREFIX-summary  # the log, step times, doctor table, timer agreement, claims table
