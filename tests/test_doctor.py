@@ -88,6 +88,9 @@ def test_doctor_plans_every_attention_impl_except_the_references():
     assert {"naive", "triton_flash", "flash_attn", "flex", "int8", "local"} <= planned
     assert not planned & {"reference", "local_reference", "int8_reference", "padded_reference"}
     assert planned <= names
+    order = [row.impl for row in plan.rows("cpu")]
+    compiled = [i for i, impl in enumerate(order) if impl in ("flex", "flex_window")]
+    assert compiled == list(range(len(order) - len(compiled), len(order)))  # compiling at each shape: last
 
 
 class _Tuner:
