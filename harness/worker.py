@@ -74,7 +74,7 @@ def _measure(case: Case) -> dict[str, Any]:
     gpu_before = gpu.snapshot() if case.device == "cuda" else None
     samples: list[float] = []
     memory_samples: list[float] = []
-    if prepared.timed:
+    if prepared.timed and settings.get("timed", True):
         metrics.update(_warm_up(prepared.run, sync, settings["warmup"]))
         timing_start = time.perf_counter()
         probe = contention.Probe(torch.get_num_threads())

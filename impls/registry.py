@@ -6,9 +6,10 @@ supports. `available()` answers whether a case can run here, and if not, why,
 in words a person can read. The harness finds impls only through this module.
 
 Optional meta an impl may declare: `peak_bytes=fn(params)` (expected extra
-memory of one call) and `supports=fn(params) -> reason | None` (the modes it
+memory of one call), `supports=fn(params) -> reason | None` (the modes it
 defines, e.g. causal only; params include "device"; a case outside them is
-skipped with that reason).
+skipped with that reason) and `compiles_per_shape=True` (its first call at each
+shape compiles, tens of seconds on CUDA: `harness doctor` checks it last).
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ PER_MEDIAN_CALL = {"tflops", "gbps", "tokens_per_s", "pct_peak_flops", "pct_peak
 # What a case is or how it was measured rather than how well it did (counts, sizes of the
 # problem, the sample statistics that median_ms already stands for): not judged unless named.
 DESCRIPTIVE = {"flops", "bytes_moved", "tokens", "new_tokens", "param_count", "d_model", "vocab_size",
-               "threads", "check_seq_len", "tolerance", "train_steps", "rounds", "peak_batch", "busy_fraction",
+               "threads", "check_seq_len", "tolerance", "grad_tolerance", "train_steps", "rounds", "peak_batch", "busy_fraction",
                "expected_peak_bytes", "kv_peak_contiguous_equiv_bytes", "initial_loss", "n_samples",
                "noise", "noisy", "timing_s", "warmup_s", "q1_ms", "q3_ms", "iqr_ms", "mean_ms",
                "ci_low_ms", "ci_high_ms", "target_params", "param_deviation", "ffn_hidden",
