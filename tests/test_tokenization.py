@@ -97,3 +97,21 @@ def test_char_lm_reports_bits_per_character_over_the_characters_its_tokens_cover
     assert result["chars_per_window"] == pytest.approx(16 * result["chars_per_token"])
     assert (result["chars_per_token"] == 1.0) == (tokenizer == "char")
     assert result["vocab_size"] == (corpus.load().vocab_size if tokenizer == "char" else 300)
+
+
+def test_model_workload_with_a_tokenizer_reads_corpus_windows_and_counts_their_characters():
+    from harness.errors import Skip
+    from harness.workloads.model import Model
+
+    def prepare(impl: str, tokenizer: str | None):
+        params = {"d_model": 32, "n_layers": 1, "batch": 2, "seq_len": 16, "tokenizer": tokenizer}
+        case = Case(suite="t", workload="model", family="model", impl=impl, label=impl, params=params,
+                    impl_params=(), axes=(), device="cpu")
+        return Model().prepare(case, registry.get("model", impl))
+
+    plain, bpe = prepare("gru", None), prepare("gru", "bpe-300")
+    assert "chars" not in plain.work and bpe.work["tokens"] == 32
+    assert bpe.work["chars"] == pytest.approx(32 * tokenization.load("bpe-300").chars_per_token)
+    assert bpe.check()["within_tolerance"] == 1.0
+    with pytest.raises(Skip, match="its checkpoint's own vocabulary"):
+        prepare("pretrained", "char")
