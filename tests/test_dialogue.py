@@ -89,3 +89,13 @@ def test_dialogue_workload_counts_the_prompts_it_prefills(impl):
     assert prepared.work["tokens"] == pytest.approx(stats["prompt_tokens_per_turn"] * stats["questions"])
     assert (stats["accuracy"] == 1.0) if impl == "full" else (0.0 <= stats["accuracy"] <= 1.0)
     assert len(prepared.run()) == 4
+
+
+@pytest.mark.parametrize("lm, message", [("trasformer", "did you mean transformer"), ("pretrained", "checkpoint")])
+def test_a_cost_model_that_is_not_a_sized_preset_is_refused(lm, message):
+    from pydantic import ValidationError
+
+    from harness.workloads.dialogue import DialogueParams
+
+    with pytest.raises(ValidationError, match=message):
+        DialogueParams(lm=lm)

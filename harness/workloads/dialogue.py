@@ -17,12 +17,12 @@ import zlib
 from typing import Any
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harness.case import Case
 from harness.quality import dialogue
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
-from impls import models
+from impls import models, registry
 from impls.registry import Impl
 
 LM_VOCAB = 4096  # words hashed into the cost model's vocabulary
@@ -37,6 +37,17 @@ class DialogueParams(CommonParams):
     lm: str = "transformer"  # the preset whose prefill prices the prompts
     d_model: int = Field(64, ge=8)
     n_layers: int = Field(2, ge=1)
+
+    @field_validator("lm")
+    @classmethod
+    def _known_preset(cls, name: str) -> str:
+        try:
+            impl = registry.get("model", name)
+        except registry.UnknownImpl as err:
+            raise ValueError(str(err)) from None
+        if impl.meta.get("fixed_size"):
+            raise ValueError(f"{name} needs a checkpoint; use a preset built from d_model")
+        return name
 
 
 @register_workload
