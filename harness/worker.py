@@ -134,6 +134,8 @@ def _rates(metrics: dict[str, float], precision: str = "fp32",
         rates["gbps"] = metrics["bytes_moved"] / median_s / 1e9
     if metrics.get("tokens"):
         rates["tokens_per_s"] = metrics["tokens"] / median_s
+    if metrics.get("chars"):
+        rates["chars_per_s"] = metrics["chars"] / median_s
     if metrics.get("expected_peak_bytes") and metrics.get("peak_extra_bytes") is not None:
         rates["peak_ratio"] = metrics["peak_extra_bytes"] / metrics["expected_peak_bytes"]
     if ceilings:

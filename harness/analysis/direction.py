@@ -15,11 +15,11 @@ HIGHER_PATTERN = re.compile(r"^pct_|_per_s$|^goodput|throughput|accuracy")  # pc
 
 # Rates computed by the worker as work per median call (harness.worker._rates): the
 # samples behind median_ms are their samples too, on a reciprocal scale.
-PER_MEDIAN_CALL = {"tflops", "gbps", "tokens_per_s", "pct_peak_flops", "pct_peak_bandwidth"}
+PER_MEDIAN_CALL = {"tflops", "gbps", "tokens_per_s", "chars_per_s", "pct_peak_flops", "pct_peak_bandwidth"}
 
 # What a case is or how it was measured rather than how well it did (counts, sizes of the
 # problem, the sample statistics that median_ms already stands for): not judged unless named.
-DESCRIPTIVE = {"flops", "bytes_moved", "tokens", "new_tokens", "param_count", "d_model", "vocab_size",
+DESCRIPTIVE = {"flops", "bytes_moved", "tokens", "chars", "new_tokens", "param_count", "d_model", "vocab_size",
                "threads", "check_seq_len", "tolerance", "grad_tolerance", "train_steps", "rounds", "peak_batch", "busy_fraction",
                "expected_peak_bytes", "kv_peak_contiguous_equiv_bytes", "initial_loss", "n_samples",
                "noise", "noisy", "timing_s", "warmup_s", "q1_ms", "q3_ms", "iqr_ms", "mean_ms",
