@@ -86,11 +86,15 @@ def test_linear_memory_impls_never_hold_the_score_matrix(memory_records, impl):
     assert record["metrics"]["peak_extra_bytes"] < 0.5 * scores
 
 
+@pytest.mark.timeout(900)  # five rounds of the set and two re-measures took over 300 s at load 7 on 2 cores
 def test_normalized_times_within_the_stored_baseline():
     if not BASELINE.exists():
         pytest.skip(f"no {BASELINE.name}: run scripts/measure_benchmark_noise.py to create it")
     baseline = json.loads(BASELINE.read_text())
-    found, measured = regression.confirmed_regressions(baseline, [b for b in SET if b.name in baseline["cases"]])
+    # on a machine already loaded a re-measure cannot clear a suspect (the load repeats), so none
+    retries = 0 if regression.too_loaded_for_a_stored_baseline() else 2
+    found, measured = regression.confirmed_regressions(baseline, [b for b in SET if b.name in baseline["cases"]],
+                                                       retries=retries)
     loaded = regression.too_loaded_for_a_stored_baseline()  # asked after measuring: load comes and goes
     if found and loaded:
         pytest.skip(f"{loaded}; over the baseline: {'; '.join(found)}")
