@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness import results
+from harness import metrics, results
 from harness.measure import calibrate
 from harness.errors import UserError
 
@@ -263,6 +263,10 @@ def default_metric(frame: pd.DataFrame, runs: list[RunInfo]) -> str:
 def check_request(frame: pd.DataFrame, runs: list[RunInfo], metric: str, baseline: str | None) -> None:
     """A --metric or --baseline that names nothing in the runs is the user's mistake."""
     valid = metric_names(frame, runs)
+    try:
+        metrics.get(metric)
+    except metrics.UnknownMetric as unknown:
+        raise UserError(f"--metric {metric}: {unknown}; valid: {', '.join(valid)}") from None
     if metric not in valid:
         raise UserError(f"--metric {metric}: not a metric with one number per case in these runs; "
                         f"valid: {', '.join(valid)}")
