@@ -95,8 +95,8 @@ def hostile_text() -> dict[str, str]:
 class InProcessExecutor:
     """The runner's executor without the worker process: same records, no spawn start-up."""
 
-    def run(self, case):
-        return worker.execute(case)
+    def run(self, case, ceilings=None):
+        return worker.execute(case, ceilings)
 
     def close(self) -> None:
         pass
@@ -118,7 +118,7 @@ def small_run(tmp_path_factory) -> Path:
             suite = suites.load(root / "suite.yaml")
             run_dir = runner.new_run_dir(root / "results", suite)
             env = runner.start(run_dir, suite, "cpu")
-            runner.run(suite, suites.expand(suite, "cpu"), run_dir, env)
+            runner.run(runner.Run(suite, suites.expand(suite, "cpu"), run_dir, env))
     finally:
         torch.set_num_threads(threads)
         for name in ("report_wrong", "report_broken"):

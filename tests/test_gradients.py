@@ -131,8 +131,8 @@ def _case(workload: str, impl: str, params: dict) -> Case:
 ], ids=["model-train_step", "train"])
 def test_the_harness_skips_training_a_model_whose_mixer_is_forward_only(forward_only_model, workload, params):
     record = worker.execute(_case(workload, forward_only_model, params))
-    assert record["status"] == "skipped", record
-    assert record["reason"] == "mixer test_forward_only is forward-only (registered with backward=False)"
+    assert record.status == "skipped", record
+    assert record.reason == "mixer test_forward_only is forward-only (registered with backward=False)"
 
 
 def test_the_forward_of_a_model_whose_mixer_is_forward_only_still_runs(forward_only_model):

@@ -72,6 +72,8 @@ def names() -> list[str]:
     return sorted(_WORKLOADS)
 
 
-def extra_args(params: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
-    """The params not declared by `model` (they belong to the impl)."""
-    return {k: v for k, v in params.items() if k not in model.model_fields}
+def params_of(workload: str, family: str, params: dict[str, Any]) -> BaseModel:
+    """The workload's typed params for a case: its params model over the keys it declares
+    (the rest belong to the impl)."""
+    model = get(workload).params_model(family)
+    return model(**{k: v for k, v in params.items() if k in model.model_fields})

@@ -58,7 +58,7 @@ class Classify(Workload):
         return ClassifyParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = ClassifyParams(**{k: v for k, v in case.params.items() if k in ClassifyParams.model_fields})
+        p: ClassifyParams = case.typed
         config = _config(case, impl, p)
         torch.manual_seed(p.seed)
         model = config.build().to(case.device).to(FLOAT_DTYPES[p.precision])

@@ -85,7 +85,7 @@ class Generate(Workload):
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         if case.family == "seq2seq":
             return _prepare_seq2seq(case, impl)
-        p = GenerateParams(**{k: v for k, v in case.params.items() if k in GenerateParams.model_fields})
+        p: GenerateParams = case.typed
         _reject_impossible(p, case)
         model, draft, prompt = _models_and_prompt(case, p)
         options = _options(p, draft)
@@ -123,7 +123,7 @@ PARAMS = {"model": GenerateParams, "seq2seq": Seq2SeqGenerateParams}
 
 
 def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
-    p = Seq2SeqGenerateParams(**{k: v for k, v in case.params.items() if k in Seq2SeqGenerateParams.model_fields})
+    p: Seq2SeqGenerateParams = case.typed
     if p.precision not in FLOAT_DTYPES:
         raise Skip(f"seq2seq generation runs float precisions, not {p.precision}")
     if p.strategy != "greedy":

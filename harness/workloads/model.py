@@ -141,7 +141,7 @@ class Model(Workload):
         return ModelParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = ModelParams(**{k: v for k, v in case.params.items() if k in ModelParams.model_fields})
+        p: ModelParams = case.typed
         if p.precision not in FLOAT_DTYPES:
             raise Skip(f"the model workload runs float precisions only, not {p.precision}")
         model, facts = build_sized(case, p, p.vocab_size, p.seq_len, backward=p.direction == "train_step")

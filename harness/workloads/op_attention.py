@@ -49,7 +49,7 @@ class AttentionOp(OpFamily):
     Params = AttentionParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = AttentionParams(**{k: v for k, v in case.params.items() if k in AttentionParams.model_fields})
+        p: AttentionParams = case.typed
         _reject_impossible(p, impl, case.device)
         backward = p.direction == "fwd_bwd"
         q, k, v = make_qkv(p, case.device, requires_grad=backward)

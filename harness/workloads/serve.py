@@ -73,7 +73,7 @@ class Serve(Workload):
         return ServeParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = ServeParams(**{k: v for k, v in case.params.items() if k in ServeParams.model_fields})
+        p: ServeParams = case.typed
         if p.precision != "fp32":
             raise Skip("the serve workload runs fp32 only")
         max_len = p.prompt_max + p.output_max

@@ -80,8 +80,7 @@ class Train(Workload):
         return PARAMS[family]
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        model_cls = PARAMS[case.family]
-        p = model_cls(**{k: v for k, v in case.params.items() if k in model_cls.model_fields})
+        p = case.typed
         if p.precision != "fp32":
             raise Skip(f"the train workload trains in fp32 only (got {p.precision})")
         stats = (lambda: _lm_stats(case, p)) if case.family == "model" else (lambda: _seq2seq_stats(case, p))
