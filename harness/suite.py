@@ -20,6 +20,7 @@ from harness.case import Case, Measure, Strict
 from harness.errors import UserError
 from harness.expr import Expression, ExprError
 from impls import registry
+from impls.precision import PRECISIONS
 
 
 class ImplEntry(Strict):
@@ -373,7 +374,7 @@ def _words(suite: Suite) -> set[str]:
     """Bare words an expression may use as strings: swept and fixed values, impl names."""
     values = [v for vs in suite.sweep.values() for v in vs] + list(suite.fixed.values())
     values += [v for group in suite.zip for vs in group.values() for v in vs]
-    words = {v for v in values if isinstance(v, str)} | {"fp32", "fp16", "bf16", "int8", "fwd", "fwd_bwd", "cpu", "cuda"}
+    words = {v for v in values if isinstance(v, str)} | {*PRECISIONS, "fwd", "fwd_bwd", "cpu", "cuda"}
     return words | {e.shown for e in suite.entries} | {e.name for e in suite.entries}
 
 

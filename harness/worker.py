@@ -127,7 +127,8 @@ def _rates(metrics: dict[str, float], median_ms: float, precision: str = "fp32",
     if metrics.get("expected_peak_bytes") and metrics.get("peak_extra_bytes") is not None:
         rates["peak_ratio"] = metrics["peak_extra_bytes"] / metrics["expected_peak_bytes"]
     if ceilings:
-        rates.update(calibrate.fractions(rates, precision, ceilings))
+        rates.update(calibrate.fractions(rates.get("tflops"), rates.get("gbps"),
+                                         ceilings.get("flops", {}).get(precision) or None, ceilings.get("bytes_per_s")))
     return rates
 
 

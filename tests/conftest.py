@@ -11,7 +11,9 @@ import pytest
 import torch
 import yaml
 
-from harness import cli, runner, suite as suites, worker
+from harness import cli, runner, suite as suites, worker, workloads
+from harness.case import Case
+from harness.workloads.base import Prepared
 from impls import registry
 from impls.attention.naive import naive
 
@@ -20,6 +22,20 @@ PLUGINS = "tests.fixtures.misbehaving"
 
 TINY_MEASURE = {"warmup": 0, "min_reps": 3, "max_reps": 10, "noise_target": 0.2, "max_time_s": 0.05,
                 "timeout_s": 60}
+
+
+def make_case(workload: str, family: str, impl: str, *, device: str = "cpu", label: str | None = None,
+              axes: tuple[str, ...] = (), measure: dict | None = None, **params) -> Case:
+    """The Case a suite would make for these params: those the impl registered go to the impl."""
+    own = registry.get(family, impl).params
+    return Case(suite="test", workload=workload, family=family, impl=impl, label=label or impl, params=params,
+                impl_params=tuple(k for k in params if k in own), axes=tuple(axes), device=device,
+                measure=measure or {})
+
+
+def prepare(case: Case) -> Prepared:
+    """The case built by its workload, as a worker builds it (nothing timed, nothing checked)."""
+    return workloads.get(case.workload).prepare(case, registry.get(case.family, case.impl))
 
 
 @pytest.fixture

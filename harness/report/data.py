@@ -172,10 +172,10 @@ def with_fractions(frame: pd.DataFrame, calibration: dict[str, Any] | None) -> p
     peaks, gbps = ceiling_values(calibration, sorted(frame["precision"].dropna().unique()))
     peak = frame["precision"].map(peaks).astype(float)
     frame = frame.copy()
-    if peaks:
-        frame["pct_peak_flops"] = _keep(frame.get("pct_peak_flops"), 100 * frame["tflops"] / peak)
-    if gbps and "gbps" in frame:
-        frame["pct_peak_bandwidth"] = _keep(frame.get("pct_peak_bandwidth"), 100 * frame["gbps"] / gbps)
+    computed = calibrate.fractions(frame["tflops"], frame.get("gbps"), peak * 1e12 if peaks else None,
+                                   gbps * 1e9 if gbps else None)
+    for column, values in computed.items():
+        frame[column] = _keep(frame.get(column), values)
     if peaks and {"flops", "bytes_moved"} <= set(frame.columns):
         intensity = frame["flops"] / frame["bytes_moved"]  # FLOP per byte
         roof = np.minimum(peak, gbps * intensity / 1e3) if gbps else peak  # TFLOP/s; NaN: precision not calibrated

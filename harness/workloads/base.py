@@ -14,9 +14,10 @@ from typing import Any, Callable, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.case import Case
+from impls.precision import PRECISIONS
 from impls.registry import Impl
 
-Precision = Literal["fp32", "fp16", "bf16", "int8"]
+Precision = Literal[PRECISIONS]
 
 
 class CommonParams(BaseModel):

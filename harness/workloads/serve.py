@@ -23,7 +23,7 @@ from pydantic import Field
 from harness.case import Case
 from harness.errors import Skip
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
-from harness.workloads.model import ModelSize, build_model
+from harness.workloads.builder import ModelSize, build_model
 from impls.decoding import generate
 from impls.registry import Impl
 from impls.serving import continuous, static

@@ -21,7 +21,8 @@ from harness.case import Case
 from harness.errors import Skip
 from harness.quality import lm_tasks, seq2seq_task
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
-from harness.workloads.model import ModelSize, build_sized, param_count, sized_config
+from harness.workloads.builder import ModelSize, build_sized, sized_config
+from impls.models.lm import param_count
 from impls.ffn.moe import routing_summary
 from impls.registry import Impl
 
