@@ -9,6 +9,7 @@ import pytest
 from harness import metrics
 from harness.compare import compare_records
 from harness.errors import UserError
+from tests.conftest import TINY_MEASURE, make_case
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 
@@ -41,3 +42,20 @@ def test_descriptive_metrics_are_not_judged_and_rates_of_the_median_share_its_sa
     assert not metrics.judged_by_default("param_count") and metrics.judged_by_default("median_ms")
     assert metrics.per_median_call("tflops") and not metrics.per_median_call("median_ms")
     assert metrics.is_speed("makespan_s") and not metrics.is_speed("val_loss")
+
+
+def test_a_case_whose_workload_makes_an_unknown_metric_is_an_error_naming_it(monkeypatch):
+    from harness import worker
+    from harness.workloads.op_attention import AttentionOp
+
+    real = AttentionOp.prepare
+
+    def prepare(self, case, impl):
+        prepared = real(self, case, impl)
+        prepared.stats = lambda: {"made_up_speed": 1.0}
+        return prepared
+
+    monkeypatch.setattr(AttentionOp, "prepare", prepare)
+    record = worker.execute(make_case("op", "attention", "naive", seq_len=8, heads=1, head_dim=8,
+                                      measure=TINY_MEASURE))
+    assert record.status == "error" and "made_up_speed" in record.reason and "catalogue" in record.reason
