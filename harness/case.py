@@ -33,6 +33,7 @@ class Measure(Strict):
     memory_passes: int = Field(3, ge=1)  # peak memory is the median of this many passes
     memory_limit_gib: float | None = Field(None, gt=0)  # per worker; default: 3/4 of this machine's RAM
     check: bool = True  # compare against the reference before timing
+    timed: bool = True  # False: the check alone, no timing or memory passes (`run --check-only`)
 
     @field_validator("max_reps")
     @classmethod

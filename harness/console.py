@@ -89,3 +89,24 @@ def _ms(value: float) -> str:
 def status_counts(frame: pd.DataFrame) -> str:
     counts = frame["status"].value_counts()
     return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def check_table(frame: pd.DataFrame, title: str) -> Table:
+    """One row per case of a check-only run: its point, status, the output's error against the
+    reference and its tolerance, the gradients' error (their tolerance is the workload's), or why
+    it did not run."""
+    table = Table(title=Text(title))
+    for column in ("impl", "point", "status", "error", "tolerance", "grad error", "reason"):
+        numeric = column in ("error", "tolerance", "grad error")
+        wraps = column in ("point", "reason")  # the rest stay whole; the reason gets the room left
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=not wraps, overflow="fold")
+    for _, row in frame.iterrows():
+        point = ", ".join(f"{axis}={row.get(axis)}" for axis in row["axes"])
+        table.add_row(*map(Text, (str(row["label"]), point, MARKS.get(row["status"], row["status"]),
+                                  _number(row.get("rel_err"), ".2e"), _number(row.get("tolerance"), ".1e"),
+                                  _number(row.get("grad_rel_err"), ".2e"), str(row.get("reason") or ""))))
+    return table
+
+
+def _number(value: Any, spec: str) -> str:
+    return format(value, spec) if value is not None and pd.notna(value) else ""

@@ -154,6 +154,37 @@ _ENTRIES = [
         ("sm_clock_before_mhz", "MHz", "SM clock before"), ("sm_clock_after_mhz", "MHz", "SM clock after"),
         ("temperature_before_c", "C", "temperature before"), ("temperature_after_c", "C", "temperature after"),
         ("power_after_w", "W", "power after"), ("throttled", "", "clocks throttled"))),
+    # text: tokenizers (harness.workloads.tokenize, the model workload's tokenizer param)
+    _about("chars", "", "characters per call"),
+    _rate("chars_per_s", "chars/s", "characters per second", per_median_call=True),
+    _about("chars_per_token", "", "characters per token"),
+    # long dialogues (harness.workloads.dialogue)
+    _low("prompt_tokens_per_turn", "", "prompt words per question"),
+    _low("max_prompt_tokens", "", "longest prompt (words)"),
+    *(_about(name, "", title) for name, title in (("questions", "questions asked"), ("turns", "dialogue turns"))),
+    # Evoformer ops (harness.workloads.op_evoformer)
+    _low("unchunked_max_abs_err", "", "max |chunked - whole|"),
+    *(_about(name, "", title) for name, title in (
+        ("check_residues", "residues in the check"), ("check_msa_depth", "MSA depth in the check"),
+        ("grad_tolerance", "gradient tolerance"))),
+    # pitfalls (harness.pitfalls)
+    _low("leak_rel", "", "largest change of an earlier output when a later token changes"),
+    _about("first_leak_position", "", "first position that sees the future (-1: none)"),
+    _about("perturbation_seen", "", "the perturbed position's own output changed", "higher"),
+    _about("causal_ok", "", "no earlier output depends on a later token", "higher"),
+    _low("loss_rel_err", "", "loss error of accumulated micro-batches"),
+    _about("micro_batches", "", "micro-batches accumulated"),
+    _about("accumulation_equivalent", "", "accumulated gradients equal one batch's", "higher"),
+    _high("tf_accuracy", "", "teacher-forced accuracy"),
+    _high("fr_accuracy", "", "free-running accuracy"),
+    _low("exposure_gap", "", "teacher-forced minus free-running accuracy"),
+    _high("tf_exact", "", "teacher-forced exact sequences"),
+    _high("fr_exact", "", "free-running exact sequences"),
+    _about("tf_accuracy_by_position", "", "teacher-forced accuracy by position"),
+    _about("fr_accuracy_by_position", "", "free-running accuracy by position"),
+    _about("forward_nonfinite", "", "the forward pass overflowed"),
+    _about("loss_scale", "", "GradScaler's scale"),
+    _about("overflow_backoffs", "", "GradScaler steps skipped"),
 ]
 CATALOGUE: dict[str, Metric] = {m.name: m for m in _ENTRIES}
 
@@ -164,6 +195,9 @@ PATTERNS: list[tuple[re.Pattern[str], Metric]] = [
     (re.compile(r"^ttft_p\d+_ms$"), _time("ttft_p<q>_ms", "time to first token, percentile q (ms)")),
     (re.compile(r"^itl_p\d+_ms$"), _time("itl_p<q>_ms", "inter-token latency, percentile q (ms)")),
     (re.compile(r"^int8_layers_\w+$"), _about("int8_layers_<path>", "", "layers on that int8 kernel path")),
+    (re.compile(r"^underflow_frac_\w+$"), _low("underflow_frac_<how>", "", "gradient elements lost to underflow")),
+    (re.compile(r"^grad_rel_err_\w+$"), _low("grad_rel_err_<how>", "", "gradient error against fp32")),
+    (re.compile(r"^nonfinite_\w+$"), _low("nonfinite_<how>", "", "non-finite gradients")),
 ]
 assert len(CATALOGUE) == len(_ENTRIES), "a metric is catalogued twice"
 

@@ -83,11 +83,11 @@ def load(path: str | Path, max_cases: int = MAX_CASES) -> Suite:
         suite = Suite.model_validate(raw)
     except ValidationError as err:
         raise UserError(f"{path}: {_describe(err, Suite)}") from None
+    for device in ("cpu", "cuda"):  # first: counting needs no imports, so a huge sweep is refused at once
+        _check_case_count(suite, device, path, max_cases)
     _check_semantics(suite, path)
     for device in suite.devices:
         _check_override(suite, device, path)
-    for device in ("cpu", "cuda"):
-        _check_case_count(for_device(suite, device), device, path, max_cases)
     _check_constraints(suite, path)
     return suite
 
@@ -100,6 +100,10 @@ def case_count(suite: Suite) -> int:
 
 
 def _check_case_count(suite: Suite, device: str, path: Path, max_cases: int) -> None:
+    override = suite.devices.get(device)
+    if override is not None:  # only the axes: the override's measure is checked later, with its own message
+        suite = suite.model_copy(update={"sweep": {**suite.sweep, **override.sweep},
+                                         "zip": suite.zip if override.zip is None else override.zip})
     count = case_count(suite)
     if count > max_cases:
         raise UserError(f"{path}: expands to {count:,} cases on {device}, over the limit of {max_cases:,}; "

@@ -63,7 +63,7 @@ def _measure(case: Case, ceilings: dict[str, Any] | None) -> Record:
     sync = torch.cuda.synchronize if case.device == "cuda" else _nothing
     gpu_before = gpu.snapshot() if case.device == "cuda" else None
     timing, memory_samples = None, []
-    if prepared.timed:
+    if prepared.timed and settings.timed:
         metrics.update(_warm_up(prepared.run, sync, settings.warmup))
         timing_start = time.perf_counter()
         probe = contention.Probe(torch.get_num_threads())
@@ -124,6 +124,8 @@ def _rates(metrics: dict[str, float], median_ms: float, precision: str = "fp32",
         rates["gbps"] = metrics["bytes_moved"] / median_s / 1e9
     if metrics.get("tokens"):
         rates["tokens_per_s"] = metrics["tokens"] / median_s
+    if metrics.get("chars"):
+        rates["chars_per_s"] = metrics["chars"] / median_s
     if metrics.get("expected_peak_bytes") and metrics.get("peak_extra_bytes") is not None:
         rates["peak_ratio"] = metrics["peak_extra_bytes"] / metrics["expected_peak_bytes"]
     if ceilings:

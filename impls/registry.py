@@ -9,7 +9,8 @@ An impl may also declare `peak_bytes=fn(params)` (expected extra memory of one
 call), `supports=fn(params) -> reason | None` (the modes it defines, e.g. causal
 only; asked through `refusal`, the same way by every workload; a case outside
 them is skipped with that reason), `fixed_size=True` (a checkpoint with its own
-sizes) and, for positional encodings, `kind`.
+sizes), `compiles_per_shape=True` (its first call at each shape compiles, tens of
+seconds on CUDA: `harness doctor` checks it last) and, for positional encodings, `kind`.
 """
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ class Impl:
     peak_bytes: Callable[[dict[str, Any]], float] | None = None  # expected extra bytes of one call
     fixed_size: bool = False  # a checkpoint's own sizes: a suite's d_model/target_params do not apply
     kind: str | None = None  # positional encodings: absolute, rotary or bias
+    compiles_per_shape: bool = False  # its first call at each shape compiles (harness doctor checks it last)
+    reads: tuple[str, ...] = ()  # Evoformer ops: which representations they take (m: MSA, z: pair)
+    algorithm: int | None = None  # Evoformer ops: the algorithm's number in AlphaFold 2's supplement
 
 
 class UnknownImpl(LookupError):
@@ -80,6 +84,9 @@ def register(
     peak_bytes: Callable[[dict[str, Any]], float] | None = None,
     fixed_size: bool = False,
     kind: str | None = None,
+    compiles_per_shape: bool = False,
+    reads: tuple[str, ...] = (),
+    algorithm: int | None = None,
 ) -> Callable[[Any], Any]:
     """Decorator: record `fn` as impl `name` of `family`; returns `fn` unchanged."""
     bad = set(precisions) - set(PRECISIONS)
@@ -97,6 +104,7 @@ def register(
             params=dict(params or {}),
             doc=doc or (getattr(fn, "__doc__", None) or "").strip().split("\n")[0],
             supports=supports, peak_bytes=peak_bytes, fixed_size=fixed_size, kind=kind,
+            compiles_per_shape=compiles_per_shape, reads=tuple(reads), algorithm=algorithm,
         )
         return fn
 

@@ -163,3 +163,16 @@ def test_claims_section_lists_every_claim_with_its_verdict_or_why_not(tmp_path):
     assert "not measured" in html and "--run-missing" in html
     for column in ("their conditions", "our conditions", "band", "measured (95% interval) per point", "kernel path"):
         assert f"<th>{column}</th>" in html
+
+
+@pytest.mark.parametrize("axes", [[], ["seq_len"]], ids=["nothing swept", "seq_len swept"])
+def test_two_runs_of_one_suite_share_a_report_with_or_without_swept_axes(tmp_path, axes):
+    base = {"workload": "op", "family": "attention", "suite": "s", "device": "cpu", "reason": "", "axes": axes,
+            "status": "ok"}
+    runs = [_handmade_run(tmp_path / run, [
+        base | {"case_id": f"c{name}{n}", "impl": name, "label": name, "params": {"seq_len": n},
+                "samples_ms": [ms * n / 64] * 5, "metrics": {"median_ms": ms * n / 64, "n_samples": 5}}
+        for name, ms in (("a", 1.0 * scale), ("b", 2.0)) for n in ((64,) if not axes else (64, 128))])
+        for run, scale in (("r1", 1.0), ("r2", 1.5))]
+    html, count = build_report(runs)
+    assert count >= 1 and "Runs side by side: each run vs R1" in html

@@ -25,7 +25,9 @@ def only_run_dir(out: Path) -> Path:
 def test_every_failure_mode_becomes_a_row_and_the_run_goes_on(write_suite, tmp_path):
     impls = ["test_oom", "test_hang", "test_exit", "test_segfault", "test_wrong", "test_raises", "naive"]
     suite = tiny_attention_suite(impls=impls, sweep={"seq_len": [16, 32]},
-                                 measure={**TINY_MEASURE, "timeout_s": 4})
+                                 # 12 s: a fresh worker's first case imports its workload and impl,
+                                 # which took over 4 s at load 7 on 2 cores (naive timed out)
+                                 measure={**TINY_MEASURE, "timeout_s": 12})
     result = harness_cli("run", str(write_suite(suite)), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     frame = load(only_run_dir(tmp_path / "out")).set_index(["label", "seq_len"])

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from harness.console import console
 from harness.errors import UserError
-from harness.report.build import build_report
 
 NAME = "report"
 HELP = "write an interactive HTML report (offline, one file) of one or more runs"
@@ -32,6 +31,8 @@ def main(args: argparse.Namespace) -> int:
     blocking = _file_above(output)
     if blocking is not None:  # say so before the build, which takes a while on a big run
         raise UserError(f"-o {output}: cannot write the report there ({blocking} is a file, not a folder)")
+    from harness.report.build import build_report  # plotly: only this command needs it
+
     text, count = build_report(args.runs, metric=args.metric, baseline=args.baseline)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)

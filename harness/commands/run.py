@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", type=Path, metavar="RUN", help="finish an interrupted run folder")
     parser.add_argument("--force", action="store_true",
                         help="with --resume: finish the run even though the suite's measure block changed")
+    parser.add_argument("--check-only", action="store_true",
+                        help="the correctness check of every case against its reference, no timing")
     parser.add_argument("--max-cases", type=int, default=suites.MAX_CASES, metavar="N",
                         help=f"refuse a suite that expands to more cases (default {suites.MAX_CASES:,})")
 
@@ -43,6 +45,8 @@ def main(args: argparse.Namespace) -> int:
     suite = suites.load(args.suite, max_cases=args.max_cases)
     device = resolve_device(args.device or suite.device)
     suite = suites.for_device(suite, device)
+    if args.check_only:  # recorded in the run's suite.yaml, so a resume keeps to it
+        suite = suite.model_copy(update={"measure": suite.measure.model_copy(update={"check": True, "timed": False})})
     if args.only:
         labels = {e.shown for e in suite.entries} | {e.name for e in suite.entries}
         unknown = [o for o in args.only if o not in labels]
@@ -75,7 +79,10 @@ def _run(job: runner.Run, device: str) -> int:
     with console.progress(todo) as advance:
         runner.run(job, on_record=advance)
     frame = results.load(job.run_dir)
-    console.console.print(console.summary_table(frame, f"{suite.name}: median latency ({device})"))
+    if suite.measure.timed:
+        console.console.print(console.summary_table(frame, f"{suite.name}: median latency ({device})"))
+    else:
+        console.console.print(console.check_table(frame, f"{suite.name}: checks against the reference ({device})"))
     marks = console.legend(frame)
     if marks:
         console.console.print(marks, markup=False)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from harness.quality import corpus, synthetic
+from harness.quality import corpus, synthetic, tokenization
 from harness.quality.metrics import bits_per_token, perplexity
 from harness.quality.training import Budget, TrainLog, masked_accuracy, mean_nll, train
 
@@ -31,28 +31,35 @@ def log_metrics(log: TrainLog) -> dict[str, Any]:
             "diverged": float(log.diverged), "train_steps": float(log.steps), "train_s": log.seconds}
 
 
-def _train_on_corpus(make_model: MakeModel, p: Any, max_seq_len: int) -> tuple[nn.Module, corpus.CharCorpus, TrainLog]:
-    text = corpus.load(p.corpus)
+def _train_on_corpus(make_model: MakeModel, p: Any,
+                     max_seq_len: int) -> tuple[nn.Module, tokenization.TokenizedCorpus, TrainLog]:
+    text = tokenization.load(p.tokenizer, p.corpus)
     gen = torch.Generator().manual_seed(p.seed)
     model = make_model(text.vocab_size, max_seq_len)
 
     def next_batch(step: int):
-        return (*corpus.random_windows(text.train, p.batch, p.seq_len, gen), None)
+        return (*corpus.random_windows(text.train.ids, p.batch, p.seq_len, gen), None)
 
     return model, text, train(model, next_batch, budget(p))
 
 
-def _nll_at(model: nn.Module, text: corpus.CharCorpus, seq_len: int, eval_tokens: int, batch: int) -> float:
-    inputs, targets = corpus.eval_windows(text.valid, seq_len, max(1, eval_tokens // seq_len))
-    return mean_nll(model, inputs, targets, batch=batch)
+def _nll_at(model: nn.Module, text: tokenization.TokenizedCorpus, seq_len: int, eval_tokens: int,
+            batch: int) -> tuple[float, float]:
+    """Mean NLL (nats per token) over validation windows, and the characters per token
+    of the predicted tokens."""
+    inputs, targets = corpus.eval_windows(text.valid.ids, seq_len, max(1, eval_tokens // seq_len))
+    predicted = targets.numel()  # tokens 1..predicted of the split
+    return mean_nll(model, inputs, targets, batch=batch), text.valid.chars_between(1, predicted) / predicted
 
 
 def char_lm(make_model: MakeModel, p: Any) -> dict[str, Any]:
-    """Character LM on the corpus: validation perplexity and bits per character."""
+    """LM on the corpus (characters or BPE tokens): validation perplexity per token, and
+    bits per character over the characters the evaluated tokens cover."""
     model, text, log = _train_on_corpus(make_model, p, p.seq_len)
-    nll = _nll_at(model, text, p.seq_len, p.eval_tokens, p.batch)
-    return {"val_loss": nll, "val_ppl": perplexity(nll), "val_bpc": bits_per_token(nll),
-            "vocab_size": float(text.vocab_size), **log_metrics(log)}
+    nll, chars_per_token = _nll_at(model, text, p.seq_len, p.eval_tokens, p.batch)
+    return {"val_loss": nll, "val_ppl": perplexity(nll), "val_bpc": bits_per_token(nll) / chars_per_token,
+            "val_bits_per_token": bits_per_token(nll), "chars_per_token": chars_per_token,
+            "chars_per_window": chars_per_token * p.seq_len, "vocab_size": float(text.vocab_size), **log_metrics(log)}
 
 
 def length_extrapolation(make_model: MakeModel, p: Any) -> dict[str, Any]:
@@ -61,7 +68,7 @@ def length_extrapolation(make_model: MakeModel, p: Any) -> dict[str, Any]:
     model, text, log = _train_on_corpus(make_model, p, 4 * p.seq_len)
     metrics: dict[str, Any] = {}
     for factor in (1, 2, 4):
-        nll = _nll_at(model, text, factor * p.seq_len, p.eval_tokens, max(1, p.batch // factor))
+        nll, _ = _nll_at(model, text, factor * p.seq_len, p.eval_tokens, max(1, p.batch // factor))
         metrics[f"val_ppl_{factor}x"] = perplexity(nll)
     metrics["ppl_ratio_2x"] = metrics["val_ppl_2x"] / metrics["val_ppl_1x"]
     metrics["ppl_ratio_4x"] = metrics["val_ppl_4x"] / metrics["val_ppl_1x"]

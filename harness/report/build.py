@@ -44,7 +44,7 @@ def section_parts(section: data.Section, runs: list[data.RunInfo], metric: str) 
     parts = [Part(f"{metric} vs {section.x}", figures.lines_vs_axis(
         section, metric, metrics.title(metric), f"{metric} vs {section.x}",
         with_ci=metric == "median_ms"), caption=f"One line per impl{' and run' if section.multi_run else ''}.{facets}")]
-    table = speedups(section.frame, section.baseline, section.axes, metric) if section.baseline else None
+    table = speedups(section.frame, section.baseline, _axes(section), metric) if section.baseline else None
     heatmap = figures.speedup_heatmap(section, table, metric) if table is not None and not table.empty else None
     if heatmap is not None:
         parts.append(Part(f"Speedup vs {section.baseline}", heatmap,
@@ -83,13 +83,18 @@ def section_parts(section: data.Section, runs: list[data.RunInfo], metric: str) 
     return parts
 
 
+def _axes(section: data.Section) -> list[str]:
+    """The axes speedups are matched on; with nothing swept, the one "point" column (data.sections)."""
+    return section.axes or [section.x]
+
+
 def runs_side_by_side(section: data.Section, metric: str) -> list[Part]:
     """Each impl in every run against itself in the first run: the same heatmap as the
     speedups, with the roles of run and impl swapped."""
     first, labels = section.runs[0], list(dict.fromkeys(section.frame["label"]))
     tags = section.frame["run"].map(section.tag)
     swapped = section.frame.assign(label=tags, run=section.frame["label"])
-    table = speedups(swapped, section.tag(first), section.axes, metric)
+    table = speedups(swapped, section.tag(first), _axes(section), metric)
     by_run = dataclasses.replace(section, frame=swapped, baseline=section.tag(first), runs=labels,
                                  run_tags={label: label for label in labels})
     heatmap = figures.speedup_heatmap(by_run, table, metric) if not table["speedup"].isna().all() else None

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from harness.case import Case
 from harness.errors import Skip
+from harness.quality import corpus, tokenization
 from harness.workloads.base import Prepared, Workload, register_workload
 from harness.workloads.builder import ModelSize, build_sized
 from impls.ffn.moe import MoE, routing_summary
@@ -35,6 +36,9 @@ class ModelParams(ModelSize):
     batch: int = Field(8, ge=1)
     seq_len: int = Field(256, ge=1)
     direction: Literal["fwd", "train_step"] = "fwd"
+    # None: random tokens over vocab_size; char | bpe-<V>: windows of the corpus in that
+    # tokenizer's ids, its vocabulary, and `chars` per call (so chars_per_s beside tokens_per_s)
+    tokenizer: str | None = Field(None, pattern=tokenization.TOKENIZER_PATTERN)
 
 
 @register_workload
@@ -50,15 +54,30 @@ class Model(Workload):
         p: ModelParams = case.typed
         if p.precision not in FLOAT_DTYPES:
             raise Skip(f"the model workload runs float precisions only, not {p.precision}")
-        model, facts = build_sized(case, p, p.vocab_size, p.seq_len, backward=p.direction == "train_step")
+        text = _tokenized_corpus(case, p, impl)
+        model, facts = build_sized(case, p, text.vocab_size if text else p.vocab_size, p.seq_len,
+                                   backward=p.direction == "train_step")
         model = model.to(FLOAT_DTYPES[p.precision])
         gen = torch.Generator().manual_seed(p.seed)
-        # the model's own vocabulary: a checkpoint's, or the suite's vocab_size
-        tokens = torch.randint(0, model.config.vocab_size, (p.batch, p.seq_len + 1), generator=gen).to(case.device)
-        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        if text:
+            inputs, targets = (t.to(case.device) for t in corpus.random_windows(text.train.ids, p.batch, p.seq_len, gen))
+        else:  # the model's own vocabulary: a checkpoint's, or the suite's vocab_size
+            tokens = torch.randint(0, model.config.vocab_size, (p.batch, p.seq_len + 1), generator=gen).to(case.device)
+            inputs, targets = tokens[:, :-1], tokens[:, 1:]
         run = _train_step(model, inputs, targets) if p.direction == "train_step" else _forward(model, inputs)
+        work = _work(model, p, int(facts["param_count"]))
+        if text:
+            work["chars"] = work["tokens"] * text.chars_per_token
         return Prepared(run=run, check=lambda: check(model, inputs, p.precision),
-                        work=_work(model, p, int(facts["param_count"])), stats=lambda: _stats(model, p, facts, inputs))
+                        work=work, stats=lambda: _stats(model, p, facts, inputs))
+
+
+def _tokenized_corpus(case: Case, p: ModelParams, impl: Impl) -> tokenization.TokenizedCorpus | None:
+    if not p.tokenizer:
+        return None
+    if impl.fixed_size:
+        raise Skip(f"{case.impl} has its checkpoint's own vocabulary; tokenizer={p.tokenizer} does not apply")
+    return tokenization.load(p.tokenizer)
 
 
 def _forward(model, inputs):

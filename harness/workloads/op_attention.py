@@ -136,7 +136,7 @@ def check(impl: Impl, case: Case, p: AttentionParams) -> dict[str, float]:
         out.backward(grad_out)
         expected.backward(grad_out.double())
         grad_err = max(_errors(t.grad, t64.grad, 0)["rel_err"] for t, t64 in zip((q, k, v), inputs64))
-        result["grad_rel_err"] = grad_err
+        result["grad_rel_err"], result["grad_tolerance"] = grad_err, ATTENTION_GRAD_TOLERANCE[p.precision]
         result["within_tolerance"] = float(result["within_tolerance"] and grad_err <= ATTENTION_GRAD_TOLERANCE[p.precision])
     return result
 

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from harness.case import Case
 from harness.errors import Skip
-from harness.quality import lm_tasks, seq2seq_task
+from harness.quality import lm_tasks, seq2seq_task, tokenization
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
 from harness.workloads.builder import ModelSize, build_sized, sized_config
 from impls.models.lm import param_count
@@ -45,6 +45,7 @@ class LMTrainParams(TrainBudget, ModelSize):
     seq_len: int = Field(128, ge=2)
     d_model: int = Field(64, ge=1)
     corpus: str | None = None  # a UTF-8 text file; default: Python's pydoc topics
+    tokenizer: str = Field("char", pattern=tokenization.TOKENIZER_PATTERN)  # char | bpe-<vocab> (corpus tasks)
     eval_tokens: int = Field(16384, ge=1)  # validation characters per evaluated length
     n_memorize: int = Field(8, ge=1)  # symbols to copy (selective_copy) / key-value pairs (mqar)
     n_symbols: int = Field(16, ge=2)  # alphabet of symbols, keys and values
@@ -55,6 +56,13 @@ class LMTrainParams(TrainBudget, ModelSize):
         if path is not None and not Path(path).is_file():
             raise ValueError(f"no such text file: {path}")
         return path
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer_vocab(cls, name: str) -> str:
+        if name != "char":
+            tokenization.check_vocab(name)  # a vocabulary too small is a ValueError, said in one line
+        return name
 
 
 class Seq2SeqTrainParams(TrainBudget):

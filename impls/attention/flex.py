@@ -91,7 +91,7 @@ def _no_cpu_backward(p: dict) -> str | None:
 # Fused on CUDA, flex keeps only the output and a log-sum-exp per row (as FlashAttention);
 # eager on the CPU it materialises the scores (cost.flex_peak_bytes models both).
 @register("attention", "flex", requires=(_probe,), supports=_no_cpu_backward, flops=cost.flops,
-          bytes_moved=cost.bytes_moved, peak_bytes=cost.flex_peak_bytes)
+          bytes_moved=cost.bytes_moved, peak_bytes=cost.flex_peak_bytes, compiles_per_shape=True)
 def flex(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """torch flex_attention with a causal block mask (compiled on CUDA, eager on the CPU)."""
     return _flex(q, k, v, causal, scale, None)
@@ -122,7 +122,7 @@ def window_flops(p: dict) -> float:
 
 @register("attention", "flex_window", requires=(_probe,), supports=_no_cpu_backward, exact=False,
           reference="flex_window_reference", flops=window_flops, bytes_moved=cost.bytes_moved,
-          params={"window": 256}, peak_bytes=cost.flex_peak_bytes)
+          params={"window": 256}, peak_bytes=cost.flex_peak_bytes, compiles_per_shape=True)
 def flex_window(q, k, v, *, causal: bool, scale: float | None = None, window: int = 256) -> torch.Tensor:
     """torch flex_attention with the sliding-window mask of masks.py (|i - j| < window)."""
     return _flex(q, k, v, causal, scale, int(window))
