@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from harness import results
-from harness.analysis.direction import PER_MEDIAN_CALL, cost_ratio, higher_is_better, is_speed, judged_by_default
+from harness import metrics, results
+from harness.metrics import cost_ratio, higher_is_better, is_speed, judged_by_default, per_median_call
 from harness.errors import UserError
 from harness.measure.stats import median_ci
 
@@ -198,6 +198,11 @@ def choose_metrics(pairs: list[tuple[dict, dict]], requested: list[str] | None) 
     runs), else every metric judged by default that both runs have, median_ms first. Rates
     derived from median_ms would repeat its verdicts, so they are judged only when named."""
     present = list(dict.fromkeys(m for b, n in pairs for m in _numbers(b) if m in _numbers(n)))
+    try:
+        metrics.check([*present, *(requested or [])])
+    except metrics.UnknownMetric as unknown:
+        raise UserError(f"{'--metric ' + unknown.name + ': ' if unknown.name in (requested or []) else ''}"
+                        f"{unknown}") from None
     if requested:
         unknown = [m for m in requested if m not in present]
         if unknown:
@@ -206,7 +211,7 @@ def choose_metrics(pairs: list[tuple[dict, dict]], requested: list[str] | None) 
         return list(dict.fromkeys(requested))
     chosen = [m for m in present if judged_by_default(m)]
     if "median_ms" in chosen:
-        chosen = ["median_ms"] + [m for m in chosen if m != "median_ms" and m not in PER_MEDIAN_CALL]
+        chosen = ["median_ms"] + [m for m in chosen if m != "median_ms" and not per_median_call(m)]
     return chosen
 
 
@@ -294,7 +299,7 @@ def samples_for(record: dict[str, Any], metric: str) -> list[float] | None:
     if metric == "median_ms":
         return samples
     median, value = _numbers(record).get("median_ms"), _numbers(record).get(metric)
-    if metric in PER_MEDIAN_CALL and median and value:
+    if per_median_call(metric) and median and value:
         return [value * median / s for s in samples]
     return None
 

@@ -18,6 +18,7 @@ from typing import Any
 from harness import memory_limit, worker
 from harness.measure import allocator
 from harness.case import Case
+from harness.record import Record
 
 STARTUP_TIMEOUT_S = 300.0
 PARENT_POLL_S = 0.5
@@ -54,11 +55,12 @@ def _serve(conn, parent: int) -> None:
 
     conn.send("ready")
     while True:
-        case = conn.recv()
-        if case is None:
+        job = conn.recv()
+        if job is None:
             return
-        memory_limit.apply(case.measure.get("memory_limit_gib"))
-        conn.send(worker.execute(case))
+        case, ceilings = job
+        memory_limit.apply(case.measure.memory_limit_gib)
+        conn.send(worker.execute(case, ceilings))
 
 
 class LocalExecutor:
@@ -82,28 +84,28 @@ class LocalExecutor:
             self._kill()
             raise RuntimeError("worker process did not start")
 
-    def run(self, case: Case) -> dict[str, Any]:
+    def run(self, case: Case, ceilings: dict[str, Any] | None = None) -> Record:
+        """The case's record, measured in the worker (`ceilings`: harness calibrate's, for the
+        percent-of-peak metrics); a timeout or the worker's death is recorded here."""
         if self._proc is None or not self._proc.is_alive():
             self._start()
         start = time.perf_counter()
-        timeout = float(case.measure.get("timeout_s", 120.0))
-        self._conn.send(case)
+        timeout = case.measure.timeout_s
+        self._conn.send((case, ceilings))
         if self._conn.poll(timeout):
             try:
                 record = self._conn.recv()
-                if record["status"] == "oom":  # a fresh allocator for the next case
+                if record.status == "oom":  # a fresh allocator for the next case
                     self.close()
             except (EOFError, ConnectionResetError):  # the worker died mid-case
                 self._proc.join(timeout=10)
-                record = worker.base_record(case) | _death(self._proc.exitcode)
+                record = Record.worker_died(case, self._proc.exitcode)
                 self._discard()
         else:
             self._kill()
-            record = worker.base_record(case) | {
-                "status": "timeout", "reason": f"still running after {timeout:g} s; killed"}
+            record = Record.timeout(case, timeout)
             self._discard()
-        record["wall_s"] = time.perf_counter() - start
-        return record
+        return record.timed(wall_s=time.perf_counter() - start)
 
     def _kill(self) -> None:
         self._proc.kill()
@@ -123,13 +125,3 @@ class LocalExecutor:
             if self._proc.is_alive():
                 self._kill()
         self._proc = None
-
-
-def _death(exitcode: int | None) -> dict[str, str]:
-    """Status and reason for a worker that died mid-case."""
-    if exitcode is not None and exitcode < 0:
-        sig = signal.Signals(-exitcode).name
-        if sig == "SIGKILL":  # we did not send it: on Linux this is the kernel's OOM killer
-            return {"status": "oom", "reason": "worker killed by SIGKILL (most likely the kernel's OOM killer)"}
-        return {"status": "error", "reason": f"worker crashed with {sig}"}
-    return {"status": "error", "reason": f"worker exited with status {exitcode} mid-case"}

@@ -82,7 +82,7 @@ def build_case(family: str, impl: str, workload: str = "op", device: str = "cpu"
     params = model(**given).model_dump() | params
     return Case(suite="pytest", workload=workload, family=family, impl=impl, label=impl, params=params,
                 impl_params=tuple(k for k in params if k in entry.params), axes=(), device=device,
-                measure=MEASURE.model_dump())
+                measure=MEASURE, workload_params=workloads.params_of(workload, family, params))
 
 
 def prepare(case: Case) -> tuple[Prepared, dict[str, float]]:
@@ -216,7 +216,7 @@ def run_in_worker(cases: list[Case]) -> list[dict[str, Any]]:
     worker process (memory figures need its fresh allocator; see harness.executor)."""
     executor = LocalExecutor()
     try:
-        return [executor.run(case) for case in cases]
+        return [executor.run(case).to_json() for case in cases]
     finally:
         executor.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -13,12 +13,13 @@ import yaml
 from pydantic import ValidationError
 
 from harness import env as environment
-from harness import console, results, run_lock, worker
+from harness import console, results, run_lock
 from harness.case import Case
 from harness.errors import RunStopped, UserError
 from harness.executor import LocalExecutor
 from harness.measure import calibrate
 from harness.pruning import Pruner
+from harness.record import Record
 from harness.suite import Measure, Suite, constraint_failure
 from impls import registry
 
@@ -155,35 +156,43 @@ def unavailable(case: Case) -> str | None:
     return None if ok else reason
 
 
-def run(suite: Suite, cases: list[Case], run_dir: Path, env: dict[str, Any],
-        done: set[str] = frozenset(), previous: list[dict[str, Any]] = (),
-        on_record: Callable[[dict[str, Any]], None] = lambda r: None) -> None:
-    """Run every case not in `done`; each record is on disk before the next case starts.
+@dataclass
+class Run:
+    """What the runner runs: the suite as it runs on its device, its cases, the run folder with
+    its env, and for a resumed run the ids and records already there."""
+
+    suite: Suite
+    cases: list[Case]
+    run_dir: Path
+    env: dict[str, Any]
+    done: set[str] = field(default_factory=set)
+    previous: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None) -> None:
+    """Run every case not in `job.done`; each record is on disk before the next case starts.
     The run folder is owned (run.lock) while records are written; a folder that cannot be
     written any more stops the run with RunStopped, the records so far kept."""
+    suite, run_dir, env_id = job.suite, job.run_dir, job.env["env_id"]
     pruner = Pruner(suite.measure.budget_s)
     # the device's measured ceilings (`harness calibrate`), for the percent-of-peak columns
     folders = calibrate.search_folders(run_dir.parent)
-    ceilings = calibrate.find_ceilings(env["env_id"], folders)
+    ceilings = calibrate.find_ceilings(env_id, folders)
     if ceilings is None:
-        console.console.print(calibrate.MISSING.format(env_id=env["env_id"], folders=", ".join(map(str, folders))),
+        console.console.print(calibrate.MISSING.format(env_id=env_id, folders=", ".join(map(str, folders))),
                               soft_wrap=True, markup=False)
-    for record in previous:
+    for record in job.previous:
         pruner.observe(record)
-    saved, total = len(previous), len(done | {c.id for c in cases})
+    saved, total = len(job.previous), len(job.done | {c.id for c in job.cases})
     with run_lock.hold(run_dir):
         writer = _writer(run_dir)
         executor = LocalExecutor()
         try:
-            for case in (c for c in cases if c.id not in done):
+            for case in (c for c in job.cases if c.id not in job.done):
                 reason = (constraint_failure(suite, case) or unavailable(case)
                           or pruner.reason(case.label, case.params, case.axes))
-                if reason:
-                    record = worker.base_record(case) | {"status": "skipped", "reason": reason, "wall_s": 0.0}
-                else:
-                    measured = replace(case, measure=case.measure | {"ceilings": ceilings}) if ceilings else case
-                    record = executor.run(measured)
-                record["env_id"] = env["env_id"]
+                measured = Record.skipped(case, reason).timed(wall_s=0.0) if reason else executor.run(case, ceilings)
+                record = measured.to_json(env_id)
                 try:
                     writer.append(record)
                 except OSError as err:

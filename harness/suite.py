@@ -7,25 +7,23 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from harness import suite_file, workloads
-from harness.case import Case
+from harness.case import Case, Measure, Strict
 from harness.errors import UserError
 from harness.expr import Expression, ExprError
 from impls import registry
+from impls.precision import PRECISIONS
 
 
-class _Strict(BaseModel):
-    # strict: `heads: true` or `min_reps: "5"` is a mistake, not a 1 or a 5
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ImplEntry(_Strict):
+class ImplEntry(Strict):
     name: str
     label: str | None = None  # defaults to name; needed when one impl appears twice
     params: dict[str, Any] = {}
@@ -35,35 +33,12 @@ class ImplEntry(_Strict):
         return self.label or self.name
 
 
-class Measure(_Strict):
-    warmup: int = Field(2, ge=0)  # calls after the first, before timing
-    min_reps: int = Field(5, ge=1)
-    max_reps: int = Field(100, ge=1)
-    noise_target: float = Field(0.02, gt=0, lt=1)  # stop when the median's CI is within this fraction
-    noisy_above: float = Field(0.1, gt=0)  # IQR/median above this flags a case as noisy
-    max_time_s: float = Field(1.0, gt=0)  # time cap for the timing loop of one case
-    timeout_s: float = Field(120.0, gt=0)  # a case still running then is killed
-    budget_s: float | None = Field(None, gt=0)  # one call slower than this prunes larger sizes
-    threads: int | None = Field(None, ge=1)  # CPU threads; default: all torch uses
-    memory_passes: int = Field(3, ge=1)  # peak memory is the median of this many passes
-    memory_limit_gib: float | None = Field(None, gt=0)  # per worker; default: 3/4 of this machine's RAM
-    check: bool = True  # compare against the reference before timing
-    timed: bool = True  # False: the check alone, no timing or memory passes (`run --check-only`)
-
-    @field_validator("max_reps")
-    @classmethod
-    def _at_least_min_reps(cls, value: int, info: ValidationInfo) -> int:
-        if value < info.data.get("min_reps", 1):
-            raise ValueError(f"must be at least min_reps ({info.data['min_reps']})")
-        return value
-
-
-class Constraint(_Strict):
+class Constraint(Strict):
     require: str  # expression over params, e.g. "window <= seq_len"
     reason: str | None = None
 
 
-class DeviceOverride(_Strict):
+class DeviceOverride(Strict):
     """What changes on one device: values of some sweep axes, the zipped groups, fixed
     params, measure settings. One file then holds a GPU's sizes and a CPU's."""
     sweep: dict[str, list[Any]] = {}
@@ -72,7 +47,7 @@ class DeviceOverride(_Strict):
     measure: dict[str, Any] = {}
 
 
-class Suite(_Strict):
+class Suite(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     workload: str
@@ -137,6 +112,8 @@ def _check_case_count(suite: Suite, device: str, path: Path, max_cases: int) -> 
 
 def for_device(suite: Suite, device: str) -> Suite:
     """The suite as it runs on `device`: its `devices.<device>` entries replace the general ones."""
+    if not suite.devices:  # resolved already
+        return suite
     override = suite.devices.get(device)
     if override is None:
         return suite.model_copy(update={"devices": {}})
@@ -314,13 +291,17 @@ def _impl_value_problem(key: str, default: Any, value: Any) -> str | None:
 
 def expand(suite: Suite, device: str, where: str | None = None, only: list[str] | None = None) -> list[Case]:
     """Every (point, impl) of the sweep as a Case, in run order: points outer, impls inner,
-    so slow drift of the machine touches every impl alike."""
+    so slow drift of the machine touches every impl alike. Each case carries the validated
+    measure settings and its workload's typed params, parsed once per distinct value."""
     suite = for_device(suite, device)
     axes = [((key,), [(v,) for v in values]) for key, values in suite.sweep.items()]
     axes += [(tuple(group), list(zip(*group.values()))) for group in suite.zip]
     axis_names = tuple(name for keys, _ in axes for name in keys)
-    entries = suite.entries
-    impls = {e.shown: registry.get(suite.family, e.name) for e in entries}
+    entries = [e for e in suite.entries if not only or e.shown in only or e.name in only]
+    impls = {e.shown: registry.get(suite.family, e.name) for e in suite.entries}
+    swept_impl_params = _all_impl_params(impls)
+    model = workloads.get(suite.workload).params_model(suite.family)
+    typed: dict[str, BaseModel] = {}
     filter_expr = _where(where, suite) if where else None
     cases, seen = [], set()
     for combo in itertools.product(*(values for _, values in axes)):
@@ -329,22 +310,23 @@ def expand(suite: Suite, device: str, where: str | None = None, only: list[str] 
             impl = impls[entry.shown]
             params = {**suite.fixed, **point, **entry.params}
             # A swept impl param applies to the impls that take it; drop it for the rest.
-            params = {k: v for k, v in params.items()
-                      if k in impl.params or k not in _all_impl_params(impls)}
+            params = {k: v for k, v in params.items() if k in impl.params or k not in swept_impl_params}
+            own = {k: v for k, v in params.items() if k in model.model_fields}
+            key = json.dumps(own, sort_keys=True, default=str)
+            if key not in typed:
+                typed[key] = model(**own)
             case = Case(suite=suite.name, workload=suite.workload, family=suite.family, impl=impl.name,
                         label=entry.shown, params=params,
                         impl_params=tuple(k for k in params if k in impl.params),
                         axes=tuple(a for a in axis_names if a in params), device=device,
-                        measure=suite.measure.model_dump())
+                        measure=suite.measure, workload_params=typed[key])
             if case.id in seen:
                 continue
             seen.add(case.id)
-            if only and entry.shown not in only and impl.name not in only:
-                continue
             if filter_expr and not _matches(filter_expr, case):
                 continue
             cases.append(case)
-    return [Case(**{**c.__dict__, "index": i}) for i, c in enumerate(cases)]
+    return [replace(c, index=i) for i, c in enumerate(cases)]
 
 
 def _check_constraints(suite: Suite, path: Path) -> None:
@@ -396,7 +378,7 @@ def _words(suite: Suite) -> set[str]:
     """Bare words an expression may use as strings: swept and fixed values, impl names."""
     values = [v for vs in suite.sweep.values() for v in vs] + list(suite.fixed.values())
     values += [v for group in suite.zip for vs in group.values() for v in vs]
-    words = {v for v in values if isinstance(v, str)} | {"fp32", "fp16", "bf16", "int8", "fwd", "fwd_bwd", "cpu", "cuda"}
+    words = {v for v in values if isinstance(v, str)} | {*PRECISIONS, "fwd", "fwd_bwd", "cpu", "cuda"}
     return words | {e.shown for e in suite.entries} | {e.name for e in suite.entries}
 
 

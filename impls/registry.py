@@ -5,11 +5,12 @@ it needs (requirements), where it runs (devices) and which precisions it
 supports. `available()` answers whether a case can run here, and if not, why,
 in words a person can read. The harness finds impls only through this module.
 
-Optional meta an impl may declare: `peak_bytes=fn(params)` (expected extra
-memory of one call), `supports=fn(params) -> reason | None` (the modes it
-defines, e.g. causal only; params include "device"; a case outside them is
-skipped with that reason) and `compiles_per_shape=True` (its first call at each
-shape compiles, tens of seconds on CUDA: `harness doctor` checks it last).
+An impl may also declare `peak_bytes=fn(params)` (expected extra memory of one
+call), `supports=fn(params) -> reason | None` (the modes it defines, e.g. causal
+only; asked through `refusal`, the same way by every workload; a case outside
+them is skipped with that reason), `fixed_size=True` (a checkpoint with its own
+sizes), `compiles_per_shape=True` (its first call at each shape compiles, tens of
+seconds on CUDA: `harness doctor` checks it last) and, for positional encodings, `kind`.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+from impls.precision import PRECISIONS
+
 DEVICES = ("cpu", "cuda")
 
 # A requirement takes (device, precision) and returns None when met, or the
@@ -43,7 +45,13 @@ class Impl:
     backward: bool = True  # supports forward+backward
     params: dict[str, Any] = field(default_factory=dict)  # the impl's own params and defaults
     doc: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)  # e.g. peak_bytes=fn(params), supports=fn(params)
+    supports: Callable[[dict[str, Any]], "str | None"] | None = None  # why a call is outside its modes, or None
+    peak_bytes: Callable[[dict[str, Any]], float] | None = None  # expected extra bytes of one call
+    fixed_size: bool = False  # a checkpoint's own sizes: a suite's d_model/target_params do not apply
+    kind: str | None = None  # positional encodings: absolute, rotary or bias
+    compiles_per_shape: bool = False  # its first call at each shape compiles (harness doctor checks it last)
+    reads: tuple[str, ...] = ()  # Evoformer ops: which representations they take (m: MSA, z: pair)
+    algorithm: int | None = None  # Evoformer ops: the algorithm's number in AlphaFold 2's supplement
 
 
 class UnknownImpl(LookupError):
@@ -72,7 +80,13 @@ def register(
     backward: bool = True,
     params: dict[str, Any] | None = None,
     doc: str | None = None,
-    **meta: Any,
+    supports: Callable[[dict[str, Any]], "str | None"] | None = None,
+    peak_bytes: Callable[[dict[str, Any]], float] | None = None,
+    fixed_size: bool = False,
+    kind: str | None = None,
+    compiles_per_shape: bool = False,
+    reads: tuple[str, ...] = (),
+    algorithm: int | None = None,
 ) -> Callable[[Any], Any]:
     """Decorator: record `fn` as impl `name` of `family`; returns `fn` unchanged."""
     bad = set(precisions) - set(PRECISIONS)
@@ -88,7 +102,9 @@ def register(
             precisions=frozenset(precisions), devices=frozenset(devices), exact=exact,
             reference=reference, flops=flops, bytes_moved=bytes_moved, backward=backward,
             params=dict(params or {}),
-            doc=doc or (getattr(fn, "__doc__", None) or "").strip().split("\n")[0], meta=meta,
+            doc=doc or (getattr(fn, "__doc__", None) or "").strip().split("\n")[0],
+            supports=supports, peak_bytes=peak_bytes, fixed_size=fixed_size, kind=kind,
+            compiles_per_shape=compiles_per_shape, reads=tuple(reads), algorithm=algorithm,
         )
         return fn
 
@@ -145,6 +161,13 @@ def get(family: str, name: str) -> Impl:
         return _REGISTRY[family][name]
     except KeyError:
         raise UnknownImpl(family, name, names(family)) from None
+
+
+def refusal(impl: Impl, **call: Any) -> str | None:
+    """Why `impl` does not define a call with these params (device, direction, causal, seq_len,
+    kv_len, heads, kv_heads, head_dim, ...; its own params default to its registered ones),
+    from its `supports`; None when it does. Every workload and mixer asks this way."""
+    return impl.supports({"batch": 1, **impl.params, **call}) if impl.supports else None
 
 
 def available(impl: Impl, device: str, precision: str) -> tuple[bool, str]:

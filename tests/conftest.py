@@ -11,7 +11,9 @@ import pytest
 import torch
 import yaml
 
-from harness import cli, runner, suite as suites, worker
+from harness import cli, runner, suite as suites, worker, workloads
+from harness.case import Case
+from harness.workloads.base import Prepared
 from impls import registry
 from impls.attention.naive import naive
 
@@ -20,6 +22,20 @@ PLUGINS = "tests.fixtures.misbehaving"
 
 TINY_MEASURE = {"warmup": 0, "min_reps": 3, "max_reps": 10, "noise_target": 0.2, "max_time_s": 0.05,
                 "timeout_s": 60}
+
+
+def make_case(workload: str, family: str, impl: str, *, device: str = "cpu", label: str | None = None,
+              axes: tuple[str, ...] = (), measure: dict | None = None, **params) -> Case:
+    """The Case a suite would make for these params: those the impl registered go to the impl."""
+    own = registry.get(family, impl).params
+    return Case(suite="test", workload=workload, family=family, impl=impl, label=label or impl, params=params,
+                impl_params=tuple(k for k in params if k in own), axes=tuple(axes), device=device,
+                measure=measure or {})
+
+
+def prepare(case: Case) -> Prepared:
+    """The case built by its workload, as a worker builds it (nothing timed, nothing checked)."""
+    return workloads.get(case.workload).prepare(case, registry.get(case.family, case.impl))
 
 
 @pytest.fixture
@@ -95,8 +111,8 @@ def hostile_text() -> dict[str, str]:
 class InProcessExecutor:
     """The runner's executor without the worker process: same records, no spawn start-up."""
 
-    def run(self, case):
-        return worker.execute(case)
+    def run(self, case, ceilings=None):
+        return worker.execute(case, ceilings)
 
     def close(self) -> None:
         pass
@@ -118,7 +134,7 @@ def small_run(tmp_path_factory) -> Path:
             suite = suites.load(root / "suite.yaml")
             run_dir = runner.new_run_dir(root / "results", suite)
             env = runner.start(run_dir, suite, "cpu")
-            runner.run(suite, suites.expand(suite, "cpu"), run_dir, env)
+            runner.run(runner.Run(suite, suites.expand(suite, "cpu"), run_dir, env))
     finally:
         torch.set_num_threads(threads)
         for name in ("report_wrong", "report_broken"):

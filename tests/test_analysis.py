@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from harness.analysis.crossover import crossovers
-from harness.analysis.direction import cost_ratio, higher_is_better
+from harness.metrics import cost_ratio, higher_is_better
 from harness.analysis.pareto import pareto_front
 from harness.analysis.scaling import fit_exponent
 from harness.analysis.speedup import speedups
@@ -38,7 +38,7 @@ def test_pareto_front_keeps_only_undominated_points():
     assert mask.tolist() == [True, True, True, False, False]
 
 
-@pytest.mark.parametrize("metric", ["tflops", "gbps", "tokens_per_s", "output_tokens_per_s", "throughput",
+@pytest.mark.parametrize("metric", ["tflops", "gbps", "tokens_per_s", "output_tokens_per_s", "acceptance_rate",
                                     "accuracy", "bleu", "pct_peak_flops", "pct_peak_bandwidth", "requests_per_s",
                                     "goodput_requests_per_s", "pct_roofline"])
 def test_rates_fractions_of_peak_and_scores_are_higher_is_better(metric):

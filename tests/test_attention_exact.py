@@ -11,7 +11,19 @@ from impls.precision import FLOAT_DTYPES
 
 TOLERANCE = {"fp32": 2e-5, "fp16": 4e-3, "bf16": 3e-2}  # max abs error / max |expected|
 GRAD_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 8e-2}  # 16-bit: the op check's (op_attention.py)
-EXACT = ["naive", "sdpa", "sdpa_math", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn"]
+SLOW_FIRST_CALL = {"flex"}  # the first flex call in a process sets torch up: seconds
+
+
+def _exact_attention(name: str) -> bool:
+    impl = registry.get("attention", name)
+    return impl.exact and impl.reference is None  # a pattern's reference is exact only to itself
+
+
+# Every registered exact impl, read from the registry: a new one is tested without editing a
+# list. Those that cannot run here (CUDA-only: triton_flash, flash-attn) are skipped with the
+# reason; triton_flash runs under the interpreter in tests/triton_interpreted.
+EXACT = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_FIRST_CALL else n
+         for n in registry.names("attention") if _exact_attention(n)]
 SHAPES = [  # (B, Hq, Hkv, N, M, D)
     (1, 1, 1, 1, 1, 32),
     (3, 4, 4, 17, 17, 64),
@@ -30,10 +42,13 @@ def relative_error(out, expected):
     return float((out.double() - expected).abs().max() / expected.abs().max())
 
 
-def runnable(name, precision):
+def runnable(name, precision, **call):
+    """The impl, or a skip with the reason it cannot run this call on this CPU: unavailable,
+    or outside the modes it defines (asked as every workload asks, registry.refusal)."""
     impl = registry.get("attention", name)
     ok, reason = registry.available(impl, "cpu", precision)
-    if not ok:
+    reason = reason or registry.refusal(impl, device="cpu", precision=precision, **call)
+    if not ok or reason:
         pytest.skip(f"{name} cannot run here: {reason}")
     return impl
 
@@ -43,7 +58,9 @@ def runnable(name, precision):
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("causal", [False, True])
 def test_forward_matches_fp64(name, precision, shape, causal):
-    impl = runnable(name, precision)
+    b, hq, hkv, n, m, d = shape
+    impl = runnable(name, precision, batch=b, heads=hq, kv_heads=hkv, seq_len=n, kv_len=m, head_dim=d,
+                    causal=causal, direction="fwd")
     q, k, v = qkv(shape, FLOAT_DTYPES[precision])
     out = impl.fn(q, k, v, causal=causal)
     assert out.shape == q.shape and out.dtype == q.dtype
@@ -54,7 +71,10 @@ def test_forward_matches_fp64(name, precision, shape, causal):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_backward_matches_fp64(name, precision, causal):
-    impl = runnable(name, precision)
+    impl = runnable(name, precision, batch=2, heads=4, kv_heads=2, seq_len=19, kv_len=19, head_dim=32,
+                    causal=causal, direction="fwd_bwd")
+    if not impl.backward:
+        pytest.skip(f"{name} has no backward pass")
     dtype = FLOAT_DTYPES[precision]
     inputs = [t.requires_grad_() for t in qkv((2, 4, 2, 19, 19, 32), dtype, seed=1)]
     inputs64 = [t.detach().double().requires_grad_() for t in inputs]
@@ -66,27 +86,12 @@ def test_backward_matches_fp64(name, precision, causal):
         assert relative_error(got.grad, expected.grad) <= GRAD_TOLERANCE[precision]
 
 
-# Every exact impl that runs on a CPU (triton_flash: tests/triton_interpreted; flash-attn: CUDA).
-ALL_EXACT = EXACT + ["chunked", "flex", "reference"]
-SLOW_FIRST_CALL = {"flex"}  # the first flex call in a process sets torch up: seconds
-
-
-def test_all_exact_list_covers_the_registry():
-    registered = {name for name in registry.names("attention")
-                  if registry.get("attention", name).exact and registry.get("attention", name).reference is None
-                  and registry.get("attention", name).fn.__module__.startswith("impls.")}
-    # GPU-only (tests/test_triton_flash.py, test_flash_attn_lib.py); flash_attn_v1's reference is
-    # padded_reference (its README benchmark's padding), exact attention at pad_tokens 0
-    assert registered - set(ALL_EXACT) == {"triton_flash", "flash_attn", "flash_attn_v3"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_FIRST_CALL else n
-                                  for n in ALL_EXACT])
+@pytest.mark.parametrize("name", EXACT)
 @pytest.mark.parametrize("kv_heads", [2, 1])
 @pytest.mark.parametrize("causal", [False, True])
 def test_grouped_heads_equal_repeated_kv(name, kv_heads, causal):
     """Hkv < Hq (GQA, MQA): the same as repeating each KV head over its query group."""
-    impl = runnable(name, "fp32")
+    impl = runnable(name, "fp32", heads=4, kv_heads=kv_heads, seq_len=9, kv_len=13, head_dim=32, causal=causal)
     q, k, v = qkv((1, 4, kv_heads, 9, 13, 32), torch.float32, seed=5)
     repeated = [masks.repeat_kv(t, 4) for t in (k, v)]
     torch.testing.assert_close(impl.fn(q, k, v, causal=causal), impl.fn(q, *repeated, causal=causal),

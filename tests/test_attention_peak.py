@@ -13,9 +13,8 @@ import pytest
 import torch
 from torch.autograd import DeviceType
 
-from harness.case import Case
-from harness.workloads.op_attention import AttentionOp
 from impls import registry
+from tests.conftest import make_case, prepare
 
 SMALL = {"local": {"window": 32}, "longformer": {"window": 32, "global_tokens": 8},
          "bigbird": {"block_size": 32}, "sparse_strided": {"stride": 16}, "linformer": {"proj_k": 32},
@@ -58,12 +57,10 @@ def test_peak_model_matches_what_the_impl_allocates(name, direction):
     params = {"batch": 1, "heads": 4, "kv_heads": 2, "seq_len": 2048 if name in FUSED else 256, "head_dim": 64,
               "causal": name not in NON_CAUSAL_ONLY, "direction": direction, "precision": precision,
               **SMALL.get(name, {})}
-    case = Case(suite="t", workload="op", family="attention", impl=name, label=name, params=params,
-                impl_params=tuple(k for k in params if k in impl.params), axes=("seq_len",), device="cpu")
-    if direction == "fwd_bwd" and (not impl.backward or impl.meta.get("supports", lambda p: None)(
-            params | {"device": "cpu"})):
+    case = make_case("op", "attention", name, axes=("seq_len",), **params)
+    if direction == "fwd_bwd" and (not impl.backward or registry.refusal(impl, **params, device="cpu")):
         pytest.skip(f"{name} has no backward here")
-    prepared = AttentionOp().prepare(case, impl)
+    prepared = prepare(case)
     prepared.run()  # lazy set-up (caches, layouts) outside the measured call
     ratio = allocated_peak(prepared.run) / prepared.work["expected_peak_bytes"]
     assert LOW <= ratio <= HIGH, f"{name} {direction}: measured / model = {ratio:.2f}"

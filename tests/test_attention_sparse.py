@@ -12,11 +12,10 @@ import pytest
 import torch
 from tests.torch_watch import LargestTensor
 
-from harness.case import Case
-from harness.workloads.op_attention import AttentionOp
 from impls import registry
 from impls.attention.bigbird import random_blocks
 from impls.attention.linformer import projections
+from tests.conftest import make_case, prepare
 
 TOLERANCE = {torch.float32: 2e-5, torch.float16: 5e-3, torch.bfloat16: 3e-2}
 
@@ -290,9 +289,7 @@ def test_op_workload_checks_impl_within_tolerance(name):
     impl = registry.get("attention", name)
     params = {"batch": 2, "heads": 4, "kv_heads": 2, "seq_len": 40, "head_dim": 32,
               "causal": name != "linformer", "direction": "fwd_bwd", "precision": "fp32", **SMALL.get(name, {})}
-    case = Case(suite="test", workload="op", family="attention", impl=name, label=name, params=params,
-                impl_params=tuple(k for k in params if k in impl.params), axes=("seq_len",), device="cpu")
-    prepared = AttentionOp().prepare(case, impl)
+    prepared = prepare(make_case("op", "attention", name, axes=("seq_len",), **params))
     metrics = prepared.check()
     assert metrics["within_tolerance"] == 1.0, metrics
     assert ("exact_rel_err" in metrics) == ("exact_max_abs_err" in metrics) == (not impl.exact)

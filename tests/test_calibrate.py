@@ -9,6 +9,7 @@ import pytest
 
 from harness import worker
 from harness.measure import calibrate
+from harness.record import Record
 
 
 def test_tiny_calibration_measures_every_precision_and_copy_and_read_bandwidth():
@@ -44,13 +45,13 @@ def test_ceilings_are_saved_and_loaded_by_env_id(tmp_path):
 
 
 def test_rates_report_percent_of_the_calibrated_peak():
-    metrics = {"median_ms": 2.0, "flops": 4e9, "bytes_moved": 1e8}  # 2 TFLOP/s, 50 GB/s
+    metrics = {"flops": 4e9, "bytes_moved": 1e8}  # at 2 ms: 2 TFLOP/s, 50 GB/s
     ceilings = {"flops": {"fp16": 8e12, "fp32": 1e12}, "bytes_per_s": 1e11}
-    rates = worker._rates(metrics, "fp16", ceilings)
+    rates = worker._rates(metrics, 2.0, "fp16", ceilings)
     assert rates["pct_peak_flops"] == pytest.approx(25.0)
     assert rates["pct_peak_bandwidth"] == pytest.approx(50.0)
-    assert "pct_peak_flops" not in worker._rates(metrics, "int8", ceilings)  # int8 never calibrated
-    assert "pct_peak_bandwidth" not in worker._rates(metrics)  # no calibration: no column
+    assert "pct_peak_flops" not in worker._rates(metrics, 2.0, "int8", ceilings)  # int8 never calibrated
+    assert "pct_peak_bandwidth" not in worker._rates(metrics, 2.0)  # no calibration: no column
 
 
 def test_each_ceiling_is_the_best_rate_over_the_sizes(monkeypatch):
@@ -102,9 +103,9 @@ class _RecordingExecutor:
 
     cases: list = []
 
-    def run(self, case):
-        self.cases.append(case)
-        return worker.base_record(case) | {"wall_s": 0.0}
+    def run(self, case, ceilings=None):
+        self.cases.append((case, ceilings))
+        return Record.skipped(case, "recorded only").timed(wall_s=0.0)
 
     def close(self):
         pass
@@ -121,8 +122,8 @@ def test_runner_hands_this_envs_ceilings_to_every_case(tmp_path, monkeypatch):
     run_dir.mkdir()
     monkeypatch.setattr(runner, "LocalExecutor", _RecordingExecutor)
     _RecordingExecutor.cases = []
-    runner.run(suite, cases, run_dir, {"env_id": "e1"})
-    assert _RecordingExecutor.cases and all(c.measure["ceilings"] == ceilings for c in _RecordingExecutor.cases)
+    runner.run(runner.Run(suite, cases, run_dir, {"env_id": "e1"}))
+    assert _RecordingExecutor.cases and all(given == ceilings for _, given in _RecordingExecutor.cases)
 
 
 def test_run_without_a_calibration_says_once_how_to_get_the_pct_columns(tmp_path, monkeypatch, capsys):
@@ -135,7 +136,7 @@ def test_run_without_a_calibration_says_once_how_to_get_the_pct_columns(tmp_path
     run_dir.mkdir(parents=True)
     monkeypatch.setattr(runner, "LocalExecutor", _RecordingExecutor)
     _RecordingExecutor.cases = []
-    runner.run(suite, cases, run_dir, {"env_id": "e3"})
+    runner.run(runner.Run(suite, cases, run_dir, {"env_id": "e3"}))
     said = capsys.readouterr().out
     assert said.count("pct_peak_flops") == 1 and "python -m harness calibrate" in said
-    assert len(_RecordingExecutor.cases) > 1 and all("ceilings" not in c.measure for c in _RecordingExecutor.cases)
+    assert len(_RecordingExecutor.cases) > 1 and all(given is None for _, given in _RecordingExecutor.cases)

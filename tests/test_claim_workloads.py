@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from harness.case import Case
-from harness.workloads import get as workload
 from impls import registry
 from impls.attention.padded import naive_padded, padded_reference, padding_lengths
 from impls.decoding import generate, int8_dynamic
@@ -19,6 +18,7 @@ from impls.serving import continuous
 from impls.serving.kv_store import ContiguousKV
 from impls.serving.runner import AttentionRunner
 from impls.serving.trace import draw_lengths, make_trace
+from tests.conftest import make_case, prepare
 
 
 def qkv(batch, heads, n, dim, seed=0):
@@ -52,15 +52,14 @@ def classify_case(attention: str, **params) -> Case:
     impl_params = {"attention": attention, "attention_params": params.pop("attention_params", {}), "heads": 2,
                    "mlp_dim": 64}
     fixed.pop("attention_params", None)
-    return Case(suite="t", workload="classify", family="encoder", impl="encoder", label=attention,
-                params={**fixed, **impl_params}, impl_params=tuple(impl_params), axes=(), device="cpu", measure={})
+    return make_case("classify", "encoder", "encoder", label=attention, **fixed, **impl_params)
 
 
 @pytest.mark.parametrize("attention,params", [("naive", {}), ("lra_local", {"block_size": 7}),
                                                ("local", {"window": 5}), ("linformer", {"proj_k": 8})])
 def test_classifier_matches_its_attentions_reference_and_trains(attention, params):
     case = classify_case(attention, attention_params=params)
-    prepared = workload("classify").prepare(case, registry.get("encoder", "encoder"))
+    prepared = prepare(case)
     errors = prepared.check()
     assert errors["within_tolerance"] == 1.0, errors
     prepared.run()  # one training step
@@ -70,7 +69,7 @@ def test_classifier_matches_its_attentions_reference_and_trains(attention, param
 
 def test_int8_dynamic_classifier_runs_int8_kernels_close_to_float():
     case = classify_case("naive", direction="fwd", weights="int8_dynamic")
-    prepared = workload("classify").prepare(case, registry.get("encoder", "encoder"))
+    prepared = prepare(case)
     assert prepared.check()["within_tolerance"] == 1.0
     prepared.run()
     assert prepared.stats()["int8_kernel"] == torch.backends.quantized.engine

@@ -145,7 +145,7 @@ def test_cpu_claims_get_a_measured_verdict(suite_path, tmp_path, in_process):
     suite, where = shrunk(suite_path, claims)
     cases = suites.expand(suite, "cpu", where=where)
     run_dir = runner.new_run_dir(tmp_path, suite)
-    runner.run(suite, cases, run_dir, runner.start(run_dir, suite, "cpu"))
+    runner.run(runner.Run(suite, cases, run_dir, runner.start(run_dir, suite, "cpu")))
     frame = results.load(run_dir)
     for claim in claims:
         verdict = evaluate(at_test_sizes(claim), frame, "cpu")

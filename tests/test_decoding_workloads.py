@@ -11,20 +11,18 @@ from harness.case import Case
 from harness.errors import Skip
 from harness.quality import corpus
 from harness.workloads import draft_pair
-from impls import models, registry
+from impls import models
+from tests.conftest import make_case, prepare
 
 TINY = {"d_model": 32, "n_layers": 1, "vocab_size": 32}
 
 
 def case(workload: str, impl: str, **params) -> Case:
-    params = TINY | params
-    return Case(suite="test", workload=workload, family="model", impl=impl, label=impl, params=params,
-                impl_params=(), axes=(), device="cpu")
+    return make_case(workload, "model", impl, **(TINY | params))
 
 
 def prepared(workload: str, impl: str, **params):
-    c = case(workload, impl, **params)
-    return workloads.get(workload).prepare(c, registry.get("model", impl))
+    return prepare(case(workload, impl, **params))
 
 
 @pytest.mark.parametrize("options", [
@@ -66,18 +64,15 @@ def test_serve_workload_serves_recurrent_models_but_does_not_page_them():
 
 @pytest.mark.parametrize("strategy", ["beam", "sampling", "speculative"])
 def test_seq2seq_generate_workload_skips_strategies_other_than_greedy(strategy):
-    c = Case(suite="test", workload="generate", family="seq2seq", impl="transformer", label="t",
-             params={"d_model": 32, "n_layers": 1, "strategy": strategy}, impl_params=(), axes=(), device="cpu")
+    c = make_case("generate", "seq2seq", "transformer", d_model=32, n_layers=1, strategy=strategy)
     with pytest.raises(Skip, match="greedy only"):
-        workloads.get("generate").prepare(c, registry.get("seq2seq", "transformer"))
+        prepare(c)
 
 
 @pytest.mark.parametrize("encoder_cache", [True, False])
 def test_seq2seq_generate_workload_counts_encoder_calls(encoder_cache):
-    c = Case(suite="test", workload="generate", family="seq2seq", impl="transformer", label="t",
-             params={"d_model": 32, "n_layers": 1, "src_len": 5, "new_tokens": 4, "encoder_cache": encoder_cache},
-             impl_params=(), axes=(), device="cpu")
-    p = workloads.get("generate").prepare(c, registry.get("seq2seq", "transformer"))
+    p = prepare(make_case("generate", "seq2seq", "transformer", d_model=32, n_layers=1, src_len=5, new_tokens=4,
+                          encoder_cache=encoder_cache))
     assert p.check()["within_tolerance"] == 1.0
     assert p.stats()["encoder_calls"] == (1 if encoder_cache else 4)
 

@@ -49,7 +49,7 @@ def test_every_op_of_the_supplement_is_registered_whole_and_chunked():
     assert set(NAMES) == set(WHOLE) | {f"{n}_chunked" for n in WHOLE}
     for name in NAMES:
         impl = registry.get("evoformer", name)
-        assert impl.meta["algorithm"] in (7, 8, 10, 11, 12, 13, 14)
+        assert impl.algorithm in (7, 8, 10, 11, 12, 13, 14)
         assert impl.reference == (name.removesuffix("_chunked") if name.endswith("_chunked") else None)
 
 
@@ -65,7 +65,7 @@ def test_op_matches_its_float64_specification_forward_and_backward(name, shape):
     grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
     out.backward(grad_out)
     expected.backward(grad_out.double())
-    reads = registry.get("evoformer", name).meta["reads"]
+    reads = registry.get("evoformer", name).reads
     for given, given64, label in ((m, m64, "m"), (z, z64, "z")):
         if label in reads:
             assert _rel_err(given.grad, given64.grad) <= GRAD_TOLERANCE["fp32"], label

@@ -33,7 +33,7 @@ def test_each_flash_attn_impl_names_the_version_it_needs(monkeypatch, installed,
 
 
 def test_flash_attn_v1_is_limited_to_self_attention_with_equal_heads():
-    supports = registry.get("attention", "flash_attn_v1").meta["supports"]
+    supports = registry.get("attention", "flash_attn_v1").supports
     assert supports({"seq_len": 64, "heads": 8}) is None
     assert "grouped heads" in supports({"seq_len": 64, "heads": 8, "kv_heads": 2})
     assert "kv_len == seq_len" in supports({"seq_len": 64, "kv_len": 80, "heads": 8})

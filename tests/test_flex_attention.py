@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.case import Case
-from harness.workloads.op_attention import AttentionOp
 from impls import registry
 from impls.attention import masks
 from impls.attention.flex import window_block_pairs
 from impls.attention.reference import attention_fp64
+from tests.conftest import make_case, prepare
 
 SHAPES = [  # (B, Hq, Hkv, N, M, D, causal); each new shape costs eager flex ~0.5 s here
     (1, 2, 1, 17, 17, 32, False),  # grouped heads
@@ -127,12 +126,9 @@ def test_flex_window_passes_its_op_check_against_its_own_reference():
     """Checked against exact attention it would read `wrong`; against its masked
     reference it is right, and its distance from exact attention is reported."""
     _flex_or_skip()
-    impl = registry.get("attention", "flex_window")
     params = {"batch": 1, "heads": 2, "seq_len": 40, "head_dim": 32, "causal": True, "precision": "fp32",
               "window": 8}
-    case = Case(suite="t", workload="op", family="attention", impl="flex_window", label="flex_window",
-                params=params, impl_params=("window",), axes=("seq_len",), device="cpu")
-    metrics = AttentionOp().prepare(case, impl).check()
+    metrics = prepare(make_case("op", "attention", "flex_window", axes=("seq_len",), **params)).check()
     assert metrics["within_tolerance"] == 1.0 and metrics["rel_err"] < 1e-5
     assert metrics["exact_rel_err"] > 1e-2 and metrics["exact_max_abs_err"] > 0
 

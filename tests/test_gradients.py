@@ -25,6 +25,7 @@ from impls import models, registry
 from impls.mixers.gru import GRU
 from impls.models import presets, pretrained
 from impls.models.lm import LanguageModel
+from tests.conftest import make_case
 
 FAMILIES = ("mixer", "model", "seq2seq")
 CASES = [pytest.param(family, name, id=f"{family}-{name}") for family in FAMILIES for name in registry.names(family)]
@@ -55,7 +56,7 @@ def _mixer(impl: registry.Impl, device: str, tmp_path: Path) -> tuple[nn.Module,
 
 
 def _model(impl: registry.Impl, device: str, tmp_path: Path) -> tuple[nn.Module, torch.Tensor]:
-    if impl.meta.get("fixed_size"):  # a checkpoint's own sizes: write a tiny one
+    if impl.fixed_size:  # a checkpoint's own sizes: write a tiny one
         model = models.build(impl.name, "model", checkpoint=str(_tiny_checkpoint(tmp_path)))
     else:
         model = models.build(impl.name, "model", vocab_size=VOCAB, **SIZE)
@@ -121,8 +122,7 @@ def forward_only_model():
 
 def _case(workload: str, impl: str, params: dict) -> Case:
     sizes = {"d_model": 16, "n_layers": 1, "batch": 2, "seed": 0}
-    return Case(suite="test", workload=workload, family="model", impl=impl, label=impl,
-                params={**sizes, **params}, impl_params=(), axes=(), device="cpu")
+    return make_case(workload, "model", impl, **sizes, **params)
 
 
 @pytest.mark.parametrize("workload, params", [
@@ -131,8 +131,8 @@ def _case(workload: str, impl: str, params: dict) -> Case:
 ], ids=["model-train_step", "train"])
 def test_the_harness_skips_training_a_model_whose_mixer_is_forward_only(forward_only_model, workload, params):
     record = worker.execute(_case(workload, forward_only_model, params))
-    assert record["status"] == "skipped", record
-    assert record["reason"] == "mixer test_forward_only is forward-only (registered with backward=False)"
+    assert record.status == "skipped", record
+    assert record.reason == "mixer test_forward_only is forward-only (registered with backward=False)"
 
 
 def test_the_forward_of_a_model_whose_mixer_is_forward_only_still_runs(forward_only_model):

@@ -67,7 +67,7 @@ def test_int8_is_registered_as_approximate_with_its_reference():
     assert (impl.exact, impl.reference, impl.backward) == (False, "int8_reference", False)
     assert registry.available(impl, "cpu", "int8") == (True, "")
     assert not registry.available(impl, "cpu", "fp16")[0]
-    assert impl.meta["peak_bytes"]({"batch": 1, "heads": 2, "seq_len": 64, "head_dim": 32}) > 2 * 2 * 64 * 64 * 4
+    assert impl.peak_bytes({"batch": 1, "heads": 2, "seq_len": 64, "head_dim": 32}) > 2 * 2 * 64 * 64 * 4
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -242,4 +242,4 @@ def test_a_refused_attention_impl_is_a_skipped_model_case_with_its_reason(params
     from harness.worker import execute
 
     record = execute(build_case("model", "transformer", "model", d_model=16, seq_len=8, batch=1, **params))
-    assert record["status"] == "skipped" and reason in record["reason"]
+    assert record.status == "skipped" and reason in record.reason

@@ -4,23 +4,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import workloads
-from harness.case import Case
 from harness.errors import Skip
 from impls import registry
 from impls.attention import cost
+from tests.conftest import make_case, prepare
 
 
 def case(impl="naive", **params):
     base = {"batch": 2, "heads": 4, "seq_len": 24, "head_dim": 16, "precision": "fp32", "causal": False}
-    base.update(params)
-    own = registry.get("attention", impl).params
-    return Case(suite="t", workload="op", family="attention", impl=impl, label=impl, params=base,
-                impl_params=tuple(k for k in base if k in own), axes=("seq_len",), device="cpu")
-
-
-def prepare(c):
-    return workloads.get("op").prepare(c, registry.get("attention", c.impl))
+    return make_case("op", "attention", impl, axes=("seq_len",), **(base | params))
 
 
 @pytest.mark.parametrize("direction", ["fwd", "fwd_bwd"])
@@ -74,9 +66,7 @@ def test_check_of_a_long_case_runs_on_a_shortened_slice():
 
 
 def test_work_uses_defaults_for_params_a_suite_leaves_out():
-    c = Case(suite="t", workload="op", family="attention", impl="naive", label="naive",
-             params={"seq_len": 32}, impl_params=(), axes=("seq_len",), device="cpu")
-    work = prepare(c).work
+    work = prepare(make_case("op", "attention", "naive", axes=("seq_len",), seq_len=32)).work
     assert work["flops"] == 4 * 1 * 8 * 64 * 32 * 32  # batch 1, heads 8, head_dim 64 by default
 
 
@@ -87,23 +77,28 @@ def test_approximate_impls_report_both_errors_against_exact_attention():
     assert "exact_max_abs_err" not in prepare(case()).check()  # exact impls: rel_err is that already
 
 
-def _cpu_impls(precision: str) -> list[str]:
-    names = [n for n in registry.names("attention") if registry.get("attention", n).fn.__module__.startswith("impls.")]
-    return [n for n in names if registry.available(registry.get("attention", n), "cpu", precision)[0]
+def _runs_on_this_cpu() -> list[str]:
+    """Every registered impl that runs on this CPU (at fp32, an int8 impl at int8), read from
+    the registry: a new impl is checked without editing a list."""
+    def runs(impl: registry.Impl) -> bool:
+        return registry.available(impl, "cpu", "fp32" if "fp32" in impl.precisions else "int8")[0]
+
+    return [n for n in registry.names("attention") if runs(registry.get("attention", n))
             and n not in ("flex", "flex_window")]  # tests/test_flex_attention.py (slow first call)
 
 
-@pytest.mark.parametrize("name", _cpu_impls("fp32") + ["int8"])
+@pytest.mark.parametrize("name", _runs_on_this_cpu())
 def test_every_impl_passes_its_op_check(name):
     """Every registered impl is right against the reference it declares: an approximate
     one (or a masked reference) checked against exact attention would read `wrong`."""
     impl = registry.get("attention", name)
-    noncausal = ("linformer", "lra_local", "padded")  # no causal form (an encoder's attention)
-    params = {"causal": not any(n in name for n in noncausal), "precision": "int8" if name == "int8" else "fp32",
-              "window": 4, "global_tokens": 2, "block_size": 4, "stride": 4, "proj_k": 8, "pad_tokens": 3,
-              "dropout_p": 0.1}
-    result = prepare(case(impl=name, **{k: v for k, v in params.items()
-                                        if k in ("causal", "precision") or k in impl.params})).check()
+    own = {k: v for k, v in {"window": 4, "global_tokens": 2, "block_size": 4, "stride": 4, "proj_k": 8,
+                             "pad_tokens": 3, "dropout_p": 0.1}.items() if k in impl.params}
+    precision = "fp32" if "fp32" in impl.precisions else "int8"
+    # causal where the impl defines it (linformer, LRA's local and the padded benchmark do not)
+    causal = registry.refusal(impl, **own, causal=True, seq_len=24, kv_len=24, heads=4, kv_heads=4, head_dim=16,
+                              device="cpu", direction="fwd") is None
+    result = prepare(case(impl=name, causal=causal, precision=precision, **own)).check()
     assert result["within_tolerance"] == 1.0, result
 
 

@@ -16,7 +16,7 @@ from harness.quality.training import Budget
 from harness.workloads.pitfalls import Pitfalls
 from impls import models, registry
 
-PRESETS = [n for n in registry.names("model") if not registry.get("model", n).meta.get("fixed_size")]
+PRESETS = [n for n in registry.names("model") if not registry.get("model", n).fixed_size]
 TINY = {"vocab_size": 32, "d_model": 32, "n_layers": 2, "max_seq_len": 64}
 
 

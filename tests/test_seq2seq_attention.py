@@ -78,5 +78,5 @@ def test_a_refused_impl_is_a_skipped_case_with_its_reason():
     case = build_case("seq2seq", "transformer", "generate", attention="linformer", d_model=16, src_len=4,
                       new_tokens=2)
     record = execute(case)
-    assert record["status"] == "skipped"
-    assert "linformer" in record["reason"] and "no causal form" in record["reason"]
+    assert record.status == "skipped"
+    assert "linformer" in record.reason and "no causal form" in record.reason

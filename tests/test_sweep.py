@@ -36,7 +36,7 @@ def test_a_device_section_replaces_axes_fixed_and_measure_on_that_device_only(wr
     on_cpu, on_cuda = suites.expand(suite, "cpu"), suites.expand(suite, "cuda")
     assert [(c.params["seq_len"], c.params["heads"]) for c in on_cpu] == [(8, 1)]
     assert [(c.params["seq_len"], c.params["heads"]) for c in on_cuda] == [(16, 2), (32, 2)]
-    assert on_cpu[0].measure["budget_s"] == 0.5 and on_cuda[0].measure["budget_s"] is None
+    assert on_cpu[0].measure.budget_s == 0.5 and on_cuda[0].measure.budget_s is None
     assert suites.for_device(suite, "cpu").measure.warmup == suite.measure.warmup  # the rest is kept
 
 

@@ -30,7 +30,7 @@ def test_triton_flash_on_cpu_without_interpreter_says_how_to_enable_it():
 
 
 def test_triton_flash_peak_memory_is_linear_in_sequence_length():
-    peak = registry.get("attention", "triton_flash").meta["peak_bytes"]  # cost.flash_peak_bytes
+    peak = registry.get("attention", "triton_flash").peak_bytes  # cost.flash_peak_bytes
     params = {"batch": 1, "heads": 4, "head_dim": 64, "precision": "fp16"}
     assert peak(params | {"seq_len": 2048}) == 2 * peak(params | {"seq_len": 1024})
     assert peak(params | {"seq_len": 1024, "direction": "fwd_bwd"}) > peak(params | {"seq_len": 1024})

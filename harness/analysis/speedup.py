@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.analysis.direction import higher_is_better
+from harness.metrics import higher_is_better
 
 COLUMNS = ["label", "speedup", "status", "noisy", "note"]
 

@@ -2,6 +2,7 @@
 `hardware` and `device` columns) against the hardware the claim names."""
 from __future__ import annotations
 
+from harness import metrics
 from harness.claims.evaluate import Verdict
 from harness.claims.model import Claim
 
@@ -22,7 +23,7 @@ def _hardware_note(claim: Claim, verdict: Verdict) -> str:
     if all(claim.hardware.lower() in name.lower() for name in verdict.hardware):
         return f"same hardware as the source ({claim.hardware}): absolute figures are comparable"
     where = f"measured on {here}{' (a CPU)' if 'cpu' in verdict.devices else ''}, the source on {claim.hardware}"
-    if claim.metric.kind == "column" and claim.metric.column.startswith("pct_"):
+    if claim.metric.kind == "column" and metrics.is_percent_of_peak(claim.metric.column):
         return (f"{where}: compare this device's fraction of its own measured peak with the source's "
                 f"fraction of the {claim.hardware}'s; absolute rates do not carry")
     if claim.metric.kind == "column":

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
+from harness import metrics
 from harness.claims.interval import Estimate
 from harness.claims.model import Band, Claim, Metric
 from harness.claims.points import Found, find
@@ -161,7 +162,8 @@ def _distinct(rows: pd.DataFrame, column: str) -> list[str]:
 def _why_no_value(metric: Metric, rows: pd.DataFrame) -> str | None:
     """Why the records still give no value, where more can be said than 'no records'."""
     if len(rows) and metric.column not in rows:
-        calibrate = " (a percent of peak: run `python -m harness calibrate` first)" if metric.column.startswith("pct_") else ""
+        calibrate = (" (a percent of peak: run `python -m harness calibrate` first)"
+                     if metrics.is_percent_of_peak(metric.column) else "")
         return f"the runs' records have no {metric.column} column{calibrate}"
     if metric.across_runs:
         return (f"needs a run with {metric.numerator} and one with {metric.denominator} "

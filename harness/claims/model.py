@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harness import metrics
 from harness.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,6 +141,9 @@ class Metric(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> "Metric":
+        for name in (self.column, self.add_column, self.denominator_column, *self.show):
+            if name is not None:
+                metrics.get(name)  # an UnknownMetric (a ValueError) names the catalogue
         if self.kind in ("ratio", "difference", "leviathan") and not (self.denominator or self.denominator_where):
             raise ValueError(f"a {self.kind} needs a denominator or a denominator_where")
         if self.kind == "exponent" and not self.axis:

@@ -72,7 +72,7 @@ def run_missing(verdicts: list[Verdict], device: str, out: Path) -> list[Path]:
         run_dir = runner.new_run_dir(out, suite)
         console.print(f"running {path} for claims ({len(cases)} cases on {device}) -> {run_dir}", markup=False)
         with progress(len(cases)) as advance:
-            runner.run(suite, cases, run_dir, runner.start(run_dir, suite, device), on_record=advance)
+            runner.run(runner.Run(suite, cases, run_dir, runner.start(run_dir, suite, device)), on_record=advance)
         made.append(run_dir)
     return made
 

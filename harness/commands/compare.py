@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from harness.analysis.direction import higher_is_better
+from harness.metrics import higher_is_better
 from harness.compare import Comparison, Pair, StatusChange, compare_runs, geometric_mean_ratio, parse_threshold
 from harness.console import console
 from harness.markdown import literal

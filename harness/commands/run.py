@@ -47,12 +47,12 @@ def main(args: argparse.Namespace) -> int:
     suite = suites.for_device(suite, device)
     if args.check_only:  # recorded in the run's suite.yaml, so a resume keeps to it
         suite = suite.model_copy(update={"measure": suite.measure.model_copy(update={"check": True, "timed": False})})
-    cases = suites.expand(suite, device, where=args.where, only=args.only)
     if args.only:
         labels = {e.shown for e in suite.entries} | {e.name for e in suite.entries}
         unknown = [o for o in args.only if o not in labels]
         if unknown:
             raise UserError(f"--only {unknown[0]}: not an impl of {args.suite}; valid: {', '.join(sorted(labels))}")
+    cases = suites.expand(suite, device, where=args.where, only=args.only)
     if args.dry_run:
         for case in cases:
             reason = suites.constraint_failure(suite, case)
@@ -65,21 +65,20 @@ def main(args: argparse.Namespace) -> int:
         if args.resume:
             with run_lock.hold(args.resume):
                 done, previous, env = runner.resume(args.resume, suite, device, force=args.force)
-                return _run(suite, cases, device, args.resume, env, done, previous)
+                return _run(runner.Run(suite, cases, args.resume, env, done, previous), device)
         with runner.new_run(args.out, suite, device) as (run_dir, env):
-            return _run(suite, cases, device, run_dir, env, set(), [])
+            return _run(runner.Run(suite, cases, run_dir, env), device)
     except RunStopped as stopped:
         stopped.resume_command = f"python -m harness run {args.suite} --resume {stopped.run_dir}"
         raise
 
 
-def _run(suite: suites.Suite, cases: list, device: str, run_dir: Path, env: dict, done: set[str],
-         previous: list[dict]) -> int:
-    todo = sum(c.id not in done for c in cases)
-    console.console.print(f"{suite.name}: {todo} cases on {device} -> {run_dir}", markup=False, soft_wrap=True)
+def _run(job: runner.Run, device: str) -> int:
+    suite, todo = job.suite, sum(c.id not in job.done for c in job.cases)
+    console.console.print(f"{suite.name}: {todo} cases on {device} -> {job.run_dir}", markup=False, soft_wrap=True)
     with console.progress(todo) as advance:
-        runner.run(suite, cases, run_dir, env, done, previous, on_record=advance)
-    frame = results.load(run_dir)
+        runner.run(job, on_record=advance)
+    frame = results.load(job.run_dir)
     if suite.measure.timed:
         console.console.print(console.summary_table(frame, f"{suite.name}: median latency ({device})"))
     else:
@@ -87,5 +86,5 @@ def _run(suite: suites.Suite, cases: list, device: str, run_dir: Path, env: dict
     marks = console.legend(frame)
     if marks:
         console.console.print(marks, markup=False)
-    console.console.print(f"{console.status_counts(frame)}; results in {run_dir}", markup=False, soft_wrap=True)
+    console.console.print(f"{console.status_counts(frame)}; results in {job.run_dir}", markup=False, soft_wrap=True)
     return 0

@@ -12,7 +12,7 @@ from harness.case import Case
 from harness.suite import Measure
 
 FAILED = ("wrong", "error", "oom", "timeout")
-CHECK_ONLY = Measure(timed=False).model_dump()  # the check before timing, and nothing else
+CHECK_ONLY = Measure(timed=False)  # the check before timing, and nothing else
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def case_variant(label: str, case: Case) -> Variant:
     """A variant that runs `case` through the worker with timing off: its availability, the
     workload's build and the check against the reference at the workload's tolerance."""
     checked = replace(case, measure=CHECK_ONLY)
-    return Variant(label, lambda: worker.execute(checked))
+    return Variant(label, lambda: worker.execute(checked).to_json())
 
 
 def judge(group: str, impl: str, what: str, variants: list[Variant]) -> Row:

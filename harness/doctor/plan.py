@@ -76,7 +76,7 @@ def rows(device: str, only: list[str] | None = None, precisions: list[str] | Non
 
 
 def _compiles_per_shape(row: Planned) -> bool:
-    return row.group == "attention" and bool(registry.get("attention", row.impl).meta.get("compiles_per_shape"))
+    return row.group == "attention" and bool(registry.get("attention", row.impl).compiles_per_shape)
 
 
 def run(device: str, only: list[str] | None = None, precisions: list[str] | None = None, on_row=None,
@@ -158,7 +158,7 @@ def model_rows(device: str) -> list[Planned]:
 
 
 def _model_variant(name: str, shown: str, device: str, precision: str, params: dict[str, Any]) -> Variant:
-    if registry.get("model", name).meta.get("fixed_size"):  # a checkpoint preset: nothing to build here
+    if registry.get("model", name).fixed_size:  # a checkpoint preset: nothing to build here
         return Variant("a local checkpoint", lambda: {
             "status": "skipped", "reason": "needs a local checkpoint (params: checkpoint); check it with "
                                            "`harness run --check-only` on a suite that names one", "metrics": {}})

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from harness.measure import timer
+from impls.precision import DTYPES, PRECISIONS
 
 # Square matmul sizes (the ceiling is the best rate over them) and copy size (bytes) per
 # device; the GPU's are large enough to saturate an H100. A size is measured only while
@@ -37,9 +38,7 @@ READ_BYTES = {"cpu": 256 << 20, "cuda": 1 << 30}  # 8x a large server CPU's last
 READ_THREADS = {"cpu": 1, "cuda": None}
 MISSING = ("no calibration for this machine (env {env_id}; looked in {folders}): the pct_peak_flops and "
            "pct_peak_bandwidth columns are left out; run `python -m harness calibrate` once to add them")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 SETTINGS = timer.TimerSettings(min_reps=3, max_reps=50, noise_target=0.05, max_time_s=0.5)
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.int8}
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def _operands(n: int, precision: str, device: str) -> tuple[torch.Tensor, torch.
     if precision == "int8":
         return tuple(torch.randint(-127, 128, (n, n), generator=gen, device=device, dtype=torch.int8)
                      for _ in range(2))
-    return tuple(torch.randn(n, n, generator=gen, device=device, dtype=_DTYPES[precision]) for _ in range(2))
+    return tuple(torch.randn(n, n, generator=gen, device=device, dtype=DTYPES[precision]) for _ in range(2))
 
 
 def matmul_rate(n: int, precision: str, device: str) -> Measurement:
@@ -179,12 +178,13 @@ def find_ceilings(env_id: str, folders: Iterable[Path]) -> dict[str, Any] | None
     return None
 
 
-def fractions(metrics: dict[str, float], precision: str, ceilings: dict[str, Any]) -> dict[str, float]:
-    """pct_peak_flops and pct_peak_bandwidth (percent) of a case's rates, where known."""
+def fractions(tflops: Any, gbps: Any, peak_flops: Any, bytes_per_s: float | None) -> dict[str, Any]:
+    """pct_peak_flops and pct_peak_bandwidth (percent of the ceilings: FLOP/s, bytes/s) of a
+    case's TFLOP/s and GB/s, where both sides are known. Numbers or pandas columns alike: the
+    worker computes a record's, the report those of runs recorded before a calibration."""
     out = {}
-    peak_flops = ceilings.get("flops", {}).get(precision)
-    if metrics.get("tflops") and peak_flops:
-        out["pct_peak_flops"] = 100.0 * metrics["tflops"] * 1e12 / peak_flops
-    if metrics.get("gbps") and ceilings.get("bytes_per_s"):
-        out["pct_peak_bandwidth"] = 100.0 * metrics["gbps"] * 1e9 / ceilings["bytes_per_s"]
+    if tflops is not None and peak_flops is not None:
+        out["pct_peak_flops"] = 100.0 * tflops * 1e12 / peak_flops
+    if gbps is not None and bytes_per_s:
+        out["pct_peak_bandwidth"] = 100.0 * gbps * 1e9 / bytes_per_s
     return out

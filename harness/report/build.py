@@ -6,16 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.analysis.direction import higher_is_better
+from harness import metrics
+from harness.metrics import higher_is_better
 from harness.analysis.speedup import speedups
 from harness.report import data, figures, tables
 from harness.report.page import PageSection, Part, render
 from harness.report.style import esc
 
-METRIC_TITLES = {"median_ms": "median time per call (ms)", "peak_extra_bytes": "peak extra memory (bytes)",
-                 "tflops": "achieved TFLOP/s", "gbps": "achieved GB/s", "pct_roofline": "% of the roofline",
-                 "pct_peak_flops": "% of peak FLOP/s", "pct_peak_bandwidth": "% of peak bandwidth",
-                 "peak_ratio": "peak memory / theoretical peak"}
 HEATMAP_KEY = ("Blank cells with a cross: a side was wrong (red) or failed (orange); points skipped on "
                "either side are left out.")
 
@@ -45,7 +42,7 @@ def build_report(run_paths: list[Path], metric: str | None = None, baseline: str
 def section_parts(section: data.Section, runs: list[data.RunInfo], metric: str) -> list[Part]:
     facets = f" Other swept axes ({esc(', '.join(section.facets))}) are in the dropdown." if section.facets else ""
     parts = [Part(f"{metric} vs {section.x}", figures.lines_vs_axis(
-        section, metric, METRIC_TITLES.get(metric, metric), f"{metric} vs {section.x}",
+        section, metric, metrics.title(metric), f"{metric} vs {section.x}",
         with_ci=metric == "median_ms"), caption=f"One line per impl{' and run' if section.multi_run else ''}.{facets}")]
     table = speedups(section.frame, section.baseline, _axes(section), metric) if section.baseline else None
     heatmap = figures.speedup_heatmap(section, table, metric) if table is not None and not table.empty else None
@@ -59,7 +56,7 @@ def section_parts(section: data.Section, runs: list[data.RunInfo], metric: str) 
     if section.multi_run:
         parts += runs_side_by_side(section, metric)
     if "peak_extra_bytes" in section.frame and (section.frame["peak_extra_bytes"].fillna(0) > 0).any():
-        parts.append(Part("Memory", figures.lines_vs_axis(section, "peak_extra_bytes", "peak extra bytes",
+        parts.append(Part("Memory", figures.lines_vs_axis(section, "peak_extra_bytes", metrics.title("peak_extra_bytes"),
                                                           f"peak extra memory vs {section.x}")))
     roof = figures.roofline(section, runs)
     if roof is not None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness import results
+from harness import metrics, results
 from harness.measure import calibrate
 from harness.errors import UserError
 
@@ -172,10 +172,10 @@ def with_fractions(frame: pd.DataFrame, calibration: dict[str, Any] | None) -> p
     peaks, gbps = ceiling_values(calibration, sorted(frame["precision"].dropna().unique()))
     peak = frame["precision"].map(peaks).astype(float)
     frame = frame.copy()
-    if peaks:
-        frame["pct_peak_flops"] = _keep(frame.get("pct_peak_flops"), 100 * frame["tflops"] / peak)
-    if gbps and "gbps" in frame:
-        frame["pct_peak_bandwidth"] = _keep(frame.get("pct_peak_bandwidth"), 100 * frame["gbps"] / gbps)
+    computed = calibrate.fractions(frame["tflops"], frame.get("gbps"), peak * 1e12 if peaks else None,
+                                   gbps * 1e9 if gbps else None)
+    for column, values in computed.items():
+        frame[column] = _keep(frame.get(column), values)
     if peaks and {"flops", "bytes_moved"} <= set(frame.columns):
         intensity = frame["flops"] / frame["bytes_moved"]  # FLOP per byte
         roof = np.minimum(peak, gbps * intensity / 1e3) if gbps else peak  # TFLOP/s; NaN: precision not calibrated
@@ -263,6 +263,10 @@ def default_metric(frame: pd.DataFrame, runs: list[RunInfo]) -> str:
 def check_request(frame: pd.DataFrame, runs: list[RunInfo], metric: str, baseline: str | None) -> None:
     """A --metric or --baseline that names nothing in the runs is the user's mistake."""
     valid = metric_names(frame, runs)
+    try:
+        metrics.get(metric)
+    except metrics.UnknownMetric as unknown:
+        raise UserError(f"--metric {metric}: {unknown}; valid: {', '.join(valid)}") from None
     if metric not in valid:
         raise UserError(f"--metric {metric}: not a metric with one number per case in these runs; "
                         f"valid: {', '.join(valid)}")

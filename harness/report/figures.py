@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from harness.analysis.direction import higher_is_better, is_speed
+from harness.metrics import higher_is_better, is_speed
 from harness.analysis.pareto import pareto_front
 from harness.report.data import RunInfo, Section, ceiling_values
 from harness.report.style import bytes_text, colors, combo_title, dashes, esc, number, series_name

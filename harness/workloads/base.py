@@ -14,9 +14,10 @@ from typing import Any, Callable, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.case import Case
+from impls.precision import PRECISIONS
 from impls.registry import Impl
 
-Precision = Literal["fp32", "fp16", "bf16", "int8"]
+Precision = Literal[PRECISIONS]
 
 
 class CommonParams(BaseModel):
@@ -72,6 +73,8 @@ def names() -> list[str]:
     return sorted(_WORKLOADS)
 
 
-def extra_args(params: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
-    """The params not declared by `model` (they belong to the impl)."""
-    return {k: v for k, v in params.items() if k not in model.model_fields}
+def params_of(workload: str, family: str, params: dict[str, Any]) -> BaseModel:
+    """The workload's typed params for a case: its params model over the keys it declares
+    (the rest belong to the impl)."""
+    model = get(workload).params_model(family)
+    return model(**{k: v for k, v in params.items() if k in model.model_fields})

@@ -30,11 +30,11 @@ from harness.workloads.model import _forward
 from impls import registry
 from impls.decoding import int8_dynamic
 from impls.models.encoder import EncoderConfig, with_attention
-from impls.precision import FLOAT_DTYPES
+from impls.models.lm import param_count
+from impls.precision import FLOAT_DTYPES, LOGITS_TOLERANCE
 from impls.registry import Impl
 
 CHECK_TOKENS = 512  # a multiple of the block-sparse impls' blocks (64) and of LRA's local block (50 is not needed)
-TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2}  # max |diff| / max |logits|
 INT8_TOLERANCE = 0.15  # W8A8 per-tensor activations: a few percent of the logits' range
 
 
@@ -58,7 +58,7 @@ class Classify(Workload):
         return ClassifyParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = ClassifyParams(**{k: v for k, v in case.params.items() if k in ClassifyParams.model_fields})
+        p: ClassifyParams = case.typed
         config = _config(case, impl, p)
         torch.manual_seed(p.seed)
         model = config.build().to(case.device).to(FLOAT_DTYPES[p.precision])
@@ -69,7 +69,7 @@ class Classify(Workload):
         if p.weights == "int8_dynamic":
             model = _int8(copy.deepcopy(model).eval(), p, case.device)
         run = _train_step(model, tokens, labels) if p.direction == "train_step" else _forward(model, tokens)
-        stats = {"param_count": float(sum(t.numel() for t in float_model.parameters())),
+        stats = {"param_count": float(param_count(float_model)),
                  "state_bytes": float(_state_bytes(float_model, p.direction))}
         return Prepared(run=run, check=lambda: check(model, float_model, tokens, p),
                         work={"tokens": float(p.batch * p.seq_len)},
@@ -90,11 +90,10 @@ def _config(case: Case, impl: Impl, p: ClassifyParams) -> EncoderConfig:
     ok, reason = registry.available(attention, case.device, p.precision)
     if not ok:
         raise Skip(reason)
-    supports = attention.meta.get("supports")
-    shape = {"causal": False, "seq_len": p.seq_len, "kv_len": p.seq_len, "heads": config.heads,
-             "kv_heads": config.heads, "head_dim": config.d_model // config.heads, "device": case.device,
-             "direction": "fwd_bwd" if p.direction == "train_step" else "fwd"}
-    reason = supports(shape) if supports else None
+    reason = registry.refusal(attention, **config.attention_params, causal=False, seq_len=p.seq_len,
+                              kv_len=p.seq_len, heads=config.heads, kv_heads=config.heads,
+                              head_dim=config.d_model // config.heads, device=case.device,
+                              direction="fwd_bwd" if p.direction == "train_step" else "fwd")
     if reason:
         raise Skip(reason)
     if p.direction == "train_step" and not attention.backward:
@@ -146,7 +145,7 @@ def check(model, float_model, tokens: torch.Tensor, p: ClassifyParams) -> dict[s
     model.train(was_training)
     scale = float(expected.abs().max()) or 1.0
     rel = float((got - expected).abs().max()) / scale if torch.isfinite(got).all() else float("inf")
-    tolerance = INT8_TOLERANCE if p.weights == "int8_dynamic" else TOLERANCE[p.precision]
+    tolerance = INT8_TOLERANCE if p.weights == "int8_dynamic" else LOGITS_TOLERANCE[p.precision]
     return {"rel_err": rel, "tolerance": tolerance, "within_tolerance": float(rel <= tolerance)}
 
 

@@ -45,7 +45,7 @@ class DialogueParams(CommonParams):
             impl = registry.get("model", name)
         except registry.UnknownImpl as err:
             raise ValueError(str(err)) from None
-        if impl.meta.get("fixed_size"):
+        if impl.fixed_size:
             raise ValueError(f"{name} needs a checkpoint; use a preset built from d_model")
         return name
 
@@ -60,7 +60,7 @@ class Dialogue(Workload):
         return DialogueParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = DialogueParams(**{k: v for k, v in case.params.items() if k in DialogueParams.model_fields})
+        p: DialogueParams = case.typed
         turns = dialogue.long_dialogue(p.turns, p.facts, p.updates, p.question_every, p.filler_words, p.seed)
         kwargs = {**impl.params, **case.impl_kwargs()}
         prompts = [_words(units, turn) for units, turn in _replay(impl, kwargs, turns) if turn.asks]

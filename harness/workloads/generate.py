@@ -36,16 +36,16 @@ from harness.case import Case
 from harness.errors import Skip
 from harness.workloads import draft_pair
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
-from harness.workloads.model import ModelSize, build_model, param_count
+from harness.workloads.builder import ModelSize, build_model
+from impls.models.lm import param_count
 from impls import models
 from impls.decoding import generate
 from impls.decoding.int8_weights import kernel_paths, quantize_linear_layers, weight_bytes
 from impls.decoding.seq2seq import generate_seq2seq
 from impls.decoding.session import Session
-from impls.precision import FLOAT_DTYPES
+from impls.precision import FLOAT_DTYPES, LOGITS_TOLERANCE
 from impls.registry import Impl
 
-CHECK_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2}  # max |diff| / max |logits|
 
 
 class GenerateParams(CommonParams):
@@ -85,7 +85,7 @@ class Generate(Workload):
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         if case.family == "seq2seq":
             return _prepare_seq2seq(case, impl)
-        p = GenerateParams(**{k: v for k, v in case.params.items() if k in GenerateParams.model_fields})
+        p: GenerateParams = case.typed
         _reject_impossible(p, case)
         model, draft, prompt = _models_and_prompt(case, p)
         options = _options(p, draft)
@@ -123,7 +123,7 @@ PARAMS = {"model": GenerateParams, "seq2seq": Seq2SeqGenerateParams}
 
 
 def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
-    p = Seq2SeqGenerateParams(**{k: v for k, v in case.params.items() if k in Seq2SeqGenerateParams.model_fields})
+    p: Seq2SeqGenerateParams = case.typed
     if p.precision not in FLOAT_DTYPES:
         raise Skip(f"seq2seq generation runs float precisions, not {p.precision}")
     if p.strategy != "greedy":
@@ -229,5 +229,5 @@ def check(model, prompt: torch.Tensor, p: GenerateParams, options: dict[str, Any
     cached_logits = torch.cat(cached, 1).float()
     full = model(tokens).float()
     rel_err = float((cached_logits - full).abs().max() / full.abs().max().clamp(min=1e-12))
-    tolerance = CHECK_TOLERANCE[p.precision]
+    tolerance = LOGITS_TOLERANCE[p.precision]
     return {"rel_err": rel_err, "tolerance": tolerance, "within_tolerance": float(rel_err <= tolerance)}

@@ -14,7 +14,7 @@ on a short slice, at the case's precision.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,25 +23,13 @@ from pydantic import Field
 from harness.case import Case
 from harness.errors import Skip
 from harness.quality import corpus, tokenization
-from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
-from impls import models, registry
+from harness.workloads.base import Prepared, Workload, register_workload
+from harness.workloads.builder import ModelSize, build_sized
 from impls.ffn.moe import MoE, routing_summary
-from impls.models import presets
-from impls.precision import FLOAT_DTYPES
+from impls.precision import FLOAT_DTYPES, LOGITS_TOLERANCE
 from impls.registry import Impl
 
 CHECK_TOKENS = 32  # length of the forward-vs-incremental slice
-CHECK_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2}  # max |diff| / max |logits|
-
-
-class ModelSize(CommonParams):
-    """How big a model is: d_model directly, or chosen to match target_params."""
-
-    d_model: int = Field(128, ge=1)
-    # overrides d_model: d_model, then the ffn width, chosen so the count is within about 1%
-    target_params: int | None = Field(None, ge=1)
-    n_layers: int = Field(2, ge=1)
-    vocab_size: int = Field(256, ge=2)
 
 
 class ModelParams(ModelSize):
@@ -51,88 +39,6 @@ class ModelParams(ModelSize):
     # None: random tokens over vocab_size; char | bpe-<V>: windows of the corpus in that
     # tokenizer's ids, its vocabulary, and `chars` per call (so chars_per_s beside tokens_per_s)
     tokenizer: str | None = Field(None, pattern=tokenization.TOKENIZER_PATTERN)
-
-
-def sized_config(name: str, family: str, d_model: int, target_params: int | None,
-                 **kwargs: Any) -> tuple[Any, dict[str, float]]:
-    """The config of preset `name` at d_model, or sized to target_params (kwargs: the
-    preset's other arguments), and what the record says about its size: target_params,
-    param_deviation (count / target - 1) and ffn_hidden (the width the budget chose)."""
-    if not target_params:
-        return models.config(name, family, d_model=d_model, **kwargs), {}
-    match = models.matched(name, target_params, family=family, **kwargs)
-    facts = {"target_params": float(match.target), "param_deviation": match.deviation}
-    if match.ffn_hidden is not None:
-        facts["ffn_hidden"] = float(match.ffn_hidden)
-    return match.config, facts
-
-
-def build_sized(case: Case, size: ModelSize, vocab_size: int, max_seq_len: int,
-                backward: bool = False) -> tuple[torch.nn.Module, dict[str, float]]:
-    """The case's preset at `size`, seeded, on the case's device, in fp32, and its size
-    facts (param_count, d_model, and sized_config's). A checkpoint preset (fixed_size) has
-    its own sizes. Skip when a part it runs (the chosen attention impl) cannot run here
-    (`backward`: it will be trained)."""
-    impl = registry.get("model", case.impl)
-    if backward and not impl.backward:
-        raise Skip(f"model {impl.name} is forward-only (registered with backward=False)")
-    if impl.meta.get("fixed_size"):
-        model_config, facts = models.config(case.impl, "model", **case.impl_kwargs()), {}
-    else:
-        kwargs = dict(vocab_size=vocab_size, n_layers=size.n_layers, max_seq_len=max_seq_len, **case.impl_kwargs())
-        model_config, facts = sized_config(case.impl, "model", size.d_model, size.target_params, **kwargs)
-    torch.manual_seed(size.seed)
-    model = model_config.build().to(case.device)
-    _refuse_impossible(model.config, case.device, size.precision, backward, vocab_size, max_seq_len)
-    return model, {"param_count": float(param_count(model)), "d_model": float(model.config.d_model), **facts}
-
-
-def build_model(case: Case, size: ModelSize, vocab_size: int, max_seq_len: int) -> torch.nn.Module:
-    """build_sized's model alone."""
-    return build_sized(case, size, vocab_size, max_seq_len)[0]
-
-
-def _refuse_impossible(config, device: str, precision: str, backward: bool, vocab_size: int,
-                       max_seq_len: int) -> None:
-    if vocab_size > config.vocab_size:
-        raise ValueError(f"the task needs a vocabulary of {vocab_size}; the model has {config.vocab_size}")
-    if max_seq_len > config.max_seq_len:
-        raise Skip(f"the model has {config.max_seq_len} positions, the case needs {max_seq_len}")
-    reason = (presets.unavailable(config, device, precision)
-              or (_forward_only_part(config) if backward else None)
-              or _attention_unsupported(config, device, backward, max_seq_len))
-    if reason:
-        raise Skip(reason)
-
-
-def _forward_only_part(config) -> str | None:
-    """Why the model cannot be trained: a mixer or ffn it runs is forward-only (None: none is)."""
-    for family, name in (("mixer", config.mixer), ("ffn", config.ffn)):
-        if name != "none" and not registry.get(family, name).backward:
-            return f"{family} {name} is forward-only (registered with backward=False)"
-    return None
-
-
-def _attention_unsupported(config, device: str, backward: bool, seq_len: int) -> str | None:
-    """Why the attention impl the model runs cannot do this case (None: it can), asked in
-    the op workload's terms, as its `supports` expects."""
-    name = config.mixer_params.get("attention")
-    if not name:
-        return None
-    impl = registry.get("attention", name)
-    if backward and not impl.backward:
-        return f"attention {name} has no backward pass"
-    supports = impl.meta.get("supports")
-    if not supports:
-        return None
-    heads = config.mixer_params.get("heads", 4)
-    return supports({"device": device, "causal": True, "direction": "fwd_bwd" if backward else "fwd",
-                     "seq_len": seq_len, "kv_len": seq_len, "heads": heads,
-                     "kv_heads": config.mixer_params.get("kv_heads") or heads, "head_dim": config.d_model // heads})
-
-
-def param_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())  # a tied tensor is yielded once
 
 
 @register_workload
@@ -145,10 +51,10 @@ class Model(Workload):
         return ModelParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = ModelParams(**{k: v for k, v in case.params.items() if k in ModelParams.model_fields})
+        p: ModelParams = case.typed
         if p.precision not in FLOAT_DTYPES:
             raise Skip(f"the model workload runs float precisions only, not {p.precision}")
-        text = _tokenized_corpus(case, p)
+        text = _tokenized_corpus(case, p, impl)
         model, facts = build_sized(case, p, text.vocab_size if text else p.vocab_size, p.seq_len,
                                    backward=p.direction == "train_step")
         model = model.to(FLOAT_DTYPES[p.precision])
@@ -166,10 +72,10 @@ class Model(Workload):
                         work=work, stats=lambda: _stats(model, p, facts, inputs))
 
 
-def _tokenized_corpus(case: Case, p: ModelParams) -> tokenization.TokenizedCorpus | None:
+def _tokenized_corpus(case: Case, p: ModelParams, impl: Impl) -> tokenization.TokenizedCorpus | None:
     if not p.tokenizer:
         return None
-    if registry.get("model", case.impl).meta.get("fixed_size"):
+    if impl.fixed_size:
         raise Skip(f"{case.impl} has its checkpoint's own vocabulary; tokenizer={p.tokenizer} does not apply")
     return tokenization.load(p.tokenizer)
 
@@ -245,5 +151,5 @@ def check(model, inputs: torch.Tensor, precision: str) -> dict[str, float]:
     scale = float(full.abs().max()) or 1.0
     finite = bool(torch.isfinite(incremental).all())
     rel = diff / scale if finite else float("inf")
-    return {"max_abs_err": diff, "rel_err": rel, "tolerance": CHECK_TOLERANCE[precision],
-            "within_tolerance": float(rel <= CHECK_TOLERANCE[precision])}
+    return {"max_abs_err": diff, "rel_err": rel, "tolerance": LOGITS_TOLERANCE[precision],
+            "within_tolerance": float(rel <= LOGITS_TOLERANCE[precision])}

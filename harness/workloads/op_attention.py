@@ -23,12 +23,9 @@ from harness.workloads.base import CommonParams, Prepared
 from harness.workloads.op import OpFamily, register_op_family
 from impls import registry
 from impls.attention import cost
-from impls.precision import input_dtype
+from impls.precision import ATTENTION_GRAD_TOLERANCE, ATTENTION_TOLERANCE, input_dtype
 from impls.registry import Impl
 
-# Relative error (max |out - ref| / max |ref|) allowed per precision.
-OUTPUT_TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3, "bf16": 3e-2, "int8": 6e-2}
-GRAD_TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "bf16": 8e-2, "int8": 1.5e-1}
 CHECK_MAX_PAIRS = 1 << 22  # (query, key) pairs x heads in the fp64 check, ~0.1 s on a laptop core
 
 
@@ -49,8 +46,8 @@ class AttentionOp(OpFamily):
     Params = AttentionParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = AttentionParams(**{k: v for k, v in case.params.items() if k in AttentionParams.model_fields})
-        _reject_impossible(p, impl, case.device)
+        p: AttentionParams = case.typed
+        _reject_impossible(p, impl, case.device, case.impl_kwargs())
         backward = p.direction == "fwd_bwd"
         q, k, v = make_qkv(p, case.device, requires_grad=backward)
         call = _caller(impl, case, p)
@@ -70,12 +67,12 @@ class AttentionOp(OpFamily):
                                                  "device": case.device}
         work = {"flops": (impl.flops or cost.flops)(params),
                 "bytes_moved": (impl.bytes_moved or cost.bytes_moved)(params)}
-        if "peak_bytes" in impl.meta:
-            work["expected_peak_bytes"] = float(impl.meta["peak_bytes"](params))
+        if impl.peak_bytes:
+            work["expected_peak_bytes"] = float(impl.peak_bytes(params))
         return Prepared(run=run, check=lambda: check(impl, case, p), work=work)
 
 
-def _reject_impossible(p: AttentionParams, impl: Impl, device: str) -> None:
+def _reject_impossible(p: AttentionParams, impl: Impl, device: str, impl_kwargs: dict) -> None:
     kv_heads, kv_len = p.kv_heads or p.heads, p.kv_len or p.seq_len
     if p.heads % kv_heads:
         raise Skip(f"kv_heads={kv_heads} must divide heads={p.heads}")
@@ -83,8 +80,7 @@ def _reject_impossible(p: AttentionParams, impl: Impl, device: str) -> None:
         raise Skip(f"causal attention needs kv_len >= seq_len (got {kv_len} < {p.seq_len})")
     if p.direction == "fwd_bwd" and not impl.backward:
         raise Skip(f"{impl.name} has no backward pass")
-    supports = impl.meta.get("supports")  # the impl's own limits, e.g. "causal only"
-    reason = supports(p.model_dump() | {"kv_len": kv_len, "device": device}) if supports else None
+    reason = registry.refusal(impl, **(p.model_dump() | impl_kwargs | {"kv_len": kv_len, "device": device}))
     if reason:
         raise Skip(reason)
 
@@ -129,7 +125,7 @@ def check(impl: Impl, case: Case, p: AttentionParams) -> dict[str, float]:
     own_kwargs = {k: v for k, v in {**impl.params, **case.impl_kwargs()}.items() if k in own.params}
     inputs64 = [t.detach().double().requires_grad_(backward) for t in (q, k, v)]
     expected = own.fn(*inputs64, causal=p.causal, **own_kwargs)
-    result = _errors(out, expected, OUTPUT_TOLERANCE[p.precision])
+    result = _errors(out, expected, ATTENTION_TOLERANCE[p.precision])
     result["check_seq_len"] = float(small.seq_len)
     if own is not exact:
         exact_out = exact.fn(*[t.detach() for t in inputs64], causal=p.causal)
@@ -140,8 +136,8 @@ def check(impl: Impl, case: Case, p: AttentionParams) -> dict[str, float]:
         out.backward(grad_out)
         expected.backward(grad_out.double())
         grad_err = max(_errors(t.grad, t64.grad, 0)["rel_err"] for t, t64 in zip((q, k, v), inputs64))
-        result["grad_rel_err"], result["grad_tolerance"] = grad_err, GRAD_TOLERANCE[p.precision]
-        result["within_tolerance"] = float(result["within_tolerance"] and grad_err <= GRAD_TOLERANCE[p.precision])
+        result["grad_rel_err"], result["grad_tolerance"] = grad_err, ATTENTION_GRAD_TOLERANCE[p.precision]
+        result["within_tolerance"] = float(result["within_tolerance"] and grad_err <= ATTENTION_GRAD_TOLERANCE[p.precision])
     return result
 
 

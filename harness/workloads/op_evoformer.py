@@ -55,7 +55,7 @@ class EvoformerOp(OpFamily):
     Params = EvoformerParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = EvoformerParams(**{k: v for k, v in case.params.items() if k in EvoformerParams.model_fields})
+        p: EvoformerParams = case.typed
         if p.precision not in OUTPUT_TOLERANCE:
             raise Skip(f"{impl.name} runs in floating point only, not {p.precision}")
         op = build(impl, case, p)
@@ -94,7 +94,7 @@ def make_inputs(impl: Impl, p: EvoformerParams, device: str, requires_grad: bool
     gen = torch.Generator(device=device).manual_seed(p.seed + 1)
     shapes = {"m": (p.msa_depth, p.residues, p.c_m), "z": (p.residues, p.residues, p.c_z)}
     return tuple(torch.randn(shapes[name], generator=gen, device=device, dtype=dtype).requires_grad_(requires_grad)
-                 if name in impl.meta["reads"] else None for name in ("m", "z"))
+                 if name in impl.reads else None for name in ("m", "z"))
 
 
 def check(impl: Impl, case: Case, p: EvoformerParams) -> dict[str, float]:

@@ -22,7 +22,7 @@ from harness.pitfalls.grad_accum import grad_accumulation
 from harness.pitfalls.mixed_precision import AUTOCAST_DTYPES, mixed_precision
 from harness.quality.lm_tasks import budget
 from harness.workloads.base import Prepared, Workload, register_workload
-from harness.workloads.model import ModelSize, build_sized
+from harness.workloads.builder import ModelSize, build_sized
 from harness.workloads.train import TrainBudget
 from impls.registry import Impl
 
@@ -48,7 +48,7 @@ class Pitfalls(Workload):
         return PitfallParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = PitfallParams(**{k: v for k, v in case.params.items() if k in PitfallParams.model_fields})
+        p: PitfallParams = case.typed
         mixed = p.check == "mixed_precision"
         if mixed != (p.precision in AUTOCAST_DTYPES):
             raise Skip("mixed_precision runs at fp16 or bf16 (autocast against fp32), the other checks at fp32; "

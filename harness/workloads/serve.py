@@ -23,7 +23,7 @@ from pydantic import Field
 from harness.case import Case
 from harness.errors import Skip
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
-from harness.workloads.model import ModelSize, build_model
+from harness.workloads.builder import ModelSize, build_model
 from impls.decoding import generate
 from impls.registry import Impl
 from impls.serving import continuous, static
@@ -73,7 +73,7 @@ class Serve(Workload):
         return ServeParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = ServeParams(**{k: v for k, v in case.params.items() if k in ServeParams.model_fields})
+        p: ServeParams = case.typed
         if p.precision != "fp32":
             raise Skip("the serve workload runs fp32 only")
         max_len = p.prompt_max + p.output_max

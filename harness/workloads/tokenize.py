@@ -35,7 +35,7 @@ class Tokenize(Workload):
         return TokenizeParams
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p = TokenizeParams(**{k: v for k, v in case.params.items() if k in TokenizeParams.model_fields})
+        p: TokenizeParams = case.typed
         text = corpus.load(p.corpus)
         train_text, valid_text = text.decode(text.train), text.decode(text.valid)
         if len(valid_text) < p.text_chars:

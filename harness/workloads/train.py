@@ -21,7 +21,8 @@ from harness.case import Case
 from harness.errors import Skip
 from harness.quality import lm_tasks, seq2seq_task, tokenization
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
-from harness.workloads.model import ModelSize, build_sized, param_count, sized_config
+from harness.workloads.builder import ModelSize, build_sized, sized_config
+from impls.models.lm import param_count
 from impls.ffn.moe import routing_summary
 from impls.registry import Impl
 
@@ -88,8 +89,7 @@ class Train(Workload):
         return PARAMS[family]
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        model_cls = PARAMS[case.family]
-        p = model_cls(**{k: v for k, v in case.params.items() if k in model_cls.model_fields})
+        p = case.typed
         if p.precision != "fp32":
             raise Skip(f"the train workload trains in fp32 only (got {p.precision})")
         stats = (lambda: _lm_stats(case, p)) if case.family == "model" else (lambda: _seq2seq_stats(case, p))

@@ -26,6 +26,7 @@ import torch
 from impls.attention import blocksparse, cost, masks
 from impls.attention.reference import attention_fp64
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 PARAMS = {"block_size": 64, "window_blocks": 2, "global_blocks": 1, "num_random_blocks": 2, "pattern_seed": 0}
 
@@ -105,7 +106,7 @@ def bigbird(q, k, v, *, causal: bool, scale: float | None = None, block_size: in
     """Block-sparse window + global + random attention, O(N * K * block_size)."""
     blocksparse.require_self_attention("bigbird attention", q, k)
     k, v = masks.repeat_kv(k, q.shape[1]), masks.repeat_kv(v, q.shape[1])
-    scale = blocksparse.default_scale(q, scale)
+    scale = default_scale(q, scale)
     n = q.shape[-2]
     lists, allowed = _layout(n, block_size, window_blocks, global_blocks, num_random_blocks, pattern_seed,
                              causal, str(q.device))

@@ -15,7 +15,6 @@ copy the size of q, which keeps these impls linear in N.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,10 +27,6 @@ MASKED = -1.0e9  # finite "minus infinity" for fp32 scores (see module docstring
 
 # keep(i, j) -> bool tensor; i and j are broadcastable absolute query / key indices.
 Keep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def default_scale(q: torch.Tensor, scale: float | None) -> float:
-    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
 
 
 def masked_attention(q, k, v, allowed: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,8 +23,9 @@ import math
 
 import torch
 
-from impls.attention import blocksparse, cost
+from impls.attention import cost
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 LOG2E = math.log2(math.e)
 # Tiles of 256 x 256: for 8 heads at once 2 MB of fp32 scores (one core's L2 here), and a
@@ -49,7 +50,7 @@ def chunked(q, k, v, *, causal: bool, scale: float | None = None, block_size: in
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     group = heads // kv_heads
-    scale = blocksparse.default_scale(q, scale)
+    scale = default_scale(q, scale)
     grouped = q.reshape(batch, kv_heads, group, n, dim)
     outs = []
     for start in range(0, n, block_size):

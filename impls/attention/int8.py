@@ -13,13 +13,13 @@ op workload's `exact_rel_err` shows what the quantisation costs.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 
 from impls.attention import cost, masks
 from impls.attention.reference import attention_fp64
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 QMAX = 127  # symmetric: -127..127, so negation never overflows
 INT_MM_MIN_ROWS = 17  # CUDA _int_mm wants more than 16 rows
@@ -96,7 +96,7 @@ def reference_peak_bytes(p: dict) -> float:
           flops=cost.flops, bytes_moved=cost.bytes_moved, backward=False, peak_bytes=peak_bytes)
 def int8_attention(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """Q K^T in int8 (per-row symmetric scales, int32 accumulation); softmax fp32, P V in v's dtype."""
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = default_scale(q, scale)
     scores = int8_scores(q, k).mul_(scale)
     if causal:
         scores.masked_fill_(~masks.causal(q.shape[-2], k.shape[-2], q.device), float("-inf"))
@@ -115,5 +115,5 @@ def dequantized(x: torch.Tensor) -> torch.Tensor:
           flops=cost.flops, bytes_moved=cost.bytes_moved, peak_bytes=reference_peak_bytes)
 def int8_reference(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """Exact attention on the int8-rounded q and k (fp64 inside): the int8 impl's specification."""
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = default_scale(q, scale)
     return attention_fp64(dequantized(q), dequantized(k), v, causal=causal, scale=scale).to(q.dtype)

@@ -23,6 +23,7 @@ import torch
 
 from impls.attention import cost, masks
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 PARAMS = {"proj_k": 256, "proj_seed": 0}
 
@@ -67,7 +68,7 @@ def linformer(q, k, v, *, causal: bool, scale: float | None = None, proj_k: int 
     _require_non_causal(causal)
     k_proj, v_proj = _projected(k, v, proj_k, proj_seed)
     k_proj, v_proj = masks.repeat_kv(k_proj, q.shape[1]), masks.repeat_kv(v_proj, q.shape[1])
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = default_scale(q, scale)
     scores = (q @ k_proj.transpose(-1, -2)).float() * scale  # (B, Hq, N, proj_k)
     return torch.softmax(scores, dim=-1).to(v.dtype) @ v_proj
 
@@ -130,5 +131,5 @@ def linformer_reference(q, k, v, *, causal: bool, scale: float | None = None, pr
     q64, k64, v64 = q.double(), k.double(), v.double()
     k_proj = masks.repeat_kv(e @ k64, q.shape[1])
     v_proj = masks.repeat_kv(f @ v64, q.shape[1])
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = default_scale(q, scale)
     return (torch.softmax(q64 @ k_proj.transpose(-1, -2) * scale, dim=-1) @ v_proj).to(q.dtype)

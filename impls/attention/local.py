@@ -16,6 +16,7 @@ import torch
 from impls.attention import blocksparse, cost, masks
 from impls.attention.reference import attention_fp64
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 MIN_BLOCK = 16  # tiny windows still get blocks big enough for a useful matmul
 
@@ -68,7 +69,7 @@ def local(q, k, v, *, causal: bool, scale: float | None = None, window: int = 25
     """Sliding-window attention, blocked: O(N * window) time and memory."""
     blocksparse.require_self_attention("local attention", q, k)
     k, v = masks.repeat_kv(k, q.shape[1]), masks.repeat_kv(v, q.shape[1])
-    scale = blocksparse.default_scale(q, scale)
+    scale = default_scale(q, scale)
     out, _ = window_attention(q, k, v, window=window, causal=causal, scale=scale)
     return out.to(q.dtype)
 

@@ -18,6 +18,7 @@ from impls.attention import blocksparse, cost, masks
 from impls.attention.local import local_mask, window_attention, window_work
 from impls.attention.reference import attention_fp64
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 PARAMS = {"window": 256, "global_tokens": 16}
 
@@ -43,7 +44,7 @@ def longformer(q, k, v, *, causal: bool, scale: float | None = None, window: int
     """Window + global-token attention in O(N * (window + global_tokens))."""
     blocksparse.require_self_attention("longformer attention", q, k)
     k, v = masks.repeat_kv(k, q.shape[1]), masks.repeat_kv(v, q.shape[1])
-    scale = blocksparse.default_scale(q, scale)
+    scale = default_scale(q, scale)
     n, g = q.shape[-2], min(global_tokens, q.shape[-2])
     band = window_attention(q, k, v, window=window, causal=causal, scale=scale, min_key=g)
     if g == 0:

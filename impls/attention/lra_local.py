@@ -21,6 +21,7 @@ import torch
 from impls.attention import blocksparse, cost, masks
 from impls.attention.reference import attention_fp64
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 LRA_BLOCK = 50  # LocalTransformerEncoder's default block_size, which LRA's configs keep
 
@@ -69,7 +70,7 @@ def lra_local(q, k, v, *, causal: bool, scale: float | None = None, block_size: 
 
     valid = (torch.arange(length, device=q.device) < n).view(block_size, columns).T  # (columns, block_size)
     out, _ = blocksparse.masked_attention(grouped(q), grouped(k), grouped(v), valid[:, None, :],
-                                          blocksparse.default_scale(q, scale))
+                                          default_scale(q, scale))
     out = out.transpose(2, 3).reshape(batch, heads, length, dim)[:, :, :n]
     return out.to(q.dtype)
 

@@ -16,6 +16,7 @@ import torch
 from impls.attention import cost, masks
 from impls.attention.reference import attention_fp64
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 README_PAD = 20  # the README script's lengths: randint(N - 20, N)
 README_DROPOUT = 0.1
@@ -66,7 +67,7 @@ def naive_padded(q, k, v, *, causal: bool, scale: float | None = None, pad_token
     batch, _, n, dim = q.shape
     k, v = masks.repeat_kv(k, q.shape[1]), masks.repeat_kv(v, q.shape[1])
     lengths = padding_lengths(batch, n, pad_tokens, q.device)
-    scale = dim ** -0.5 if scale is None else scale
+    scale = default_scale(q, scale)
     scores = (q @ k.transpose(-1, -2)).float() * scale  # (B, H, N, N)
     scores = scores.masked_fill(~key_mask(lengths, n), float("-inf"))
     probs = torch.nn.functional.dropout(torch.softmax(scores, dim=-1), p=dropout_p, training=dropout_p > 0)

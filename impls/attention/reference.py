@@ -1,12 +1,12 @@
 """Exact attention in float64: the specification every exact impl must equal."""
 from __future__ import annotations
 
-import math
 
 import torch
 
 from impls.attention import cost, masks
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 
 def attention_fp64(q, k, v, *, causal: bool, scale: float | None = None, keep=None) -> torch.Tensor:
@@ -18,7 +18,7 @@ def attention_fp64(q, k, v, *, causal: bool, scale: float | None = None, keep=No
     """
     q64, k64, v64 = q.double(), k.double(), v.double()
     k64, v64 = masks.repeat_kv(k64, q.shape[1]), masks.repeat_kv(v64, q.shape[1])
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = default_scale(q, scale)
     scores = q64 @ k64.transpose(-1, -2) * scale  # (B, H, N, M)
     allowed = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device)
     if causal:

@@ -20,6 +20,7 @@ from impls.attention import blocksparse, cost, masks
 from impls.attention.local import window_attention, window_work
 from impls.attention.reference import attention_fp64
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 PARAMS = {"stride": 128}
 
@@ -67,7 +68,7 @@ def sparse_strided(q, k, v, *, causal: bool, scale: float | None = None, stride:
     _require_causal(causal, stride)
     blocksparse.require_self_attention("sparse_strided attention", q, k)
     k, v = masks.repeat_kv(k, q.shape[1]), masks.repeat_kv(v, q.shape[1])
-    scale = blocksparse.default_scale(q, scale)
+    scale = default_scale(q, scale)
     local = window_attention(q, k, v, window=stride, causal=True, scale=scale)
     return blocksparse.merge([local, strided_part(q, k, v, stride=stride, scale=scale)]).to(q.dtype)
 

@@ -19,7 +19,6 @@ is imported), with one small tile size; on CUDA tile sizes are autotuned per
 """
 from __future__ import annotations
 
-import math
 import os
 
 import torch
@@ -27,6 +26,7 @@ import torch
 from impls import requirements
 from impls.attention import cost
 from impls.registry import register
+from impls.attention.scale import default_scale
 
 try:
     import triton
@@ -281,5 +281,5 @@ def _interpreter_matches(device: str, precision: str) -> str | None:
           peak_bytes=cost.flash_peak_bytes)
 def triton_flash(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """FlashAttention-2 in Triton: tiled online softmax, fp32 accumulation, fwd+bwd kernels."""
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = default_scale(q, scale)
     return FlashAttention.apply(q, k, v, causal, scale)

@@ -8,13 +8,13 @@ import torch
 
 from impls import models
 from impls.decoding import generate
-from impls.decoding.session import init_state
+from impls.models.lm import init_with_cache
 
 
 def bare_greedy(model, prompt: torch.Tensor, new_tokens: int) -> torch.Tensor:
     """The least a greedy decoder can do: prefill, then argmax and step, over the cache
     `generate` uses by default (a static one)."""
-    state = init_state(model, prompt.shape[0], prompt.shape[1] + new_tokens, cache="static", window=None)
+    state = init_with_cache(model.init_state, prompt.shape[0], prompt.shape[1] + new_tokens, "static", None)
     logits, state = model.prefill(prompt, state)
     token = logits[:, -1].argmax(-1)
     out = [token]

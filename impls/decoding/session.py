@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from impls.decoding import compiled, state_ops
-from impls.models.lm import taken_options
+from impls.models.lm import init_with_cache, taken_options
 from impls.mixers.state import state_bytes
 
 CACHE_MODES = ("none", "grow", "static", "window")
@@ -48,7 +48,7 @@ class Session:
         self.model, self.batch, self.max_len, self.cache = model, batch, max_len, cache
         self.length = 0  # tokens processed so far (same for every row)
         self.tokens: torch.Tensor | None = None  # (B, length), only kept when cache == "none"
-        self.state = None if cache == "none" else init_state(model, batch, max_len, cache, window)
+        self.state = None if cache == "none" else init_with_cache(model.init_state, batch, max_len, cache, window)
         self.compile = compile
         self._bytes: tuple[tuple, int] | None = None  # (what the count depends on, cache_bytes)
 
@@ -122,10 +122,3 @@ class Session:
         if self._bytes is None or self._bytes[0] != depends_on:
             self._bytes = (depends_on, state_bytes(self.state))
         return self._bytes[1]
-
-
-def init_state(model: Any, batch: int, max_len: int, cache: str, window: int | None) -> Any:
-    """`model.init_state` with the cache kind (and window) where the model takes one;
-    a recurrent model takes neither and keeps its constant-size state."""
-    kv = {"cache": cache} | ({"window": window} if window is not None else {})
-    return model.init_state(batch, max_len, **taken_options(model.init_state, kv))

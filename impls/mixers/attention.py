@@ -49,19 +49,11 @@ from impls.mixers.kv_cache import GrowingKVCache, StaticKVCache, WindowKVCache
 from impls.mixers.masked_attention import masked_attention
 from impls.mixers.pattern_rows import PATTERNS, causal_rows
 from impls.mixers.score_bias import BIASED, require_bias
-from impls.positional import alibi
+from impls.positional import POSITIONALS, alibi
 from impls.positional.rope import apply_rope
-from impls.registry import Impl, register
+from impls.registry import Impl, refusal, register
 
-POSITIONALS = ("none", "sinusoidal", "learned", "rope", "alibi")
 CACHES = ("grow", "static", "window")
-
-
-def refusal(impl: Impl, **case: Any) -> str | None:
-    """Why `impl` does not define a call with these case params (causal, seq_len, kv_len,
-    heads, ...; its own params default), from its `supports` meta; None when it does."""
-    supports = impl.meta.get("supports")
-    return supports({"batch": 1, **impl.params, **case}) if supports else None
 
 
 @register("mixer", "attention",

@@ -9,11 +9,11 @@ next to the impls it stands in for.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 
 from impls.attention.masks import repeat_kv
+from impls.attention.scale import default_scale
 
 
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor,
@@ -26,7 +26,7 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: to
     """
     k, v = repeat_kv(k, q.shape[1]), repeat_kv(v, q.shape[1])
     dtype = torch.promote_types(q.dtype, torch.float32)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = default_scale(q, scale)
     scores = (q.to(dtype) @ k.to(dtype).transpose(-1, -2)) * scale  # (B, H, N, M)
     if bias is not None:
         scores = scores + bias.to(dtype)

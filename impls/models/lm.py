@@ -24,10 +24,8 @@ import torch
 from torch import nn
 
 from impls import registry
+from impls.positional import ABSOLUTE, POSITIONALS, RELATIVE
 
-ABSOLUTE = ("sinusoidal", "learned")
-RELATIVE = ("rope", "alibi")
-POSITIONALS = ABSOLUTE + RELATIVE + ("none",)
 
 
 @dataclass
@@ -165,8 +163,7 @@ class LanguageModel(nn.Module):
     def init_state(self, batch: int, max_len: int, cache: str = "grow", window: int | None = None) -> LMState:
         """One state per layer. `cache` ("grow" | "static" | "window", with `window`) is the
         KV cache kind of the attention layers; recurrent layers keep their constant-size state."""
-        kv = {"cache": cache} | ({"window": window} if window is not None else {})
-        state = LMState(block.mixer.init_state(batch, max_len, **taken_options(block.mixer.init_state, kv))
+        state = LMState(init_with_cache(block.mixer.init_state, batch, max_len, cache, window)
                         for block in self.blocks)
         state.position = torch.zeros((), dtype=torch.long, device=self.embed.weight.device)
         return state
@@ -210,6 +207,13 @@ def taken_options(fn: Any, options: dict[str, Any]) -> dict[str, Any]:
     """The `options` that `fn` has parameters for."""
     names = inspect.signature(fn).parameters
     return {k: v for k, v in options.items() if k in names}
+
+
+def init_with_cache(init_state: Any, batch: int, max_len: int, cache: str, window: int | None) -> Any:
+    """`init_state(batch, max_len)` with the cache kind (and window) where it takes them; a
+    recurrent model or mixer takes neither and keeps its constant-size state."""
+    kv = {"cache": cache} | ({"window": window} if window is not None else {})
+    return init_state(batch, max_len, **taken_options(init_state, kv))
 
 
 def param_count(model: nn.Module) -> int:

@@ -132,17 +132,22 @@ def load_into(model: LanguageModel, state: dict[str, torch.Tensor]) -> None:
         model.norm.load_state_dict(_layer_norm(state, "ln_f"))
 
 
-def from_pretrained(path: str | Path, attention: str = DEFAULT_ATTENTION) -> LanguageModel:
-    """A LanguageModel with the weights of the GPT-2 checkpoint in folder `path`, in eval
-    mode, running the registered attention impl `attention`."""
-    folder = Path(path)
+def checkpoint_config(folder: Path, attention: str = DEFAULT_ATTENTION) -> LMConfig:
+    """The LMConfig of the GPT-2 checkpoint in `folder`, from its config.json alone."""
     where = str(folder / "config.json")
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{where}: no such file (a GPT-2 checkpoint folder holds config.json "
                                 f"and model.safetensors or pytorch_model.bin)")
-    config = gpt2_config(json.loads((folder / "config.json").read_text()), attention, where)
+    return gpt2_config(json.loads((folder / "config.json").read_text()), attention, where)
+
+
+def from_pretrained(path: str | Path, attention: str = DEFAULT_ATTENTION) -> LanguageModel:
+    """A LanguageModel with the weights of the GPT-2 checkpoint in folder `path`, in eval
+    mode, running the registered attention impl `attention`."""
+    folder = Path(path)
+    config = checkpoint_config(folder, attention)
     state = read_weights(folder)
-    check_head(state, config.tie_weights, where)
+    check_head(state, config.tie_weights, str(folder / "config.json"))
     model = LanguageModel(config)
     load_into(model, state)
     return model.eval()
@@ -200,6 +205,10 @@ class Checkpoint:
 
     def build(self) -> LanguageModel:
         return from_pretrained(self.folder, self.attention)
+
+    def lm_config(self) -> LMConfig:
+        """The model's config, read without its weights."""
+        return checkpoint_config(Path(self.folder), self.attention)
 
 
 @registry.register("model", "pretrained", params={"checkpoint": None, "attention": DEFAULT_ATTENTION},

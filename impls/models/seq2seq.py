@@ -34,14 +34,13 @@ from torch import nn
 
 from impls import registry
 from impls.errors import Unsupported
-from impls.mixers.attention import refusal
 from impls.mixers.score_bias import BIASED, require_bias
-from impls.models.lm import ABSOLUTE, RELATIVE, LMState, embed_init
+from impls.models.lm import LMState, embed_init
 from impls.models.presets import parts_available
-from impls.positional import alibi
+from impls.positional import ABSOLUTE, RELATIVE, alibi
 from impls.positional.rope import apply_rope
 
-POSITIONALS = ABSOLUTE + RELATIVE
+POSITIONALS = ABSOLUTE + RELATIVE  # an encoder-decoder always has positions
 
 
 @dataclass
@@ -85,7 +84,7 @@ class Attention(nn.Module):
         spec = registry.get("attention", impl)
         self.fn = spec.fn
         role = "cross-attention" if cross else "encoder self-attention"
-        reason = refusal(spec, causal=False, seq_len=2, kv_len=3 if cross else 2, heads=heads, kv_heads=heads,
+        reason = registry.refusal(spec, causal=False, seq_len=2, kv_len=3 if cross else 2, heads=heads, kv_heads=heads,
                          head_dim=d_model // heads)
         if reason:
             raise Unsupported(f"attention impl '{impl}' cannot be the {role}: {reason}")

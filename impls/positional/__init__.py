@@ -1,4 +1,4 @@
-"""Positional information, registered as family "positional", three kinds (meta `kind`):
+"""Positional information, registered as family "positional", three kinds (`Impl.kind`):
 
 - "absolute" (sinusoidal, learned): nn.Module class `cls(d_model, max_len)`;
   `module(positions (T,) long) -> (T, d_model)`, added to the token embeddings.
@@ -12,6 +12,10 @@
 from __future__ import annotations
 
 from typing import Any
+
+ABSOLUTE = ("sinusoidal", "learned")  # added to the token embeddings (or a block's input)
+RELATIVE = ("rope", "alibi")  # applied inside attention: rotated queries and keys, or a score bias
+POSITIONALS = ABSOLUTE + RELATIVE + ("none",)
 
 
 def get(name: str) -> Any:
