@@ -12,8 +12,7 @@ is fooled by a loaded machine: the Mann-Whitney U test on the raw samples
     unclear  too few samples, the two tests disagree, or they agree on timings
              that cannot be held against each other: samples the harness flagged
              noisy, or timed while other processes ran on the CPU
-             (measure/contention.py), unless both ran on one thread and
-             differ by more than CONTENTION_BAND. On a 2-core machine shared with other jobs
+             (measure/contention.py). On a 2-core machine shared with other jobs
              the same code read 0.06 ms in one run and 50 ms in the next, and a
              one-thread op with tight samples 1.1-1.8x apart; a gate must not
              fail on them
@@ -62,10 +61,6 @@ SAME_MIN_SAMPLES = 10
 MEMORY_FLOOR_BYTES = 3 * 2**20
 MEMORY_BAND = 0.05
 CPU_MEASURED_MEMORY = {"peak_extra_bytes"}
-# A one-thread timing taken beside other jobs on the shared 2-core machine read 1.1-1.8x apart
-# between back-to-back runs of unchanged code; past twice that, a doubted timing is still judged,
-# so a gate run under load can still catch a gross regression.
-CONTENTION_BAND = 2.0
 BAD = {"slower", "worse"}
 BROKEN = {"wrong", "error", "oom", "timeout", "absent"}  # "absent": no record of the case in that run
 
@@ -258,10 +253,8 @@ def judge(base: dict[str, Any], new: dict[str, Any], metric: str = "median_ms") 
     if base_samples is not None and new_samples is not None and math.isfinite(pair.ratio) and pair.ratio > 0:
         change, pair.p_value, pair.why = verdict_from_samples(base_samples, new_samples, pair.ratio)
         doubt = _untrusted_timing(base, new)
-        if change in ("higher", "lower") and doubt and not _beyond_contention(base, new, pair.ratio):
+        if change in ("higher", "lower") and doubt:
             change, pair.why = "unclear", f"{pair.why}, but {doubt}"
-        elif change in ("higher", "lower") and doubt:
-            pair.why = f"{pair.why}, {doubt}, yet beyond the {CONTENTION_BAND:g}x that load moves one thread"
     elif is_speed(metric):
         change, pair.why = "unclear", "one timing, no raw samples: its noise is unknown"
     elif metric in CPU_MEASURED_MEMORY and base.get("device") == new.get("device") == "cpu":
@@ -270,13 +263,6 @@ def judge(base: dict[str, Any], new: dict[str, Any], metric: str = "median_ms") 
         change, pair.why = _by_ratio(pair.ratio), "no samples: ratio only"
     pair.verdict = _word(metric, change)
     return pair
-
-
-def _beyond_contention(base: dict[str, Any], new: dict[str, Any], ratio: float) -> bool:
-    """A doubted timing still counts when both runs timed on one thread and the ratio is past
-    what contention moves such a timing; a thread barrier under load can cost anything."""
-    one_thread = all(record.get("metrics", {}).get("threads") == 1 for record in (base, new))
-    return one_thread and not 1 / CONTENTION_BAND <= ratio <= CONTENTION_BAND
 
 
 def _untrusted_timing(base: dict[str, Any], new: dict[str, Any]) -> str:

@@ -272,18 +272,8 @@ def test_a_difference_in_samples_flagged_noisy_is_unclear_and_cannot_fail_the_ga
 
 
 def test_timings_taken_beside_other_processes_are_not_judged():
-    base, new = record("a", noisy(10.0, 20, seed=1)), record("a", noisy(16.0, 20, seed=3))
+    base, new = record("a", noisy(10.0, 20, seed=1)), record("a", noisy(20.0, 20, seed=3))
     base["metrics"]["other_processes"] = 1.0  # another job shared the CPU while BASE was timed
     pair = compare_records([base], [new]).compared[0]
     assert pair.verdict == "unclear" and pair.why.endswith("but timed beside other processes in BASE")
     assert "other_processes" not in compare_records([base], [new]).metrics  # described, not judged
-
-
-@pytest.mark.parametrize("threads, expected", [(1, "slower"), (2, "unclear")])
-def test_a_gross_slowdown_on_one_thread_fails_the_gate_even_beside_other_processes(tmp_path, threads, expected):
-    base, new = record("a", noisy(10.0, 20, seed=1)), record("a", noisy(35.0, 20, seed=3))
-    for r in (base, new):
-        r["metrics"] |= {"threads": threads, "other_processes": 2.0}
-    assert compare_records([base], [new]).compared[0].verdict == expected
-    runs = [write_run(tmp_path / name, [r]) for name, r in (("base", base), ("new", new))]
-    assert cli.main(["compare", str(runs[0]), str(runs[1]), "--fail-above", "10%"]) == (1 if expected == "slower" else 0)
