@@ -39,10 +39,13 @@ class Prepared:
 
 class Workload:
     name: ClassVar[str]
+    families: ClassVar[dict[str, type[BaseModel]]] = {}  # family -> the params model it reads
 
     def params_model(self, family: str) -> type[BaseModel]:
         """The pydantic model of the params this workload reads for `family`."""
-        raise NotImplementedError
+        if family not in self.families:
+            raise KeyError(f"the {self.name} workload has no {family} family; valid: {', '.join(self.families)}")
+        return self.families[family]
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         raise NotImplementedError

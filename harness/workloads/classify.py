@@ -51,11 +51,7 @@ class ClassifyParams(CommonParams):
 @register_workload
 class Classify(Workload):
     name = "classify"
-
-    def params_model(self, family: str):
-        if family != "encoder":
-            raise KeyError(f"the classify workload has no {family} family; valid: encoder")
-        return ClassifyParams
+    families = {"encoder": ClassifyParams}
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         p: ClassifyParams = case.typed

@@ -53,11 +53,7 @@ class DialogueParams(CommonParams):
 @register_workload
 class Dialogue(Workload):
     name = "dialogue"
-
-    def params_model(self, family: str):
-        if family != "context":
-            raise KeyError(f"the dialogue workload has no {family} family; valid: context")
-        return DialogueParams
+    families = {"context": DialogueParams}
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         p: DialogueParams = case.typed

@@ -47,7 +47,6 @@ from impls.precision import FLOAT_DTYPES, LOGITS_TOLERANCE
 from impls.registry import Impl
 
 
-
 class GenerateParams(CommonParams):
     d_model: int = Field(64, ge=1)
     n_layers: int = Field(2, ge=1)
@@ -73,14 +72,25 @@ class GenerateParams(CommonParams):
     train_steps: int = Field(300, ge=1)
 
 
+class Seq2SeqGenerateParams(CommonParams):
+    d_model: int = Field(64, ge=1)
+    n_layers: int = Field(2, ge=1)
+    src_vocab: int = Field(32, ge=2)
+    tgt_vocab: int = Field(64, ge=2)
+    batch: int = Field(1, ge=1)
+    src_len: int = Field(32, ge=1)
+    new_tokens: int = Field(32, ge=1)
+    encoder_cache: bool = True  # False: re-encode the source before every decoder step
+    strategy: Literal["greedy", "beam", "sampling", "speculative"] = "greedy"  # only greedy runs (skipped otherwise)
+
+
+PARAMS = {"model": GenerateParams, "seq2seq": Seq2SeqGenerateParams}
+
+
 @register_workload
 class Generate(Workload):
     name = "generate"
-
-    def params_model(self, family: str):
-        if family not in PARAMS:
-            raise KeyError(f"the generate workload has no {family} family; valid: {', '.join(PARAMS)}")
-        return PARAMS[family]
+    families = PARAMS
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         if case.family == "seq2seq":
@@ -105,21 +115,6 @@ class Generate(Workload):
 
         return Prepared(run=run, check=lambda: check(model, prompt, p, options), stats=stats,
                         work={"tokens": float(p.batch * p.new_tokens)})
-
-
-class Seq2SeqGenerateParams(CommonParams):
-    d_model: int = Field(64, ge=1)
-    n_layers: int = Field(2, ge=1)
-    src_vocab: int = Field(32, ge=2)
-    tgt_vocab: int = Field(64, ge=2)
-    batch: int = Field(1, ge=1)
-    src_len: int = Field(32, ge=1)
-    new_tokens: int = Field(32, ge=1)
-    encoder_cache: bool = True  # False: re-encode the source before every decoder step
-    strategy: Literal["greedy", "beam", "sampling", "speculative"] = "greedy"  # only greedy runs (skipped otherwise)
-
-
-PARAMS = {"model": GenerateParams, "seq2seq": Seq2SeqGenerateParams}
 
 
 def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:

@@ -44,11 +44,7 @@ class ModelParams(ModelSize):
 @register_workload
 class Model(Workload):
     name = "model"
-
-    def params_model(self, family: str):
-        if family != "model":
-            raise KeyError(f"the model workload has no {family} family; valid: model")
-        return ModelParams
+    families = {"model": ModelParams}
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         p: ModelParams = case.typed

@@ -41,11 +41,7 @@ class PitfallParams(TrainBudget, ModelSize):
 @register_workload
 class Pitfalls(Workload):
     name = "pitfalls"
-
-    def params_model(self, family: str):
-        if family != "model":
-            raise KeyError(f"the pitfalls workload has no {family} family; valid: model")
-        return PitfallParams
+    families = {"model": PitfallParams}
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         p: PitfallParams = case.typed

@@ -66,11 +66,7 @@ class ServeParams(CommonParams):
 @register_workload
 class Serve(Workload):
     name = "serve"
-
-    def params_model(self, family: str):
-        if family != "model":
-            raise KeyError(f"the serve workload has no {family} family; valid: model")
-        return ServeParams
+    families = {"model": ServeParams}
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         p: ServeParams = case.typed

@@ -28,11 +28,7 @@ class TokenizeParams(CommonParams):
 @register_workload
 class Tokenize(Workload):
     name = "tokenize"
-
-    def params_model(self, family: str):
-        if family != "tokenizer":
-            raise KeyError(f"the tokenize workload has no {family} family; valid: tokenizer")
-        return TokenizeParams
+    families = {"tokenizer": TokenizeParams}
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         p: TokenizeParams = case.typed

@@ -82,11 +82,7 @@ PARAMS = {"model": LMTrainParams, "seq2seq": Seq2SeqTrainParams}
 @register_workload
 class Train(Workload):
     name = "train"
-
-    def params_model(self, family: str):
-        if family not in PARAMS:
-            raise KeyError(f"the train workload has no {family} family; valid: {', '.join(PARAMS)}")
-        return PARAMS[family]
+    families = PARAMS
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
         p = case.typed
