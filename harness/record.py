@@ -40,7 +40,7 @@ class Record:
     detail: str | None = None  # a traceback, for errors
     worker_s: float | None = None  # time in the worker process
     wall_s: float | None = None  # time seen by the runner, start-up and transfer included
-    started_at: float | None = None  # when the runner handed the case to its worker (Unix time)
+    started_at: float | None = None  # when the runner took the case up (Unix time)
 
     @classmethod
     def measured(cls, case: Case, metrics: dict[str, Any], timing: Timing | None,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -193,8 +194,9 @@ def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None,
             for case in (c for c in job.cases if c.id not in job.done):
                 reason = (constraint_failure(suite, case) or unavailable(case)
                           or pruner.reason(case.label, case.params, case.axes))
+                started_at = time.time()
                 measured = Record.skipped(case, reason).timed(wall_s=0.0) if reason else executor.run(case, ceilings)
-                record = measured.to_json(env_id)
+                record = measured.timed(started_at=started_at).to_json(env_id)
                 try:
                     writer.append(record)
                 except OSError as err:
