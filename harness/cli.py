@@ -9,7 +9,7 @@ import sys
 from typing import NoReturn
 
 from harness.errors import UserError
-from impls import registry
+from impls.errors import PluginError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,13 +19,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `command` alone: each command module imports what
+    it needs (torch, pandas, plotly), and `run` starts its worker before importing most of it."""
     import harness.commands as package
 
     parser = _Parser(prog="python -m harness", description="seqbench: benchmark sequence models")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"harness.commands.{info.name}")
+    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__))
+    for name in [command] if command in names else names:
+        module = importlib.import_module(f"harness.commands.{name}")
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
         command.set_defaults(handler=module.main)
@@ -33,11 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)  # exits 2 on bad flags, with one line
     try:
         return int(args.handler(args) or 0)
-    except (UserError, registry.PluginError) as err:
+    except (UserError, PluginError) as err:
         print(f"error: {err}", file=sys.stderr)
         return getattr(err, "exit_code", 2)
     except KeyboardInterrupt:

@@ -5,13 +5,15 @@ as rich markup (`local[w=16]` stays `local[w=16]`, `[/x]` is not a closing tag).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:  # pandas is imported where a table is made: not before a run's first case
+    import pandas as pd
 
 console = Console(stderr=False, highlight=False)
 MARKS = {"wrong": "✗ wrong", "skipped": "– skip", "oom": "oom", "timeout": "timeout", "error": "error"}
@@ -64,7 +66,7 @@ def _cell(rows: pd.DataFrame) -> str:
     if rows.empty:
         return ""
     row = rows.iloc[0]
-    if row["status"] == "ok" and pd.notna(row.get("median_ms")):
+    if row["status"] == "ok" and _present(row.get("median_ms")):
         noisy = NOISY if bool(row.get("noisy", False)) else ""
         return f"{noisy}{_ms(row['median_ms'])}"
     return MARKS.get(row["status"], row["status"])
@@ -109,4 +111,9 @@ def check_table(frame: pd.DataFrame, title: str) -> Table:
 
 
 def _number(value: Any, spec: str) -> str:
-    return format(value, spec) if value is not None and pd.notna(value) else ""
+    return format(value, spec) if _present(value) else ""
+
+
+def _present(value: Any) -> bool:
+    """Not None and not NaN (a missing cell of a frame)."""
+    return value is not None and value == value

@@ -40,6 +40,7 @@ class Record:
     detail: str | None = None  # a traceback, for errors
     worker_s: float | None = None  # time in the worker process
     wall_s: float | None = None  # time seen by the runner, start-up and transfer included
+    started_at: float | None = None  # when the runner took the case up (Unix time)
 
     @classmethod
     def measured(cls, case: Case, metrics: dict[str, Any], timing: Timing | None,
@@ -77,7 +78,7 @@ class Record:
         return cls.error(case, f"worker exited with status {exitcode} mid-case")
 
     def timed(self, **seconds: float) -> Record:
-        """This record with worker_s and/or wall_s set."""
+        """This record with worker_s, wall_s and/or started_at set."""
         return replace(self, **seconds)
 
     @property
@@ -101,7 +102,7 @@ class Record:
             "memory_samples_bytes": list(self.memory_samples_bytes)}
         if self.detail is not None:
             out["detail"] = self.detail
-        for key in ("worker_s", "wall_s"):
+        for key in ("worker_s", "wall_s", "started_at"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if env_id is not None:

@@ -14,11 +14,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterable
 
 from harness.errors import UserError
+
+if TYPE_CHECKING:  # imported where frames are made: a run writes records long before it needs pandas
+    import pandas as pd
 
 RECORDS = "records.jsonl"
 TABLE = "records.parquet"
@@ -132,6 +133,8 @@ def _refuse_duplicates(path: Path, numbered: list[tuple[int, dict[str, Any]]]) -
 
 def to_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per case: identity, params and metrics as columns, raw samples kept."""
+    import pandas as pd
+
     rows = []
     for r in records:
         row = {k: v for k, v in r.items() if k not in ("params", "metrics")}
@@ -187,6 +190,8 @@ def hardware(run: str | Path) -> str | None:
 
 def _read_table(table: Path) -> pd.DataFrame | None:
     """records.parquet, or None if it cannot be read (the records in records.jsonl are the truth)."""
+    import pandas as pd
+
     try:
         return pd.read_parquet(table)
     except (OSError, ValueError):  # pyarrow's ArrowIOError and ArrowInvalid derive from these
@@ -199,6 +204,8 @@ def load(*runs: str | Path) -> pd.DataFrame:
 
     Reads records.parquet when the run completed, else records.jsonl (a run in
     progress or interrupted)."""
+    import pandas as pd
+
     if len(runs) == 1 and isinstance(runs[0], (list, tuple)):
         runs = tuple(runs[0])
     frames = []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -169,8 +170,10 @@ class Run:
     previous: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None) -> None:
-    """Run every case not in `job.done`; each record is on disk before the next case starts.
+def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None,
+        executor: LocalExecutor | None = None) -> None:
+    """Run every case not in `job.done` (in `executor`'s worker, perhaps started already; it is
+    closed at the end); each record is on disk before the next case starts.
     The run folder is owned (run.lock) while records are written; a folder that cannot be
     written any more stops the run with RunStopped, the records so far kept."""
     suite, run_dir, env_id = job.suite, job.run_dir, job.env["env_id"]
@@ -186,13 +189,14 @@ def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None) 
     saved, total = len(job.previous), len(job.done | {c.id for c in job.cases})
     with run_lock.hold(run_dir):
         writer = _writer(run_dir)
-        executor = LocalExecutor()
+        executor = executor or LocalExecutor()
         try:
             for case in (c for c in job.cases if c.id not in job.done):
                 reason = (constraint_failure(suite, case) or unavailable(case)
                           or pruner.reason(case.label, case.params, case.axes))
+                started_at = time.time()
                 measured = Record.skipped(case, reason).timed(wall_s=0.0) if reason else executor.run(case, ceilings)
-                record = measured.to_json(env_id)
+                record = measured.timed(started_at=started_at).to_json(env_id)
                 try:
                     writer.append(record)
                 except OSError as err:

@@ -69,7 +69,7 @@ class Suite(Strict):
 
 # A suite expanding to more cases than this on one device is refused before it is expanded
 # (`run --max-cases`): real ones expand to thousands, and 10^8 would take minutes and gigabytes.
-MAX_CASES = 100_000
+MAX_CASES = suite_file.MAX_CASES
 
 
 def load(path: str | Path, max_cases: int = MAX_CASES) -> Suite:

@@ -14,6 +14,8 @@ import yaml
 
 from harness.errors import UserError
 
+MAX_CASES = 100_000  # a suite expanding to more is refused before anything is imported for it
+
 # A suite is a page of YAML: these are far past any real one, and refuse at once what would
 # otherwise be read for minutes into gigabytes (an alias bomb: 172 s to a MemoryError).
 MAX_SUITE_BYTES = 1_000_000  # size of a suite file

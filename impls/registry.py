@@ -21,6 +21,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from impls.errors import PluginError
 from impls.precision import PRECISIONS
 
 DEVICES = ("cpu", "cuda")
@@ -124,10 +125,6 @@ def load_all() -> None:
         importlib.import_module(module.name)
     for name in filter(None, (n.strip() for n in os.environ.get("SEQBENCH_PLUGINS", "").split(","))):
         _load_plugin(name)
-
-
-class PluginError(ImportError):
-    """A module named in SEQBENCH_PLUGINS cannot be imported: the user's setting, said in one line."""
 
 
 def _load_plugin(name: str) -> None:

@@ -111,11 +111,29 @@ def hostile_text() -> dict[str, str]:
 class InProcessExecutor:
     """The runner's executor without the worker process: same records, no spawn start-up."""
 
+    def start(self) -> InProcessExecutor:
+        return self
+
     def run(self, case, ceilings=None):
         return worker.execute(case, ceilings)
 
     def close(self) -> None:
         pass
+
+    def __enter__(self) -> InProcessExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def run_in_process(patch: pytest.MonkeyPatch) -> None:
+    """Cases of runner.run, and of `harness run` (which starts its worker before anything else),
+    run in this process."""
+    from harness.commands import run as run_command
+
+    patch.setattr(runner, "LocalExecutor", InProcessExecutor)
+    patch.setattr(run_command, "LocalExecutor", InProcessExecutor)
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,11 @@ import torch
 import yaml
 from rich.console import Console
 
-from harness import cli, results, runner
+from harness import cli, results
 from harness.claims import model
 from harness.claims.evaluate import evaluate
 from harness.commands.claims import markdown, table
-from tests.conftest import TINY_MEASURE, InProcessExecutor, tiny_attention_suite
+from tests.conftest import TINY_MEASURE, run_in_process, tiny_attention_suite
 
 
 def tiny_claims(suite_path) -> list[dict]:
@@ -48,7 +48,7 @@ def tiny(tmp_path_factory):
     claims.write_text(yaml.safe_dump({"claims": tiny_claims(suite)}, sort_keys=False))
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch, redirect_stdout(io.StringIO()) as printed:
-        patch.setattr(runner, "LocalExecutor", InProcessExecutor)
+        run_in_process(patch)
         status = run_claims("--claims", str(claims), "--run-missing", "--out", str(out), "--only", "tiny_ratio",
                             "--only", "tiny_exponent", "--markdown", str(markdown_file))
     torch.set_num_threads(threads)

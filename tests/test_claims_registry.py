@@ -14,7 +14,7 @@ from harness import results, runner, suite as suites
 from harness.claims import model
 from harness.claims.evaluate import JUDGED, applicable, evaluate
 from harness.expr import Expression
-from tests.conftest import InProcessExecutor
+from tests.conftest import run_in_process
 
 CLAIMS = model.load()
 # Timing settings for the end-to-end test: one timed call is enough for a value, and a value
@@ -132,7 +132,7 @@ def at_test_sizes(claim: model.Claim) -> model.Claim:
 @pytest.fixture
 def in_process(monkeypatch):
     """Cases run in this process: the worker's code without its start-up (seconds per suite)."""
-    monkeypatch.setattr(runner, "LocalExecutor", InProcessExecutor)
+    run_in_process(monkeypatch)
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)  # a case sets the thread count it was measured with

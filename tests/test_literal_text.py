@@ -8,9 +8,9 @@ from contextlib import redirect_stdout
 import pytest
 import yaml
 
-from harness import cli, runner
+from harness import cli
 from harness.markdown import literal
-from tests.conftest import InProcessExecutor, tiny_attention_suite
+from tests.conftest import run_in_process, tiny_attention_suite
 
 LABELS = ["local[w=16]", "local[w=32]", "naive[/x]", "*bold* <b>b</b> | [link](x) `code` ~strike~"]
 
@@ -26,7 +26,7 @@ def run_with_markup_labels(tmp_path_factory):
     path.write_text(yaml.safe_dump(tiny_attention_suite(impls=impls, sweep={"seq_len": [64]})))
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, redirect_stdout(printed):
-        patch.setattr(runner, "LocalExecutor", InProcessExecutor)
+        run_in_process(patch)
         code = cli.main(["run", str(path), "--out", str(root / "out[1]")])
     assert code == 0  # a `[/x]` label crashed the progress display mid-run
     return next((root / "out[1]").iterdir()), printed.getvalue()

@@ -10,7 +10,7 @@ import torch.utils.benchmark as tbench
 
 from harness import regression
 from harness.measure import memory, timer
-from harness.measure.stats import median_ci, precise_enough, summarize
+from harness.measure.stats import half_binomial_quantile, median_ci, precise_enough, summarize
 
 
 def matmul_workload(n):
@@ -69,6 +69,15 @@ def test_median_ci_covers_the_true_median_about_95_percent_of_the_time():
         lo, hi = median_ci(np.sort(rng.exponential(size=25)))
         covered += lo <= np.log(2) <= hi
     assert 0.92 <= covered / 400 <= 0.99
+
+
+def test_the_median_interval_uses_scipys_binomial_quantiles():
+    from scipy.stats import binom  # the worker does without scipy.stats; this checks it gives the same
+
+    for q in (0.025, 0.005):
+        for n in range(1, 1200):
+            assert half_binomial_quantile(n, q) == int(binom.ppf(q, n, 0.5)), (n, q)
+            assert n - half_binomial_quantile(n, q) == int(binom.isf(q, n, 0.5)), (n, q)
 
 
 def test_precise_enough_needs_a_tight_interval():

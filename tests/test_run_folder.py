@@ -16,7 +16,7 @@ import yaml
 
 from harness import cli, results, run_lock, runner
 from harness.results import RecordWriter, read_records
-from tests.conftest import ROOT, TINY_MEASURE, InProcessExecutor, tiny_attention_suite
+from tests.conftest import ROOT, TINY_MEASURE, run_in_process, tiny_attention_suite
 
 
 def cli_run(capsys, *argv) -> tuple[int, str, str]:
@@ -28,7 +28,7 @@ def cli_run(capsys, *argv) -> tuple[int, str, str]:
 @pytest.fixture
 def in_process(monkeypatch):
     """Cases run in this process: the run folder's behaviour, not the worker's, is under test."""
-    monkeypatch.setattr(runner, "LocalExecutor", InProcessExecutor)
+    run_in_process(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def one_run(tmp_path_factory):
     path = root / "suite.yaml"
     path.write_text(yaml.safe_dump(tiny_attention_suite(impls=["naive", "sdpa_math"], sweep={"seq_len": [16, 32]})))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "LocalExecutor", InProcessExecutor)
+        run_in_process(patch)
         assert cli.main(["run", str(path), "--out", str(root / "out")]) == 0
     (run_dir,) = (root / "out").iterdir()
     return path, run_dir
@@ -263,3 +263,21 @@ def test_force_without_resume_is_a_bad_flag(finished_run, capsys):
     path, _ = finished_run
     code, _, err = cli_run(capsys, path, "--force")
     assert code == 2 and "--force: only with --resume RUN" in err
+
+
+def test_every_record_says_when_its_case_started(finished_run):
+    records = results.read_records(finished_run[1])
+    starts = [r["started_at"] for r in records]
+    assert all(later >= earlier + r["worker_s"] for earlier, later, r in zip(starts, starts[1:], records))
+
+
+def test_the_run_command_starts_its_worker_before_importing_torch_or_pandas():
+    """The worker's imports overlap the runner's only if the runner reaches the spawn first."""
+    probe = ("import sys; from harness import cli; cli.build_parser('run'); import harness.executor; "
+             "print(sorted(m for m in ('torch', 'pandas', 'scipy.stats') if m in sys.modules))")
+    printed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert printed.stdout.strip() == "[]"
+    probe = ("import sys; import harness.runner; "
+             "print(sorted(m for m in ('pandas', 'pyarrow', 'scipy.stats', 'torch.utils.benchmark') if m in sys.modules))")
+    printed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert printed.stdout.strip() == "[]"  # what only a finished run's table needs, or only the worker

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from harness import console, results, run_lock, runner, suite as suites
+from harness import suite_file
 from harness.errors import RunStopped, UserError
+from harness.executor import LocalExecutor
+
+if TYPE_CHECKING:
+    from harness.runner import Run
 
 NAME = "run"
 HELP = "run a suite (YAML) and write results/<suite>-<time>/"
@@ -25,11 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --resume: finish the run even though the suite's measure block changed")
     parser.add_argument("--check-only", action="store_true",
                         help="the correctness check of every case against its reference, no timing")
-    parser.add_argument("--max-cases", type=int, default=suites.MAX_CASES, metavar="N",
-                        help=f"refuse a suite that expands to more cases (default {suites.MAX_CASES:,})")
+    parser.add_argument("--max-cases", type=int, default=suite_file.MAX_CASES, metavar="N",
+                        help=f"refuse a suite that expands to more cases (default {suite_file.MAX_CASES:,})")
 
 
 def resolve_device(requested: str) -> str:
+    import torch
+
     if requested == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available here; valid: cpu")
     if requested in ("cpu", "cuda"):
@@ -42,6 +47,16 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--max-cases {args.max_cases}: must be at least 1")
     if args.force and not args.resume:
         raise UserError("--force: only with --resume RUN")
+    with LocalExecutor() as executor:
+        if not args.dry_run:
+            executor.start()  # its imports (torch: a second or more) overlap this process's own
+        return _plan_and_run(args, executor)
+
+
+def _plan_and_run(args: argparse.Namespace, executor: LocalExecutor) -> int:
+    # imported here, after the worker has started: together they take as long as the worker's own
+    from harness import run_lock, runner, suite as suites
+
     suite = suites.load(args.suite, max_cases=args.max_cases)
     device = resolve_device(args.device or suite.device)
     suite = suites.for_device(suite, device)
@@ -65,19 +80,21 @@ def main(args: argparse.Namespace) -> int:
         if args.resume:
             with run_lock.hold(args.resume):
                 done, previous, env = runner.resume(args.resume, suite, device, force=args.force)
-                return _run(runner.Run(suite, cases, args.resume, env, done, previous), device)
+                return _run(runner.Run(suite, cases, args.resume, env, done, previous), device, executor)
         with runner.new_run(args.out, suite, device) as (run_dir, env):
-            return _run(runner.Run(suite, cases, run_dir, env), device)
+            return _run(runner.Run(suite, cases, run_dir, env), device, executor)
     except RunStopped as stopped:
         stopped.resume_command = f"python -m harness run {args.suite} --resume {stopped.run_dir}"
         raise
 
 
-def _run(job: runner.Run, device: str) -> int:
+def _run(job: Run, device: str, executor: LocalExecutor) -> int:
+    from harness import console, results, runner
+
     suite, todo = job.suite, sum(c.id not in job.done for c in job.cases)
     console.console.print(f"{suite.name}: {todo} cases on {device} -> {job.run_dir}", markup=False, soft_wrap=True)
     with console.progress(todo) as advance:
-        runner.run(job, on_record=advance)
+        runner.run(job, on_record=advance, executor=executor)
     frame = results.load(job.run_dir)
     if suite.measure.timed:
         console.console.print(console.summary_table(frame, f"{suite.name}: median latency ({device})"))

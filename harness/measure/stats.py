@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import cache
 
 import numpy as np
-from scipy import stats as sps
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,22 @@ def median_ci(sorted_samples: np.ndarray, confidence: float = 0.95) -> tuple[flo
     n = len(sorted_samples)
     if n < 6:  # too few for a 95% interval: report the range, honestly wide
         return float(sorted_samples[0]), float(sorted_samples[-1])
-    alpha = 1 - confidence
-    lo = int(sps.binom.ppf(alpha / 2, n, 0.5))
-    hi = int(sps.binom.isf(alpha / 2, n, 0.5))
+    lo = half_binomial_quantile(n, (1 - confidence) / 2)
+    hi = n - lo  # by symmetry: scipy's binom.isf(q, n, 0.5), since no CDF value m/2**n equals q
     return float(sorted_samples[max(lo - 1, 0)]), float(sorted_samples[min(hi, n - 1)])
+
+
+@cache
+def half_binomial_quantile(n: int, q: float) -> int:
+    """The smallest k with P(Binomial(n, 1/2) <= k) >= q: scipy.stats.binom.ppf(q, n, 0.5), summed
+    here because importing scipy.stats costs every worker about a second before its first case."""
+    log_all = math.lgamma(n + 1) + n * math.log(0.5)
+    cdf = 0.0
+    for k in range(n + 1):
+        cdf += math.exp(log_all - math.lgamma(k + 1) - math.lgamma(n - k + 1))
+        if cdf >= q:
+            return k
+    return n
 
 
 def summarize(samples_ms: list[float] | np.ndarray, noisy_above: float = 0.1) -> Summary:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.utils.benchmark as tbench
 
 from harness.measure.stats import precise_enough
 
@@ -52,9 +51,17 @@ def measure(fn: Callable[[], object], device: str, settings: TimerSettings,
     return samples[: settings.max_reps]
 
 
+def _torch_timer(fn, **options: int):
+    """torch.utils.benchmark's Timer of `fn()`, imported here: the runner imports this module and
+    does not need the quarter second it takes."""
+    import torch.utils.benchmark as tbench
+
+    return tbench.Timer(stmt="fn()", globals={"fn": fn}, **options)
+
+
 def _cpu_sampler(fn, settings: TimerSettings, call_s: float) -> Callable[[], list[float]]:
     threads = settings.threads or torch.get_num_threads()
-    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    timer = _torch_timer(fn, num_threads=threads)
     number = max(1, math.ceil(BLOCK_TARGET_S / max(call_s, 1e-9)))
     return lambda: [timer.timeit(number).mean * 1e3]
 
@@ -63,6 +70,6 @@ def _cuda_sampler(fn) -> Callable[[], list[float]]:
     try:
         from triton.testing import do_bench
     except ImportError:  # no triton: torch's timer synchronises CUDA itself
-        timer = tbench.Timer(stmt="fn()", globals={"fn": fn})
+        timer = _torch_timer(fn)
         return lambda: [timer.timeit(1).mean * 1e3]
     return lambda: list(do_bench(fn, warmup=1, rep=20, return_mode="all"))

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from impls.decoding import compiled, state_ops
+from impls.decoding.layout import lay_out_for_decoding
 from impls.models.lm import init_with_cache, taken_options
 from impls.mixers.state import state_bytes
 
@@ -45,6 +46,8 @@ class Session:
         if compile and cache != "static":
             raise ValueError(f"compile=True needs cache='static' (a compiled step keeps every shape fixed), "
                              f"got cache='{cache}'")
+        if batch == 1:  # a matrix-vector product per layer and token: its weight's layout decides its speed
+            lay_out_for_decoding(model, compiled=compile)
         self.model, self.batch, self.max_len, self.cache = model, batch, max_len, cache
         self.length = 0  # tokens processed so far (same for every row)
         self.tokens: torch.Tensor | None = None  # (B, length), only kept when cache == "none"
