@@ -277,3 +277,29 @@ def test_a_case_too_short_for_its_answer_is_skipped_with_the_reason():
     record = worker.execute(make_case("rlhf", "model", "transformer", measure=TINY_MEASURE, algorithm="dpo",
                                       **{**TINY_RLHF, "seq_len": 3}))
     assert record.status == "skipped" and "2 * n_memorize" in record.reason
+
+
+def test_report_puts_each_architectures_rlhf_numbers_in_one_row():
+    import pandas as pd
+
+    from harness.report import rlhf as report_rlhf
+    from harness.report.data import Section
+
+    frame = pd.DataFrame([
+        {"label": "gru", "run": "r", "status": "ok", "algorithm": "reward", "preference_accuracy": 0.75,
+         **{f"reward_{s}": 0.1 * i for i, s in enumerate(report_rlhf.STRATEGIES)},
+         **{f"copy_accuracy_{s}": 0.9 for s in report_rlhf.STRATEGIES}},
+        {"label": "gru", "run": "r", "status": "ok", "algorithm": "ppo", "median_ms": 40.0, "rollout_ms": 10.0,
+         "scoring_ms": 12.0, "update_ms": 17.0, "peak_extra_bytes": 3 * 2 ** 20},
+        {"label": "gru", "run": "r", "status": "ok", "algorithm": "dpo", "median_ms": 12.5, "dpo_loss": 0.6,
+         "peak_extra_bytes": 2 ** 20},
+        {"label": "gru", "run": "r", "status": "error", "algorithm": "ppo", "median_ms": 1e9, "rollout_ms": 1e9},
+    ])
+    section = Section("rlhf", "model", frame, x="algorithm", facets=[], axes=["algorithm"], baseline=None,
+                      runs=["r"])
+    reward, steps = report_rlhf.parts(section)
+    assert "0.75" in reward.html and "0.3" in reward.html  # accuracy, and the sampling reward (4th strategy)
+    row = steps.html.split("<tbody>")[1]
+    assert row.count("<tr>") == 1 and all(f"<td>{v}</td>" in row for v in ("40", "10", "12", "17", "3", "12.5", "1"))
+    assert "1e+09" not in row  # a failed case is not a cost
+    assert report_rlhf.parts(Section("op", "attention", frame, "algorithm", [], ["algorithm"], None)) == []

@@ -18,7 +18,7 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Te
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
              reference_rejected: torch.Tensor, beta: float) -> torch.Tensor:
-    """DPO (Rafailov et al., 2023, eq. 7): -log sigmoid(beta * (log-ratio of the chosen -
+    """DPO's loss (Rafailov et al., 2023): -log sigmoid(beta * (log-ratio of the chosen -
     log-ratio of the rejected)), the mean over pairs. Each input (B,) is a completion's
     summed log-probability under the policy or the frozen reference."""
     margin = (policy_chosen - reference_chosen) - (policy_rejected - reference_rejected)
@@ -55,7 +55,7 @@ def whiten(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 def ppo_policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
                     clip: float) -> torch.Tensor:
-    """PPO's clipped surrogate (Schulman et al., 2017, eq. 7), negated to be minimised:
+    """PPO's clipped surrogate L^CLIP (Schulman et al., 2017), negated to be minimised:
     -mean(min(ratio * A, clip(ratio, 1 - clip, 1 + clip) * A)), ratio = pi / pi_old per token."""
     ratio = (logp - logp_old).exp()
     clipped = ratio.clamp(1 - clip, 1 + clip)
