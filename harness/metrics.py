@@ -185,6 +185,19 @@ _ENTRIES = [
     _about("forward_nonfinite", "", "the forward pass overflowed"),
     _about("loss_scale", "", "GradScaler's scale"),
     _about("overflow_backoffs", "", "GradScaler steps skipped"),
+    # RLHF (harness.workloads.rlhf, impls.rlhf)
+    _high("preference_accuracy", "", "held-out preference pairs ranked right by the reward model"),
+    _low("preference_loss", "", "held-out Bradley-Terry loss"),
+    *(_time(name, title) for name, title in (
+        ("rollout_ms", "PPO rollout (sampling) per step (ms)"),
+        ("scoring_ms", "PPO scoring (4 forward passes, rewards, GAE) per step (ms)"),
+        ("update_ms", "PPO update (backward, optimizer) per step (ms)"))),
+    *(_about(name, "", title) for name, title in (
+        ("ppo_policy_loss", "PPO clipped policy loss (last step)"), ("ppo_value_loss", "PPO value loss (last step)"),
+        ("ppo_kl", "mean per-token log pi - log pi_ref (last rollout)"),
+        ("ppo_score", "mean reward-model score (last rollout)"),
+        ("dpo_loss", "DPO loss (last step)"),
+        ("dpo_reward_accuracy", "pairs the implicit reward ranks right (last step)"))),
 ]
 CATALOGUE: dict[str, Metric] = {m.name: m for m in _ENTRIES}
 
@@ -198,6 +211,8 @@ PATTERNS: list[tuple[re.Pattern[str], Metric]] = [
     (re.compile(r"^underflow_frac_\w+$"), _low("underflow_frac_<how>", "", "gradient elements lost to underflow")),
     (re.compile(r"^grad_rel_err_\w+$"), _low("grad_rel_err_<how>", "", "gradient error against fp32")),
     (re.compile(r"^nonfinite_\w+$"), _low("nonfinite_<how>", "", "non-finite gradients")),
+    (re.compile(r"^reward_\w+$"), _high("reward_<strategy>", "", "mean reward-model score of a decoding strategy's answers")),
+    (re.compile(r"^copy_accuracy_\w+$"), _high("copy_accuracy_<strategy>", "", "answer tokens right, by decoding strategy")),
 ]
 assert len(CATALOGUE) == len(_ENTRIES), "a metric is catalogued twice"
 

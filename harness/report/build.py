@@ -9,7 +9,7 @@ import pandas as pd
 from harness import metrics
 from harness.metrics import higher_is_better
 from harness.analysis.speedup import speedups
-from harness.report import data, figures, tables
+from harness.report import data, figures, rlhf, tables
 from harness.report.page import PageSection, Part, render
 from harness.report.style import esc
 
@@ -74,6 +74,7 @@ def section_parts(section: data.Section, runs: list[data.RunInfo], metric: str) 
     if quality is not None:
         parts.append(Part("Quality vs speed", quality, caption="Pick a sweep point in the dropdown; "
                                                               "the dashed line is the Pareto front."))
+    parts += rlhf.parts(section)  # the rlhf workload's own tables (none for other workloads)
     parts.append(Part("Scaling exponents", html=tables.exponents(section, metric),
                       caption=f"Slope of log(value) against log({esc(section.x)}), ok cases only: "
                               "2 means quadratic growth, 0 flat."))
