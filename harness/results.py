@@ -134,7 +134,8 @@ def to_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per case: identity, params and metrics as columns, raw samples kept."""
     rows = []
     for r in records:
-        row = {k: v for k, v in r.items() if k not in ("params", "metrics")}
+        # metric_samples (a mapping per case) stays in records.jsonl, where compare reads it
+        row = {k: v for k, v in r.items() if k not in ("params", "metrics", "metric_samples")}
         row.update(r.get("params", {}))
         row.update(r.get("metrics", {}))
         rows.append(row)
