@@ -2,9 +2,19 @@
 
 The impl is a model preset (family "model"); the case picks the decoding
 strategy, the cache mode and the precision. One timed call is one whole
-`generate` (prefill + new_tokens decode steps); the stats of the last call
-(time to first token, per-token latency, cache bytes, acceptance rate) are
-reported beside the timing.
+`generate` (prefill + new_tokens decode steps). Every timed call's token
+timestamps give its time to first token, inter-token latency p50/p90/p99 and
+decode-only tokens/s (harness.measure.calls): each metric is the median over
+timed calls, its per-call values the record's raw samples, judged by compare
+like median_ms. What a call produced (cache bytes, acceptance rate, a digest of
+the tokens) is read from the last one.
+
+The preset "transformers" (impls.models.hf) decodes with transformers' own
+`generate` on a local checkpoint: the baseline. Prompts are drawn from the
+model's own vocabulary (a checkpoint's, or the preset's vocab_size), or are
+windows of the corpus (`prompt: corpus`, harness.workloads.prompts). The
+model's load from its files is timed with its peak memory (load_ms,
+load_peak_extra_bytes).
 
 Family "seq2seq" (encoder-decoder presets) decodes greedily (other
 strategies are skipped, with the reason) from a random source, with the
@@ -143,9 +153,11 @@ def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
     gen = torch.Generator().manual_seed(p.seed)
     src = torch.randint(0, p.src_vocab, (p.batch, p.src_len), generator=gen).to(case.device)
     last: dict[str, Any] = {}
+    calls = CallLog(summarize=lambda stats: stats.latencies())
 
     def run():
         last["generation"] = generate_seq2seq(model, src, p.new_tokens, bos_id=0, reuse_memory=p.encoder_cache)
+        calls.log(last["generation"].stats)
 
     def check() -> dict[str, float]:
         cached, reencoded = (generate_seq2seq(model, src, p.new_tokens, bos_id=0, reuse_memory=r).tokens
@@ -158,7 +170,7 @@ def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
             run()
         return last["generation"].stats.metrics()
 
-    return Prepared(run=run, check=check, stats=stats, work={"tokens": float(p.batch * p.new_tokens)})
+    return Prepared(run=run, check=check, stats=stats, work={"tokens": float(p.batch * p.new_tokens)}, calls=calls)
 
 
 def _reject_impossible(p: GenerateParams, case: Case) -> None:
