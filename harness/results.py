@@ -134,10 +134,11 @@ def to_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per case: identity, params and metrics as columns, raw samples kept."""
     rows = []
     for r in records:
-        # metric_samples (a mapping per case) stays in records.jsonl, where compare reads it
         row = {k: v for k, v in r.items() if k not in ("params", "metrics", "metric_samples")}
         row.update(r.get("params", {}))
         row.update(r.get("metrics", {}))
+        # a metric's own per-call samples, beside samples_ms: samples_<metric>
+        row.update({f"samples_{name}": values for name, values in (r.get("metric_samples") or {}).items()})
         rows.append(row)
     return pd.DataFrame(rows)
 

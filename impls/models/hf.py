@@ -69,6 +69,10 @@ class TransformersLM(nn.Module):
         """Logits (B, T, V) of tokens (B, T) long."""
         return self.hf(tokens, use_cache=False).logits
 
+    def aux_loss(self) -> torch.Tensor:
+        """No auxiliary loss (the workloads add a MoE model's balance loss here)."""
+        return torch.zeros(())
+
     def init_state(self, batch: int, max_len: int) -> None:
         return None  # transformers makes its cache at the first prefill
 
