@@ -50,7 +50,7 @@ from harness.measure.calls import CallLog
 from harness.workloads import draft_pair, prompts
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
 from harness.workloads.builder import ModelSize, build_sized
-from impls import models
+from impls import models, registry
 from impls.models import hf
 from impls.models.hf import TransformersLM
 from impls.models.lm import param_count
@@ -59,7 +59,6 @@ from impls.decoding.int8_weights import kernel_paths, quantize_linear_layers, we
 from impls.decoding.seq2seq import generate_seq2seq
 from impls.decoding.session import Session
 from impls.precision import FLOAT_DTYPES, LOGITS_TOLERANCE
-from impls import registry
 from impls.registry import Impl
 
 
@@ -119,7 +118,7 @@ class Generate(Workload):
         model, draft, prompt, facts = _models_and_prompt(case, p)
         options = _options(p, draft)
         decode = model.decode if isinstance(model, TransformersLM) else partial(generate, model)
-        calls = CallLog(summarize=lambda stats: stats.latencies())
+        calls = _latency_log()
         last: dict[str, Any] = {}
 
         def run():
@@ -153,7 +152,7 @@ def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
     gen = torch.Generator().manual_seed(p.seed)
     src = torch.randint(0, p.src_vocab, (p.batch, p.src_len), generator=gen).to(case.device)
     last: dict[str, Any] = {}
-    calls = CallLog(summarize=lambda stats: stats.latencies())
+    calls = _latency_log()
 
     def run():
         last["generation"] = generate_seq2seq(model, src, p.new_tokens, bos_id=0, reuse_memory=p.encoder_cache)
@@ -173,6 +172,11 @@ def _prepare_seq2seq(case: Case, impl: Impl) -> Prepared:
     return Prepared(run=run, check=check, stats=stats, work={"tokens": float(p.batch * p.new_tokens)}, calls=calls)
 
 
+def _latency_log() -> CallLog:
+    """Each timed call's GenerationStats, turned into TTFT, ITL percentiles and decode tokens/s."""
+    return CallLog(summarize=lambda stats: stats.latencies())
+
+
 def _reject_impossible(p: GenerateParams, case: Case) -> None:
     if p.cache == "window" and p.window is None:
         raise Skip("cache=window needs a window")
@@ -182,13 +186,13 @@ def _reject_impossible(p: GenerateParams, case: Case) -> None:
         raise Skip(f"the generate workload runs float precisions (int8 is weights: int8), not {p.precision}")
     if case.impl == "transformers":
         reason = hf.refusal(p.strategy, p.cache) or _unsupported_by_transformers(p)
-        if p.trained:
-            reason = "trained=true trains a seqbench preset; the transformers baseline decodes its checkpoint as is"
         if reason:
             raise Skip(reason)
 
 
 def _unsupported_by_transformers(p: GenerateParams) -> str | None:
+    if p.trained:
+        return "trained=true trains a seqbench preset; the transformers baseline decodes its checkpoint as is"
     if p.compile:
         return "compile=true is seqbench's compiled step; the transformers baseline runs transformers' generate"
     if p.weights != "float":
