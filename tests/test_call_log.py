@@ -75,3 +75,27 @@ def test_compare_judges_time_to_first_token_from_its_per_call_samples():
     without = _record(base)
     del without["metric_samples"]
     assert compare.judge(without, _record(slower), "time_to_first_token_ms").verdict == "unclear"
+
+
+def test_latencies_are_the_calls_own_percentiles_and_decode_rate():
+    from impls.decoding.stats import GenerationStats
+
+    gaps_s = [0.001 * (i + 1) for i in range(100)]  # 1..100 ms
+    stats = GenerationStats(time_to_first_token_s=0.5, per_token_latency_s=gaps_s, total_s=0.5 + sum(gaps_s),
+                            new_tokens=101, batch=2)
+    out = stats.latencies()
+    assert out["time_to_first_token_ms"] == 500.0
+    assert abs(out["itl_p50_ms"] - 50.5) < 1e-9 and abs(out["itl_p99_ms"] - 99.01) < 1e-9
+    assert abs(out["decode_tokens_per_s"] - 2 * 100 / sum(gaps_s)) < 1e-9  # both rows, after the first token
+    assert GenerationStats(total_s=1.0, new_tokens=4).latencies() == {}  # no stamps (transformers' beam)
+
+
+def test_claims_resample_a_metrics_own_per_call_samples():
+    import pandas as pd
+
+    from harness.claims import interval
+
+    row = pd.Series({"itl_p99_ms": 5.0, "samples_itl_p99_ms": [4.0, 5.0, 5.0, 6.0, 5.0, 4.5, 5.5],
+                     "samples_ms": [100.0] * 7})
+    estimate = interval.column_draws(row, "itl_p99_ms", interval.generator()).estimate()
+    assert estimate.has_interval and 4.0 <= estimate.low < 5.0 < estimate.high <= 6.0
