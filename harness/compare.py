@@ -19,7 +19,9 @@ is fooled by a loaded machine: the Mann-Whitney U test on the raw samples
 
 median_ms is judged from samples_ms, and so are the rates the worker derives
 from it (TFLOP/s, GB/s, tokens/s: work / time, the samples on a reciprocal
-scale). Other times have no raw samples, so their noise is unknown: `unclear`,
+scale). A metric with its own per-call samples (metric_samples: a generation's
+time to first token, inter-token latency percentiles, decode-only tokens/s, one
+sample per timed call) is judged from those, the same way. Other times have no raw samples, so their noise is unknown: `unclear`,
 with the ratio shown. Peak memory measured on the CPU is judged against its
 measured run-to-run noise (MEMORY_FLOOR_BYTES + MEMORY_BAND). Deterministic
 metrics (allocator memory on a GPU, quality, counts) are judged by the ratio
@@ -277,8 +279,13 @@ def _untrusted_timing(base: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def samples_for(record: dict[str, Any], metric: str) -> list[float] | None:
-    """The raw samples behind a metric, in its own unit: samples_ms for median_ms, and
-    work / sample for the rates derived from the median (metric x median_ms = the work)."""
+    """The raw samples behind a metric, in its own unit: its own per-call samples where the
+    record keeps them (metric_samples: TTFT, inter-token latency, decode tokens/s), samples_ms
+    for median_ms, and work / sample for the rates derived from the median (metric x
+    median_ms = the work)."""
+    own = (record.get("metric_samples") or {}).get(metric)
+    if own:
+        return [s for s in own if isinstance(s, (int, float)) and s > 0] or None
     samples = [s for s in record.get("samples_ms") or [] if isinstance(s, (int, float)) and s > 0]
     if not samples:
         return None

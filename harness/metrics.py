@@ -108,9 +108,22 @@ _ENTRIES = [
         ("target_params", "parameter budget"), ("param_deviation", "parameters / budget - 1"),
         ("ffn_hidden", "ffn width the budget chose"))),
     # decoding (impls.decoding.stats and the strategies' extras)
+    # generate: the median over timed calls of each call's value, raw samples in metric_samples
     _time("time_to_first_token_ms", "time to first token (ms)"),
-    _time("per_token_ms_p50", "median time per new token (ms)"),
-    _time("per_token_ms_mean", "mean time per new token (ms)"),
+    _rate("decode_tokens_per_s", "tokens/s", "tokens per second after the first (decode only)"),
+    # records written before the per-call samples: the last call's figures
+    _time("per_token_ms_p50", "median time per new token, one call (ms)", judged=False),
+    _time("per_token_ms_mean", "mean time per new token, one call (ms)", judged=False),
+    _about("tokens_digest", "", "digest of the tokens the check generated (equal digests: equal tokens)"),
+    # cold start (harness.workloads.builder): a checkpoint read from its files, as a server starts
+    _time("load_ms", "model load to the device at the case's precision (ms)", judged=False),
+    _about("load_peak_extra_bytes", "bytes", "peak extra memory while loading the model (bytes)"),
+    # energy around the timing loop (harness.measure.energy): one reading per case, no samples, and
+    # the counter sees the whole device or package, so compare shows it and judges it only when named
+    _about("energy_j_per_call", "J", "energy per call (J)"),
+    _about("energy_j_per_token", "J", "energy per token (J)"),
+    _about("energy_counter", "", "energy counter read (nvml or rapl)"),
+    _about("energy_not_measured", "", "why energy is not measured here"),
     _time("encode_s", "time encoding the source (s)", "s"),
     _about("new_tokens", "", "new tokens"),
     _about("rounds", "", "speculative rounds"),
@@ -206,6 +219,7 @@ PATTERNS: list[tuple[re.Pattern[str], Metric]] = [
     (re.compile(r"^val_ppl_\d+x$"), _low("val_ppl_<n>x", "", "validation perplexity at n x seq_len")),
     (re.compile(r"^ppl_ratio_\d+x$"), _low("ppl_ratio_<n>x", "", "perplexity at n x seq_len / at seq_len")),
     (re.compile(r"^ttft_p\d+_ms$"), _time("ttft_p<q>_ms", "time to first token, percentile q (ms)")),
+    # serve: over the requests of one trace; generate: the median over timed calls of each call's
     (re.compile(r"^itl_p\d+_ms$"), _time("itl_p<q>_ms", "inter-token latency, percentile q (ms)")),
     (re.compile(r"^int8_layers_\w+$"), _about("int8_layers_<path>", "", "layers on that int8 kernel path")),
     (re.compile(r"^underflow_frac_\w+$"), _low("underflow_frac_<how>", "", "gradient elements lost to underflow")),

@@ -37,6 +37,9 @@ class Record:
     metrics: dict[str, Any] = field(default_factory=dict)  # numbers (and a few lists/strings), catalogued
     timing: Timing | None = None
     memory_samples_bytes: tuple[float, ...] = ()  # each memory pass's peak_extra_bytes
+    # a metric's raw samples, one per timed call, where the workload logs its calls
+    # (time_to_first_token_ms, itl_p50_ms, ...: harness.measure.calls); the metric is their median
+    metric_samples: dict[str, tuple[float, ...]] = field(default_factory=dict)
     detail: str | None = None  # a traceback, for errors
     worker_s: float | None = None  # time in the worker process
     wall_s: float | None = None  # time seen by the runner, start-up and transfer included
@@ -44,10 +47,12 @@ class Record:
 
     @classmethod
     def measured(cls, case: Case, metrics: dict[str, Any], timing: Timing | None,
-                 memory_samples_bytes: list[float], wrong_because: str = "") -> Record:
+                 memory_samples_bytes: list[float], wrong_because: str = "",
+                 metric_samples: dict[str, list[float]] | None = None) -> Record:
         """`ok`, or `wrong` (still measured, never a speedup) when the check failed."""
         return cls(case, "wrong" if wrong_because else "ok", wrong_because, metrics, timing,
-                   tuple(memory_samples_bytes))
+                   tuple(memory_samples_bytes),
+                   {name: tuple(values) for name, values in (metric_samples or {}).items()})
 
     @classmethod
     def skipped(cls, case: Case, reason: str) -> Record:
@@ -100,6 +105,8 @@ class Record:
             "axes": list(case.axes), "params": case.params, "status": self.status, "reason": self.reason,
             "metrics": self.all_metrics(), "samples_ms": self.samples_ms,
             "memory_samples_bytes": list(self.memory_samples_bytes)}
+        if self.metric_samples:
+            out["metric_samples"] = {name: list(values) for name, values in self.metric_samples.items()}
         if self.detail is not None:
             out["detail"] = self.detail
         for key in ("worker_s", "wall_s", "started_at"):

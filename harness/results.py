@@ -137,9 +137,11 @@ def to_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
     rows = []
     for r in records:
-        row = {k: v for k, v in r.items() if k not in ("params", "metrics")}
+        row = {k: v for k, v in r.items() if k not in ("params", "metrics", "metric_samples")}
         row.update(r.get("params", {}))
         row.update(r.get("metrics", {}))
+        # a metric's own per-call samples, beside samples_ms: samples_<metric>
+        row.update({f"samples_{name}": values for name, values in (r.get("metric_samples") or {}).items()})
         rows.append(row)
     return pd.DataFrame(rows)
 

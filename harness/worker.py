@@ -15,8 +15,10 @@ import torch
 from harness import metrics as catalogue, workloads
 from harness.case import Case, Measure
 from harness.errors import SKIPPED, Skip
-from harness.measure import calibrate, contention, gpu, memory, timer
+from harness.measure import calibrate, contention, energy, gpu, memory, timer
+from harness.measure.calls import CallLog
 from harness.record import Record, Timing
+from harness.workloads.base import Prepared
 from impls import registry
 
 
@@ -62,27 +64,42 @@ def _measure(case: Case, ceilings: dict[str, Any] | None) -> Record:
             wrong = f"error {metrics.get('rel_err', float('nan')):.2e} above tolerance {metrics.get('tolerance', 0):.1e}"
     sync = torch.cuda.synchronize if case.device == "cuda" else _nothing
     gpu_before = gpu.snapshot() if case.device == "cuda" else None
-    timing, memory_samples = None, []
+    timing, memory_samples, call_samples = None, [], {}
     if prepared.timed and settings.timed:
         metrics.update(_warm_up(prepared.run, sync, settings.warmup))
         timing_start = time.perf_counter()
-        probe = contention.Probe(torch.get_num_threads())
-        samples = timer.measure(prepared.run, case.device, _timer_settings(settings),
-                                call_s=metrics["warm_call_ms"] / 1e3,
-                                after_block=probe.sample if case.device == "cpu" else None)
+        samples, call_samples = _time(prepared, case.device, settings, metrics)
         metrics["timing_s"] = time.perf_counter() - timing_start
-        metrics.update(probe.others())
         timing = Timing.of(samples, settings.noisy_above)
         peaks, memory_samples = memory.median_peak(prepared.run, case.device, settings.memory_passes)
         metrics.update(peaks)
     if prepared.stats:
         metrics.update(prepared.stats())
+    metrics.update(CallLog.medians(call_samples))  # after stats: every timed call, not the last one
     metrics.update(prepared.work)
     metrics.update(_rates(metrics, timing.summary.median_ms if timing else 0.0, case.precision, ceilings))
     metrics.update(gpu.around(gpu_before, gpu.snapshot() if gpu_before else None))
-    record = Record.measured(case, metrics, timing, memory_samples, wrong)
+    record = Record.measured(case, metrics, timing, memory_samples, wrong, call_samples)
     catalogue.check(record.all_metrics())  # a metric the catalogue does not know is a bug of its producer
     return record
+
+
+def _time(prepared: Prepared, device: str, settings: Measure,
+          metrics: dict[str, Any]) -> tuple[list[float], dict[str, list[float]]]:
+    """The timing loop: samples_ms, and the workload's per-call samples of the timed calls
+    (CallLog); adds the contention seen and the energy of the loop (or why not) to `metrics`."""
+    probe = contention.Probe(torch.get_num_threads())
+    meter, calls = energy.Meter(device), prepared.calls
+    if calls:
+        calls.start()
+    meter.start()
+    samples = timer.measure(meter.counted(prepared.run), device, _timer_settings(settings),
+                            call_s=metrics["warm_call_ms"] / 1e3,
+                            after_block=probe.sample if device == "cpu" else None,
+                            timed_calls=calls.timed if calls else None)
+    metrics.update(meter.metrics(prepared.work.get("tokens")))
+    metrics.update(probe.others())
+    return samples, (calls.stop() if calls else {})
 
 
 def _warm_up(run: Callable[[], object], sync: Callable[[], None], calls: int) -> dict[str, float]:

@@ -116,7 +116,7 @@ def seqbench_row(folder: Path, variant: str, prompt: torch.Tensor, new_tokens: i
 
     def run() -> torch.Tensor:
         generation = generate(model, prompt, new_tokens, **options)
-        row.per_token_ms.append(generation.stats.metrics()["per_token_ms_p50"])
+        row.per_token_ms.append(generation.stats.latencies()["itl_p50_ms"])
         return generation.tokens
 
     row.run = run

@@ -36,9 +36,13 @@ def prepared(workload: str, impl: str, **params):
 def test_generate_workload_checks_and_reports_decode_stats(options):
     p = prepared("generate", "transformer", prompt_len=6, new_tokens=5, **options)
     assert p.check()["within_tolerance"] == 1.0
+    p.calls.start()
     p.run()
+    p.calls.timed(1)
+    per_call = p.calls.stop()
     stats = p.stats()
-    assert stats["new_tokens"] == 5 and stats["tokens_per_s"] > 0 and stats["time_to_first_token_ms"] > 0
+    assert stats["new_tokens"] == 5 and per_call["time_to_first_token_ms"][0] > 0
+    assert per_call["itl_p50_ms"][0] <= per_call["itl_p99_ms"][0] and per_call["decode_tokens_per_s"][0] > 0
     if options["strategy"] == "speculative":
         assert 0 <= stats["acceptance_rate"] <= 1
     if options.get("weights") == "int8":  # bf16 activations: torch's int8 weight-only kernel on a CPU

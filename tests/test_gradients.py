@@ -75,7 +75,7 @@ BUILD = {"mixer": _mixer, "model": _model, "seq2seq": _seq2seq}
 
 def _tiny_checkpoint(folder: Path) -> Path:
     """A GPT-2-format checkpoint of a randomly initialised 1-layer model, d_model 16."""
-    config = {"n_embd": 16, "n_layer": 1, "n_head": 4, "vocab_size": VOCAB, "n_positions": 32}
+    config = {"model_type": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 4, "vocab_size": VOCAB, "n_positions": 32}
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

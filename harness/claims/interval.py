@@ -5,6 +5,8 @@ A value comes with bootstrap replicates where the record holds what varies:
 - times (median_ms) and the rates the worker derives from them (tokens_per_s, tflops,
   pct_peak_*: work over the median): the median of timing samples resampled with
   replacement (`samples_ms`);
+- metrics with their own per-call samples (a generation's time_to_first_token_ms,
+  itl_p<q>_ms, decode_tokens_per_s: the `samples_<metric>` column): those resampled;
 - memory (peak_extra_bytes): the median of the repeated memory passes
   (`memory_samples_bytes`, `measure.memory_passes` >= 2); one pass gives no interval;
 - counts that are arithmetic on tensor sizes or on a simulated trace (EXACT): the value
@@ -100,6 +102,9 @@ def column_draws(row: pd.Series, column: str, rng: np.random.Generator) -> Draws
     value = float(row[column])
     if column in EXACT:
         return Draws(value, None, EXACT[column], exact=True)
+    own = _samples(row, f"samples_{column}")  # per-call samples (metric_samples), whose median it is
+    if len(own) >= 2:
+        return Draws(value, median_replicates(own, rng), f"{len(own)} per-call samples")
     samples = _samples(row, "samples_ms")
     if column in TIME_COLUMNS | RATE_COLUMNS and len(samples) >= 2:
         medians = median_replicates(samples, rng)

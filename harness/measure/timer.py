@@ -33,15 +33,24 @@ class TimerSettings:
 
 
 def measure(fn: Callable[[], object], device: str, settings: TimerSettings,
-            call_s: float, after_block: Callable[[], None] | None = None) -> list[float]:
+            call_s: float, after_block: Callable[[], None] | None = None,
+            timed_calls: Callable[[int], None] | None = None) -> list[float]:
     """Per-call times of `fn` in ms; `call_s`, a warm call's time (already measured), sizes
     CPU blocks (a cold first call can be 10x slower, and would make blocks too short).
-    `after_block` is called after each block (to look at the machine, never at `fn`)."""
-    sample = _cuda_sampler(fn) if device == "cuda" else _cpu_sampler(fn, settings, call_s)
+    `after_block` is called after each block (to look at the machine, never at `fn`);
+    `timed_calls(n)` after each block too: the last n calls of `fn` were the timed ones
+    (the calls before them in the block were the timer's own warm-up)."""
+    if device == "cuda":
+        sample, calls_per_sample = _cuda_sampler(fn), 1
+    else:
+        sample, calls_per_sample = _cpu_sampler(fn, settings, call_s)
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < settings.max_reps:
-        samples.extend(sample())
+        block = sample()
+        samples.extend(block)
+        if timed_calls:
+            timed_calls(len(block) * calls_per_sample)
         if after_block:
             after_block()
         elapsed = time.perf_counter() - start
@@ -59,11 +68,12 @@ def _torch_timer(fn, **options: int):
     return tbench.Timer(stmt="fn()", globals={"fn": fn}, **options)
 
 
-def _cpu_sampler(fn, settings: TimerSettings, call_s: float) -> Callable[[], list[float]]:
+def _cpu_sampler(fn, settings: TimerSettings, call_s: float) -> tuple[Callable[[], list[float]], int]:
+    """A block's sampler (one sample: the mean of `number` calls) and `number`."""
     threads = settings.threads or torch.get_num_threads()
     timer = _torch_timer(fn, num_threads=threads)
     number = max(1, math.ceil(BLOCK_TARGET_S / max(call_s, 1e-9)))
-    return lambda: [timer.timeit(number).mean * 1e3]
+    return (lambda: [timer.timeit(number).mean * 1e3]), number
 
 
 def _cuda_sampler(fn) -> Callable[[], list[float]]:

@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.case import Case
+from harness.measure.calls import CallLog
 from impls.precision import PRECISIONS
 from impls.registry import Impl
 
@@ -35,6 +36,7 @@ class Prepared:
     work: dict[str, float] = field(default_factory=dict)  # per call: flops, bytes_moved, tokens, expected_peak_bytes
     stats: Callable[[], dict[str, float]] | None = None  # metrics read once after timing (quality, decode stats)
     timed: bool = True  # False where the result is quality, not speed (train)
+    calls: CallLog | None = None  # what run() logs of each call; the timed calls' values become metrics
 
 
 class Workload:

@@ -5,6 +5,7 @@ The model, generate, serve and train workloads build their models here.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -12,10 +13,11 @@ from pydantic import Field
 
 from harness.case import Case
 from harness.errors import Skip
+from harness.measure import memory
 from harness.workloads.base import CommonParams
 from impls import models, registry
 from impls.models import presets
-from impls.models.lm import param_count
+from impls.models.lm import LMConfig, param_count
 
 
 class ModelSize(CommonParams):
@@ -59,8 +61,21 @@ def build_sized(case: Case, size: ModelSize, vocab_size: int, max_seq_len: int,
     lm_config = model_config.lm_config() if hasattr(model_config, "lm_config") else model_config
     _refuse_impossible(lm_config, case.device, size.precision, backward, vocab_size, max_seq_len)
     torch.manual_seed(size.seed)
-    model = model_config.build().to(case.device)
-    return model, {"param_count": float(param_count(model)), "d_model": float(model.config.d_model), **facts}
+    model, load = _load(model_config, case.device)
+    return model, {"param_count": float(param_count(model)), "d_model": float(model.config.d_model), **facts, **load}
+
+
+def _load(model_config: Any, device: str) -> tuple[torch.nn.Module, dict[str, float]]:
+    """The model built onto `device` (a checkpoint: read from its files, as a server starts;
+    the OS may hold the files in its page cache), with load_ms and the peak extra memory of
+    the load (load_peak_extra_bytes, measured as harness.measure.memory measures a call)."""
+    built: list[torch.nn.Module] = []
+    start = time.perf_counter()
+    peaks = memory.peak(lambda: built.append(model_config.build().to(device)), device)
+    facts = {"load_ms": (time.perf_counter() - start) * 1e3}
+    if "peak_extra_bytes" in peaks:
+        facts["load_peak_extra_bytes"] = peaks["peak_extra_bytes"]
+    return built[0], facts
 
 
 def build_model(case: Case, size: ModelSize, vocab_size: int, max_seq_len: int) -> torch.nn.Module:
@@ -74,6 +89,8 @@ def _refuse_impossible(config, device: str, precision: str, backward: bool, voca
         raise ValueError(f"the task needs a vocabulary of {vocab_size}; the model has {config.vocab_size}")
     if max_seq_len > config.max_seq_len:
         raise Skip(f"the model has {config.max_seq_len} positions, the case needs {max_seq_len}")
+    if not isinstance(config, LMConfig):  # a library's model (impls.models.hf): its parts are its own
+        return
     reason = (presets.unavailable(config, device, precision)
               or (_forward_only_part(config) if backward else None)
               or _attention_unsupported(config, device, backward, max_seq_len))

@@ -38,6 +38,10 @@ class BPETokenizer:
     def vocab_size(self) -> int:
         return self._tokenizer.get_vocab_size()
 
+    def save(self, path: str) -> None:
+        """Write tokenizer.json (the format transformers' fast tokenizers and Tokenizer.from_file read)."""
+        self._tokenizer.save(path)
+
     def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         encoding = self._tokenizer.encode(text)
         # a character split over several byte tokens ends at its last one: offsets are characters
