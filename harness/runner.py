@@ -18,6 +18,7 @@ from harness.case import Case
 from harness.errors import RunStopped, UserError
 from harness.executor import LocalExecutor
 from harness.measure import calibrate
+from harness.profile import store as profiles
 from harness.pruning import Pruner
 from harness.record import Record
 from harness.suite import Measure, Suite, constraint_failure
@@ -191,7 +192,8 @@ def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None) 
             for case in (c for c in job.cases if c.id not in job.done):
                 reason = (constraint_failure(suite, case) or unavailable(case)
                           or pruner.reason(case.label, case.params, case.axes))
-                measured = Record.skipped(case, reason).timed(wall_s=0.0) if reason else executor.run(case, ceilings)
+                measured = (Record.skipped(case, reason).timed(wall_s=0.0) if reason
+                            else executor.run(case, ceilings, profiles.request(run_dir, case)))
                 record = measured.to_json(env_id)
                 try:
                     writer.append(record)

@@ -111,8 +111,8 @@ def hostile_text() -> dict[str, str]:
 class InProcessExecutor:
     """The runner's executor without the worker process: same records, no spawn start-up."""
 
-    def run(self, case, ceilings=None):
-        return worker.execute(case, ceilings)
+    def run(self, case, ceilings=None, profile=None):
+        return worker.execute(case, ceilings, profile)
 
     def close(self) -> None:
         pass
