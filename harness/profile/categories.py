@@ -27,7 +27,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [(category, re.compile(pattern, re.I
     (COMMUNICATION, r"nccl|gloo|c10d|all_?reduce|all_?gather|reduce_?scatter|broadcast_|all_to_all|"
                     r"\bsend\b|\brecv\b|barrier"),
     (ATTENTION, r"scaled_dot_product|flash|fmha|_efficient_attention|attention|flex_attention|"
-                r"triton_flash|cudnn_.*attn"),
+                r"triton_flash|attn"),
     (MATMUL, r"::(mm|bmm|addmm|addbmm|baddbmm|matmul|linear|einsum|conv\w*|_int_mm|_weight_int8\w*|"
              r"_scaled_mm|dot|mv|addmv|outer|tensordot|_convolution|mkldnn_\w*)\b|"
              r"gemm|gemv|cutlass|xmma|sgemm|hgemm|cublas|wgmma|\bmatmul"),

@@ -63,7 +63,8 @@ def lines(base_dir: str | Path, new_dir: str | Path) -> list[str]:
 
 
 def _times(row: pd.Series, suffix: str) -> dict[str, float]:
-    return {c: float(row.get(f"profile_{c}_ms{suffix}", 0.0) or 0.0) for c in CATEGORIES}
+    values = {c: row.get(f"profile_{c}_ms{suffix}") for c in CATEGORIES}
+    return {c: float(value) if pd.notna(value) else 0.0 for c, value in values.items()}
 
 
 def _case(row: pd.Series) -> str:

@@ -4,6 +4,7 @@ it never shares a pass with torch.profiler or the timer)."""
 from __future__ import annotations
 
 import cProfile
+import os
 import pstats
 from typing import Any, Callable
 
@@ -40,4 +41,8 @@ def _is_operator(key: tuple[str, int, str]) -> bool:
 
 def _name(key: tuple[str, int, str]) -> str:
     filename, line, function = key
-    return function if filename == "~" else f"{filename}:{line}({function})"
+    if filename == "~":
+        return function
+    for root in ("site-packages/", f"{os.getcwd()}/"):  # where the file is, without this machine's prefix
+        filename = filename.split(root, 1)[-1]
+    return f"{filename}:{line}({function})"
