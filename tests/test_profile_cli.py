@@ -52,6 +52,7 @@ def test_profile_again_replaces_one_case_profile_and_leaves_the_records(profiled
     summary.unlink()
     assert cli.main(["profile", str(run), "--case", case_id, "--stack"]) == 0
     assert json.loads(summary.read_text())["files"]["stacks"] == store.STACKS
+    assert (store.case_dir(run, case_id) / store.STACKS).read_text().count("\n") > 10  # stack;stack;op time
     assert (run / results.RECORDS).read_bytes() == records_before
     assert "1 of 1 cases profiled" in capsys.readouterr().out
 

@@ -1,7 +1,8 @@
 """The profiled pass of one case, run in the worker after timing, never inside it.
 
 torch.profiler records a few calls of the case (CPU and, on a GPU, CUDA activity, input
-shapes, memory, FLOPs, Python stacks on request) inside one annotation; the pass's time per
+shapes, memory, FLOPs) inside one annotation, and Python stacks on request in a pass of
+their own; the pass's time per
 call against the timed median is the profiler's own overhead. From the trace: the Chrome
 trace file, the operator table and the split into categories (attribution.py). On a GPU
 also the allocator's history and, in passes of their own, the energy per call; for
@@ -60,7 +61,7 @@ def profile_calls(case: Case, run: Callable[[], object], median_ms: float, work:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     memory_history = cuda_memory.history(out_dir / store.MEMORY_SNAPSHOT) if cuda else nullcontext()
     with memory_history, profile(activities=activities, record_shapes=True, profile_memory=True,
-                                 with_flops=True, with_stack=with_stack) as prof:
+                                 with_flops=True) as prof:
         sync()
         start = time.perf_counter()
         with record_function(operators.PASS_MARK):
@@ -72,7 +73,7 @@ def profile_calls(case: Case, run: Callable[[], object], median_ms: float, work:
     if cuda:
         files["memory_snapshot"] = store.MEMORY_SNAPSHOT
     if with_stack:
-        prof.export_stacks(str(out_dir / store.STACKS), "self_cpu_time_total")
+        _stacks(run, sync, activities, calls, out_dir / store.STACKS)
         files["stacks"] = store.STACKS
     events = prof.events()
     window = trace.pass_span(events)
@@ -93,6 +94,18 @@ def profile_calls(case: Case, run: Callable[[], object], median_ms: float, work:
              "tolerance": {"fraction": attribution.SUM_TOLERANCE, "floor_ms": attribution.SUM_FLOOR_MS},
              "python_hottest": hottest, "files": files}
     return found, operators.rows(prof.key_averages(group_by_input_shape=True), calls)
+
+
+def _stacks(run: Callable[[], object], sync: Callable[[], None], activities: list, calls: int, path: Path) -> None:
+    """Self time per Python stack, from a pass of its own: torch 2.13 cannot read back a trace
+    recorded with stacks, shapes and memory together (UnicodeDecodeError on an event's name),
+    and stacks slow every call, which would inflate the main pass's overhead."""
+    verbose = torch._C._profiler._ExperimentalConfig(verbose=True)  # else the events keep no stacks
+    with profile(activities=activities, with_stack=True, experimental_config=verbose) as prof:
+        for _ in range(calls):
+            run()
+        sync()
+    prof.export_stacks(str(path), "self_device_time_total" if len(activities) > 1 else "self_cpu_time_total")
 
 
 def _metrics(categories_ms: dict[str, float], per_call_ms: float, median_ms: float, calls: int) -> dict[str, float]:
