@@ -74,3 +74,9 @@ def test_report_has_where_the_time_goes_with_trace_links(profiled_runs, tmp_path
     page = out.read_text()
     assert "Where the time goes" in page and "Top operators per impl" in page
     assert f"{store.TRACE}</a>" in page and "aten::bmm" in page
+
+
+def test_profile_with_check_only_is_refused_in_one_line(write_suite, capsys):
+    suite = write_suite(tiny_attention_suite())
+    assert cli.main(["run", str(suite), "--profile", "--check-only"]) == 2
+    assert capsys.readouterr().err.startswith("error: --profile: profiles a timed case")

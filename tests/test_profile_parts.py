@@ -156,3 +156,27 @@ def test_profiles_table_has_the_swept_params_and_errors(tmp_path):
     assert list(frame["seq_len"]) == [256, 256]
     assert list(frame["error"]) == ["", "RuntimeError: the profiler failed"]
     assert len(store.operators(tmp_path)) == 2
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_the_gpu_branch_writes_a_snapshot_and_reads_the_device_timeline(monkeypatch, tmp_path):
+    """The pass as it runs on a GPU, wired on a CPU: CUDA activity requested, the allocator's
+    history dumped, energy asked for, the device timeline used (no kernels here: all idle)."""
+    import torch
+
+    from harness.profile import profiled_pass
+    from tests.conftest import make_case
+
+    dumped = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda.memory, "_record_memory_history", lambda *a, **k: None)
+    monkeypatch.setattr(torch.cuda.memory, "_dump_snapshot", lambda path: dumped.append(path))
+    monkeypatch.setattr(energy, "counter", lambda: None)
+    case = make_case("op", "attention", "naive", device="cuda", seq_len=16, batch=1, heads=1, head_dim=8)
+    x = torch.randn(64, 64)
+    found, rows = profiled_pass.profile_calls(case, lambda: x @ x, 1.0, {}, tmp_path)
+    assert dumped == [str(tmp_path / store.MEMORY_SNAPSHOT)]
+    assert found["files"]["memory_snapshot"] == store.MEMORY_SNAPSHOT
+    assert found["metrics"]["profile_launch_bound"] == 1.0  # no kernel ran: the device sat idle
+    assert found["categories_ms"][HOST] == pytest.approx(sum(found["categories_ms"].values()))
+    assert any(row["operator"] == "aten::mm" for row in rows)

@@ -46,6 +46,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--max-cases {args.max_cases}: must be at least 1")
     if args.force and not args.resume:
         raise UserError("--force: only with --resume RUN")
+    if args.check_only and (args.profile or args.profile_stack):
+        raise UserError("--profile: profiles a timed case, and --check-only times nothing; drop one of them")
     suite = suites.load(args.suite, max_cases=args.max_cases)
     device = resolve_device(args.device or suite.device)
     suite = suites.for_device(suite, device)

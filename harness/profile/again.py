@@ -22,7 +22,11 @@ def chosen_cases(run_dir: Path, ids: list[str] | None) -> list[Case]:
         raise UserError(f"{run_dir}: not a run folder (no records.jsonl and suite.yaml)")
     device = results.env(run_dir).get("device", "cpu")
     cases = {case.id: case for case in suites.expand(suites.load(run_dir / "suite.yaml"), device)}
-    statuses = {record["case_id"]: record["status"] for record in results.read_records(run_dir)}
+    records = {record["case_id"]: record for record in results.read_records(run_dir)}
+    statuses = {case_id: record["status"] for case_id, record in records.items()}
+    # the index the run gave each case (a run made with --where numbers only the cases it kept)
+    cases = {case_id: dataclasses.replace(case, index=records[case_id].get("index", case.index))
+             if case_id in records else case for case_id, case in cases.items()}
     if not ids:
         return [case for case_id, case in cases.items() if statuses.get(case_id) in PROFILABLE]
     for case_id in ids:

@@ -46,7 +46,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [(category, re.compile(pattern, re.I
                   r"logical_\w+|bitwise_\w+|floor|ceil|round|sign|reciprocal|addcmul\w*|addcdiv\w*|lerp\w*|"
                   r"maximum|minimum|dropout|native_dropout|rand\w*|normal_|uniform_|bernoulli_|baddcmul|"
                   r"threshold_backward|gelu_backward|silu_backward|sigmoid_backward|tanh_backward|"
-                  r"_foreach_\w+|isfinite|isnan|isinf|nan_to_num|square|fmod|remainder|xlogy)\b|"
+                  r"_foreach_\w+|isfinite|isnan|isinf|isneginf|isposinf|nan_to_num|square|fmod|remainder|xlogy)\b|"
                   r"elementwise|vectorized|unrolled_elementwise|pointwise|triton_poi"),
 )]
 

@@ -57,7 +57,6 @@ def profile_calls(case: Case, run: Callable[[], object], median_ms: float, work:
     cuda = case.device == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     calls = max(1, min(MAX_CALLS, math.ceil(PASS_TARGET_MS / max(median_ms, 1e-6))))
-    files = {"trace": store.TRACE}
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     memory_history = cuda_memory.history(out_dir / store.MEMORY_SNAPSHOT) if cuda else nullcontext()
     with memory_history, profile(activities=activities, record_shapes=True, profile_memory=True,
@@ -70,12 +69,24 @@ def profile_calls(case: Case, run: Callable[[], object], median_ms: float, work:
             sync()
         wall_ms = (time.perf_counter() - start) * 1e3
     prof.export_chrome_trace(str(out_dir / store.TRACE))
-    if cuda:
-        files["memory_snapshot"] = store.MEMORY_SNAPSHOT
+    files = {"trace": store.TRACE} | ({"memory_snapshot": store.MEMORY_SNAPSHOT} if cuda else {})
     if with_stack:
         _stacks(run, sync, activities, calls, out_dir / store.STACKS)
         files["stacks"] = store.STACKS
-    events = prof.events()
+    found = _attributed(prof.events(), cuda, calls, wall_ms, median_ms)
+    hottest: list[dict[str, Any]] = []
+    if case.workload in python_time.LOOP_HEAVY:
+        python_share, hottest = python_time.measure(run, calls)
+        found["metrics"].update(python_share)
+    if cuda:
+        found["metrics"].update(energy.measure(run, sync, median_ms, work, energy.counter()))
+    found |= {"python_hottest": hottest, "files": files}
+    return found, operators.rows(prof.key_averages(group_by_input_shape=True), calls)
+
+
+def _attributed(events: Any, cuda: bool, calls: int, wall_ms: float, median_ms: float) -> dict[str, Any]:
+    """The time per call by category (the device's timeline on a GPU, the host's on a CPU),
+    whether it adds up to the pass, and the profile_* metrics."""
     window = trace.pass_span(events)
     spent_us = (attribution.device_timeline(window, trace.kernels(events)) if cuda
                 else attribution.host_timeline(window))
@@ -83,17 +94,9 @@ def profile_calls(case: Case, run: Callable[[], object], median_ms: float, work:
     metrics = _metrics(categories_ms, wall_ms / calls, median_ms, calls)
     if cuda:
         metrics["profile_launch_bound"] = float(attribution.launch_bound(spent_us))
-    hottest: list[dict[str, Any]] = []
-    if case.workload in python_time.LOOP_HEAVY:
-        python_share, hottest = python_time.measure(run, calls)
-        metrics.update(python_share)
-    if cuda:
-        metrics.update(energy.measure(run, sync, median_ms, work, energy.counter()))
-    found = {"metrics": metrics, "categories_ms": categories_ms, "calls": calls,
-             "adds_up": attribution.adds_up(categories_ms, wall_ms / calls),
-             "tolerance": {"fraction": attribution.SUM_TOLERANCE, "floor_ms": attribution.SUM_FLOOR_MS},
-             "python_hottest": hottest, "files": files}
-    return found, operators.rows(prof.key_averages(group_by_input_shape=True), calls)
+    return {"metrics": metrics, "categories_ms": categories_ms, "calls": calls,
+            "adds_up": attribution.adds_up(categories_ms, wall_ms / calls),
+            "tolerance": {"fraction": attribution.SUM_TOLERANCE, "floor_ms": attribution.SUM_FLOOR_MS}}
 
 
 def _stacks(run: Callable[[], object], sync: Callable[[], None], activities: list, calls: int, path: Path) -> None:

@@ -56,7 +56,12 @@ def fresh(out_dir: Path) -> Path:
 
 def write(out_dir: Path, summary: dict[str, Any], operators: list[dict[str, Any]]) -> None:
     (out_dir / OPERATORS).write_text("".join(json.dumps(row) + "\n" for row in operators))
-    (out_dir / SUMMARY).write_text(json.dumps(summary, indent=1, default=float))
+    (out_dir / SUMMARY).write_text(json.dumps(summary, indent=1, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as numbers, anything else JSON cannot hold as its text."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def summary(out_dir: Path) -> dict[str, Any]:
