@@ -80,3 +80,11 @@ def test_profile_with_check_only_is_refused_in_one_line(write_suite, capsys):
     suite = write_suite(tiny_attention_suite())
     assert cli.main(["run", str(suite), "--profile", "--check-only"]) == 2
     assert capsys.readouterr().err.startswith("error: --profile: profiles a timed case")
+
+
+def test_profile_show_prints_each_case_shares_and_refuses_a_run_without_profiles(profiled_runs, tmp_path, capsys):
+    assert cli.main(["profile", str(profiled_runs[0]), "--show"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "host" in lines[1] and len(lines) == 2 + 4  # a header, then one line per profiled case
+    assert all(line.rstrip().split("  ")[-1].strip().startswith(("naive", "sdpa_math")) for line in lines[2:])
+    assert cli.main(["profile", str(tmp_path), "--show"]) == 2
