@@ -66,6 +66,8 @@ def test_profile_of_an_unknown_case_is_one_line_exit_2(profiled_runs, capsys):
 def test_compare_of_profiled_runs_says_where_the_time_went(profiled_runs, capsys):
     assert cli.main(["compare", *map(str, profiled_runs)]) == 0
     assert "where the time goes (profiled passes" in capsys.readouterr().out
+    assert cli.main(["compare", *map(str, profiled_runs), "--markdown"]) == 0
+    assert "\n- where the time goes (profiled passes" in capsys.readouterr().out
 
 
 def test_report_has_where_the_time_goes_with_trace_links(profiled_runs, tmp_path):

@@ -38,7 +38,8 @@ def main(args: argparse.Namespace) -> int:
     result = compare_runs(args.base, args.new, requested)
     if args.markdown:
         print(markdown(result, threshold))
-        print("\n".join(f"- {literal(line.strip())}" for line in moved.lines(args.base, args.new)))
+        for line in moved.lines(args.base, args.new):
+            print(f"- {literal(line.strip())}")
     else:
         for metric in result.metrics:
             console.print(terminal_table(result.pairs(metric), f"{args.new.name} vs {args.base.name}: "

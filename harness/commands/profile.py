@@ -8,7 +8,7 @@ import pandas as pd
 
 from harness import console
 from harness.errors import UserError
-from harness.profile import again, store
+from harness.profile import store
 from harness.profile.categories import CATEGORIES
 
 NAME = "profile"
@@ -31,6 +31,8 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"{args.run}: no profiled cases (run with --profile, or `profile {args.run}`)")
         print(shares_table(frame, args.case))
         return 0
+    from harness.profile import again  # the executor and torch: only when something is profiled
+
     cases = again.chosen_cases(args.run, args.case)
     failed = 0
     for case, outcome in again.profile_again(args.run, cases, args.stack):
