@@ -34,6 +34,8 @@ class Measure(Strict):
     memory_limit_gib: float | None = Field(None, gt=0)  # per worker; default: 3/4 of this machine's RAM
     check: bool = True  # compare against the reference before timing
     timed: bool = True  # False: the check alone, no timing or memory passes (`run --check-only`)
+    profile: bool = False  # a torch.profiler pass after timing (`run --profile`; harness.profile)
+    profile_stack: bool = False  # that pass with Python stacks (`--profile-stack`)
 
     @field_validator("max_reps")
     @classmethod

@@ -66,9 +66,9 @@ def _serve(conn, parent: int) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
-        case, ceilings = job
+        case, ceilings, profile = job
         memory_limit.apply(case.measure.memory_limit_gib)
-        conn.send(worker.execute(case, ceilings))
+        conn.send(worker.execute(case, ceilings, profile))
 
 
 def _preload() -> None:
@@ -125,16 +125,17 @@ class LocalExecutor:
             raise RuntimeError("worker process did not start")
         self._ready = True
 
-    def run(self, case: Case, ceilings: dict[str, Any] | None = None) -> Record:
+    def run(self, case: Case, ceilings: dict[str, Any] | None = None, profile: Any = None) -> Record:
         """The case's record, measured in the worker (`ceilings`: harness calibrate's, for the
-        percent-of-peak metrics); a timeout or the worker's death is recorded here."""
+        percent-of-peak metrics; `profile`: a harness.profile.store.Request); a timeout or the
+        worker's death is recorded here."""
         if self._proc is None or not self._proc.is_alive():
             self.start()
         if not self._ready:
             self._wait_ready()
         start = time.perf_counter()
         timeout = case.measure.timeout_s
-        self._conn.send((case, ceilings))
+        self._conn.send((case, ceilings, profile))
         if self._conn.poll(timeout):
             try:
                 record = self._conn.recv()

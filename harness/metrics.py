@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
+from harness.profile.categories import CATEGORIES
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -211,6 +213,19 @@ _ENTRIES = [
         ("ppo_score", "mean reward-model score (last rollout)"),
         ("dpo_loss", "DPO loss (last step)"),
         ("dpo_reward_accuracy", "pairs the implicit reward ranks right (last step)"))),
+    # the profiled pass (harness.profile), kept in profile/<case>/summary.json beside the records
+    *(_about(f"profile_{name}_ms", "ms", f"profiled: {name.replace('_', ' ')} per call (ms)", speed=True)
+      for name in CATEGORIES),
+    _about("profile_call_ms", "ms", "profiled pass: time per call (ms)", speed=True),
+    _about("profile_calls", "", "profiled calls"),
+    _about("profile_overhead_ratio", "", "profiled call / timed median"),
+    _about("profile_host_share", "", "share of the profiled call between operators (host overhead)"),
+    _about("profile_launch_bound", "", "GPU idle over half the profiled pass (launch-bound)"),
+    _about("profile_python_share", "", "share of a call's own time in Python (cProfile)"),
+    _low("profile_energy_j_per_call", "J", "energy per call (J, NVML)"),
+    _low("profile_energy_j_per_token", "J", "energy per token (J, NVML)"),
+    _low("profile_energy_j_per_flop", "J", "energy per FLOP (J, NVML)"),
+    _about("profile_power_w", "W", "mean power while calls ran back to back (W, NVML)"),
 ]
 CATALOGUE: dict[str, Metric] = {m.name: m for m in _ENTRIES}
 

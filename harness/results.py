@@ -7,6 +7,7 @@ results/<suite>-<UTC timestamp>/
     records.parquet  the same as a table, written when the run completes
     run.lock         while a run or resume writes it: who (harness.run_lock)
     resumes.yaml     resumes forced past a changed measure block: what changed, when
+    profile/         with --profile (or `harness profile`): one folder per profiled case (harness.profile.store)
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from harness.errors import UserError
+from harness.profile import store as profile_store
 
 if TYPE_CHECKING:  # imported where frames are made: a run writes records long before it needs pandas
     import pandas as pd
@@ -226,3 +228,14 @@ def load(*runs: str | Path) -> pd.DataFrame:
     if not frames:
         raise UserError("no run folders given")
     return pd.concat(frames, ignore_index=True)
+
+
+def profiles(run: str | Path) -> pd.DataFrame:
+    """One row per profiled case of the run: its profile_* metrics (time per category, overhead,
+    energy); empty when nothing was profiled."""
+    return profile_store.profiles(run)
+
+
+def operators(run: str | Path) -> pd.DataFrame:
+    """The run's per-operator tables, one row per operator and input shapes per profiled case."""
+    return profile_store.operators(run)

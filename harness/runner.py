@@ -19,6 +19,7 @@ from harness.case import Case
 from harness.errors import RunStopped, UserError
 from harness.executor import LocalExecutor
 from harness.measure import calibrate
+from harness.profile import store as profiles
 from harness.pruning import Pruner
 from harness.record import Record
 from harness.suite import Measure, Suite, constraint_failure
@@ -195,7 +196,8 @@ def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None,
                 reason = (constraint_failure(suite, case) or unavailable(case)
                           or pruner.reason(case.label, case.params, case.axes))
                 started_at = time.time()
-                measured = Record.skipped(case, reason).timed(wall_s=0.0) if reason else executor.run(case, ceilings)
+                measured = (Record.skipped(case, reason).timed(wall_s=0.0) if reason
+                            else executor.run(case, ceilings, profiles.request(run_dir, case)))
                 record = measured.timed(started_at=started_at).to_json(env_id)
                 try:
                     writer.append(record)

@@ -17,17 +17,19 @@ from harness.case import Case, Measure
 from harness.errors import SKIPPED, Skip
 from harness.measure import calibrate, contention, energy, gpu, memory, timer
 from harness.measure.calls import CallLog
+from harness.profile import store as profiles
 from harness.record import Record, Timing
 from harness.workloads.base import Prepared
 from impls import registry
 
 
-def execute(case: Case, ceilings: dict[str, Any] | None = None) -> Record:
+def execute(case: Case, ceilings: dict[str, Any] | None = None, profile: profiles.Request | None = None) -> Record:
     """Run one case in this process and return its record. `ceilings`: this device's measured
-    ceilings (harness calibrate), for the percent-of-peak metrics."""
+    ceilings (harness calibrate), for the percent-of-peak metrics; `profile`: where to write a
+    profiled pass after timing (harness.profile)."""
     start = time.perf_counter()
     try:
-        record = _measure(case, ceilings)
+        record = _measure(case, ceilings, profile)
     except SKIPPED as why:
         record = Record.skipped(case, str(why))
     except torch.OutOfMemoryError as err:
@@ -46,7 +48,7 @@ def execute(case: Case, ceilings: dict[str, Any] | None = None) -> Record:
     return record.timed(worker_s=time.perf_counter() - start)
 
 
-def _measure(case: Case, ceilings: dict[str, Any] | None) -> Record:
+def _measure(case: Case, ceilings: dict[str, Any] | None, profile: profiles.Request | None = None) -> Record:
     impl = registry.get(case.family, case.impl)
     ok, reason = registry.available(impl, case.device, case.precision)
     if not ok:
@@ -79,7 +81,11 @@ def _measure(case: Case, ceilings: dict[str, Any] | None) -> Record:
     metrics.update(prepared.work)
     metrics.update(_rates(metrics, timing.summary.median_ms if timing else 0.0, case.precision, ceilings))
     metrics.update(gpu.around(gpu_before, gpu.snapshot() if gpu_before else None))
-    record = Record.measured(case, metrics, timing, memory_samples, wrong, call_samples)
+    if profile is not None and timing is not None:  # after every measured number, never inside them
+        from harness.profile import profiled_pass  # torch.profiler only in workers that profile
+
+        profiled_pass.run_and_save(case, prepared.run, timing.summary.median_ms, prepared.work, profile)
+        record = Record.measured(case, metrics, timing, memory_samples, wrong, call_samples)
     catalogue.check(record.all_metrics())  # a metric the catalogue does not know is a bug of its producer
     return record
 

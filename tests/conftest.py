@@ -114,8 +114,8 @@ class InProcessExecutor:
     def start(self) -> InProcessExecutor:
         return self
 
-    def run(self, case, ceilings=None):
-        return worker.execute(case, ceilings)
+    def run(self, case, ceilings=None, profile=None):
+        return worker.execute(case, ceilings, profile)
 
     def close(self) -> None:
         pass

@@ -103,7 +103,7 @@ class _RecordingExecutor:
 
     cases: list = []
 
-    def run(self, case, ceilings=None):
+    def run(self, case, ceilings=None, profile=None):
         self.cases.append((case, ceilings))
         return Record.skipped(case, "recorded only").timed(wall_s=0.0)
 

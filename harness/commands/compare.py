@@ -11,6 +11,7 @@ from harness.metrics import higher_is_better
 from harness.compare import Comparison, Pair, StatusChange, compare_runs, geometric_mean_ratio, parse_threshold
 from harness.console import console
 from harness.markdown import literal
+from harness.profile import moved
 
 NAME = "compare"
 HELP = ("compare two runs case by case (NEW/BASE ratio, verdict, per metric); with --fail-above, "
@@ -37,11 +38,13 @@ def main(args: argparse.Namespace) -> int:
     result = compare_runs(args.base, args.new, requested)
     if args.markdown:
         print(markdown(result, threshold))
+        for line in moved.lines(args.base, args.new):
+            print(f"- {literal(line.strip())}")
     else:
         for metric in result.metrics:
             console.print(terminal_table(result.pairs(metric), f"{args.new.name} vs {args.base.name}: "
                                                                f"{metric} ({_better(metric)} is better)"))
-        for line in notes(result):
+        for line in notes(result) + moved.lines(args.base, args.new):
             console.print(line, markup=False, soft_wrap=True)  # labels and reasons are user text, not markup
     if threshold is None:
         return 0

@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --resume: finish the run even though the suite's measure block changed")
     parser.add_argument("--check-only", action="store_true",
                         help="the correctness check of every case against its reference, no timing")
+    parser.add_argument("--profile", action="store_true",
+                        help="after timing each case, a torch.profiler pass: trace, operator table, where the time "
+                             "goes (results/<run>/profile/)")
+    parser.add_argument("--profile-stack", action="store_true", help="with --profile: record Python stacks too")
     parser.add_argument("--max-cases", type=int, default=suite_file.MAX_CASES, metavar="N",
                         help=f"refuse a suite that expands to more cases (default {suite_file.MAX_CASES:,})")
 
@@ -47,6 +51,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--max-cases {args.max_cases}: must be at least 1")
     if args.force and not args.resume:
         raise UserError("--force: only with --resume RUN")
+    if args.check_only and (args.profile or args.profile_stack):
+        raise UserError("--profile: profiles a timed case, and --check-only times nothing; drop one of them")
     with LocalExecutor() as executor:
         if not args.dry_run:
             executor.start()  # its imports (torch: a second or more) overlap this process's own
@@ -62,6 +68,9 @@ def _plan_and_run(args: argparse.Namespace, executor: LocalExecutor) -> int:
     suite = suites.for_device(suite, device)
     if args.check_only:  # recorded in the run's suite.yaml, so a resume keeps to it
         suite = suite.model_copy(update={"measure": suite.measure.model_copy(update={"check": True, "timed": False})})
+    if args.profile or args.profile_stack:  # in suite.yaml too, so a resume profiles the rest
+        suite = suite.model_copy(update={"measure": suite.measure.model_copy(
+            update={"profile": True, "profile_stack": args.profile_stack})})
     if args.only:
         labels = {e.shown for e in suite.entries} | {e.name for e in suite.entries}
         unknown = [o for o in args.only if o not in labels]

@@ -9,7 +9,7 @@ import pandas as pd
 from harness import metrics
 from harness.metrics import higher_is_better
 from harness.analysis.speedup import speedups
-from harness.report import data, figures, rlhf, tables
+from harness.report import data, figures, profile_section, rlhf, tables
 from harness.report.page import PageSection, Part, render
 from harness.report.style import esc
 
@@ -26,6 +26,7 @@ def build_report(run_paths: list[Path], metric: str | None = None, baseline: str
     page = [PageSection("Runs", "runs", [Part(html=tables.overview(runs, frame))])]
     for i, section in enumerate(data.sections(frame, runs, baseline)):
         page.append(PageSection(section.title, f"section-{i}", section_parts(section, runs, metric)))
+    page += profile_section.sections(runs)
     page.append(PageSection("Published claims", "claims", [Part(html=tables.claims(frame))]))
     page.append(PageSection("Cases that did not end ok", "failures", [Part(html=tables.failures(frame))]))
     page.append(PageSection("Environment", "environment", [Part(html=tables.environment(runs))]))
