@@ -16,9 +16,10 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where frames are made: the runner imports this module before its first case
+    import pandas as pd
 
 FOLDER = "profile"
 SUMMARY = "summary.json"
@@ -86,6 +87,8 @@ def summaries(run_dir: str | Path) -> list[dict[str, Any]]:
 def profiles(run_dir: str | Path) -> pd.DataFrame:
     """One row per profiled case: case_id, index, label, impl, workload, device, the swept params
     (as columns), error (empty when the pass ran) and every profile_* metric."""
+    import pandas as pd
+
     rows = []
     for summary in summaries(run_dir):
         axes = {axis: summary.get("params", {}).get(axis) for axis in summary.get("axes", [])}
@@ -97,6 +100,8 @@ def profiles(run_dir: str | Path) -> pd.DataFrame:
 def operators(run_dir: str | Path) -> pd.DataFrame:
     """Every profiled case's operator table, one row per operator (and input shapes) per case,
     with the case's id and label in front."""
+    import pandas as pd
+
     frames = []
     for summary in summaries(run_dir):
         path = case_dir(run_dir, summary["case_id"]) / OPERATORS
