@@ -85,7 +85,7 @@ def _measure(case: Case, ceilings: dict[str, Any] | None, profile: profiles.Requ
         from harness.profile import profiled_pass  # torch.profiler only in workers that profile
 
         profiled_pass.run_and_save(case, prepared.run, timing.summary.median_ms, prepared.work, profile)
-        record = Record.measured(case, metrics, timing, memory_samples, wrong, call_samples)
+    record = Record.measured(case, metrics, timing, memory_samples, wrong, call_samples)
     catalogue.check(record.all_metrics())  # a metric the catalogue does not know is a bug of its producer
     return record
 
