@@ -72,10 +72,8 @@ def _serve(conn, parent: int) -> None:
 
 
 def _preload() -> None:
-    """Import every workload and impl, and torch's timer, while the runner still reads its
-    suite, rather than in the first case."""
-    import torch.utils.benchmark  # noqa: F401
-
+    """Import every workload and impl while the runner still reads its suite, rather than in
+    the first case."""
     from harness import workloads
     from impls import registry
 

@@ -24,12 +24,12 @@ def test_the_timer_hands_the_call_log_only_the_calls_it_timed():
         log.log(made[-1])
 
     log.start()
-    # a 5 ms call makes CPU blocks of 2 calls; torch.utils.benchmark warms each block up with 2 more
+    # a 0.5 ms call makes CPU blocks of 20 calls, each block warmed up by 2 untimed ones
     settings = timer.TimerSettings(min_reps=3, max_reps=3, noise_target=0.5, max_time_s=60)
-    samples = timer.measure(fn, "cpu", settings, call_s=5e-3, timed_calls=log.timed)
+    samples = timer.measure(fn, "cpu", settings, call_s=5e-4, timed_calls=log.timed)
     kept = log.stop()["index"]
-    assert len(samples) == 3 and len(made) == 12
-    assert kept == [3.0, 4.0, 7.0, 8.0, 11.0, 12.0]
+    assert len(samples) == 3 and len(made) == 66
+    assert kept == [float(i) for block in (0, 22, 44) for i in range(block + 3, block + 23)]
 
 
 def test_nothing_is_logged_outside_the_timing_loop():

@@ -54,6 +54,23 @@ def test_timer_respects_min_and_max_samples():
     assert 3 <= len(capped) < 1000  # stopped by the time cap, not by precision
 
 
+def test_a_block_of_slow_calls_times_every_call_it_makes_and_fast_blocks_warm_up_first():
+    """A one-second generate is not run three times per sample: no untimed calls before a block
+    of slow calls; a block of fast calls starts with two untimed ones, and `timed_calls` says so."""
+    calls, timed = [], []
+
+    def fn():
+        calls.append(1)
+
+    settings = timer.TimerSettings(min_reps=3, max_reps=3, noise_target=0.5)
+    timer.measure(fn, "cpu", settings, call_s=0.05, timed_calls=timed.append)
+    assert len(calls) == 3 and timed == [1, 1, 1]
+    calls.clear(), timed.clear()
+    timer.measure(fn, "cpu", settings, call_s=1e-4, timed_calls=timed.append)
+    per_block = math.ceil(timer.BLOCK_TARGET_S / 1e-4)
+    assert timed == [per_block] * 3 and len(calls) == 3 * (per_block + timer.BLOCK_WARMUP_CALLS)
+
+
 def test_summary_of_known_samples():
     s = summarize(list(range(1, 101)))
     assert s.median_ms == pytest.approx(50.5)

