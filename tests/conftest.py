@@ -58,6 +58,18 @@ def tiny_attention_suite(**overrides) -> dict:
     return suite
 
 
+def random_qkv(b: int, hq: int, hkv: int, n: int, m: int, d: int, seed: int = 0):
+    """Seeded fp32 q (b, hq, n, d), k and v (b, hkv, m, d)."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, hq, n, d, generator=gen), torch.randn(b, hkv, m, d, generator=gen),
+            torch.randn(b, hkv, m, d, generator=gen))
+
+
+def max_rel_err(out, expected) -> float:
+    """Largest absolute difference over the reference's largest magnitude."""
+    return float((out.double() - expected).abs().max() / expected.abs().max())
+
+
 def harness_cli(*args: str, timeout: float = 300, env_extra: dict[str, str] | None = None,
                 **popen) -> subprocess.CompletedProcess:
     """Run `python -m harness ...` as a user would, with the test impls available."""

@@ -10,7 +10,7 @@ from impls import registry
 from impls.attention import masks
 from impls.attention.flex import window_block_pairs
 from impls.attention.reference import attention_fp64
-from tests.conftest import make_case, prepare
+from tests.conftest import make_case, max_rel_err, prepare, random_qkv
 
 SHAPES = [  # (B, Hq, Hkv, N, M, D, causal); each new shape costs eager flex ~0.5 s here
     (1, 2, 1, 17, 17, 32, False),  # grouped heads
@@ -19,16 +19,6 @@ SHAPES = [  # (B, Hq, Hkv, N, M, D, causal); each new shape costs eager flex ~0.
 ]
 TOLERANCE = {"fp32": 1e-5, "fp16": 5e-3, "bf16": 3e-2}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def _qkv(b, hq, hkv, n, m, d, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(b, hq, n, d, generator=gen), torch.randn(b, hkv, m, d, generator=gen),
-            torch.randn(b, hkv, m, d, generator=gen))
-
-
-def _rel(out, expected):
-    return float((out.double() - expected).abs().max() / expected.abs().max())
 
 
 def _flex_or_skip(precision: str = "fp32") -> None:
@@ -71,7 +61,7 @@ def test_window_mask_is_the_causal_band_ending_on_the_aligned_diagonal():
 @pytest.mark.parametrize("window", [1, 3, 4, 16])
 @pytest.mark.parametrize("causal", [False, True])
 def test_local_and_flex_window_references_share_one_window_rule(window, causal):
-    q, k, v = [t.double() for t in _qkv(1, 2, 2, 13, 13, 8, seed=2)]
+    q, k, v = [t.double() for t in random_qkv(1, 2, 2, 13, 13, 8, seed=2)]
     local = registry.get("attention", "local_reference").fn(q, k, v, causal=causal, window=window)
     flex = registry.get("attention", "flex_window_reference").fn(q, k, v, causal=causal, window=window)
     torch.testing.assert_close(local, flex, rtol=0, atol=0)
@@ -82,14 +72,14 @@ def test_local_and_flex_window_references_share_one_window_rule(window, causal):
 @pytest.mark.parametrize("causal", [False, True])
 def test_local_and_flex_window_agree_for_the_same_window(window, causal):
     _flex_or_skip()
-    q, k, v = _qkv(1, 2, 1, 37, 37, 32, seed=4)
+    q, k, v = random_qkv(1, 2, 1, 37, 37, 32, seed=4)
     local = registry.get("attention", "local").fn(q, k, v, causal=causal, window=window)
     flex = registry.get("attention", "flex_window").fn(q, k, v, causal=causal, window=window)
-    assert _rel(local, flex.double()) < 1e-5
+    assert max_rel_err(local, flex.double()) < 1e-5
 
 
 def test_wide_window_reference_is_exact_attention():
-    q, k, v = [t.double() for t in _qkv(1, 2, 1, 9, 12, 16)]
+    q, k, v = [t.double() for t in random_qkv(1, 2, 1, 9, 12, 16)]
     ref = registry.get("attention", "flex_window_reference").fn
     assert torch.allclose(ref(q, k, v, causal=True, window=12), attention_fp64(q, k, v, causal=True))
 
@@ -100,10 +90,10 @@ def test_wide_window_reference_is_exact_attention():
 def test_flex_matches_exact_attention_on_cpu(shape, precision):
     _flex_or_skip(precision)
     *dims, causal = shape
-    q, k, v = [t.to(DTYPES[precision]) for t in _qkv(*dims)]
+    q, k, v = [t.to(DTYPES[precision]) for t in random_qkv(*dims)]
     out = registry.get("attention", "flex").fn(q, k, v, causal=causal)
     assert out.dtype == q.dtype
-    assert _rel(out, attention_fp64(q, k, v, causal=causal)) < TOLERANCE[precision]
+    assert max_rel_err(out, attention_fp64(q, k, v, causal=causal)) < TOLERANCE[precision]
 
 
 @pytest.mark.slow
@@ -112,13 +102,13 @@ def test_flex_matches_exact_attention_on_cpu(shape, precision):
 def test_flex_window_matches_its_masked_reference_and_differs_from_exact(shape, precision):
     _flex_or_skip(precision)
     *dims, causal = shape
-    q, k, v = [t.to(DTYPES[precision]) for t in _qkv(*dims, seed=1)]
+    q, k, v = [t.to(DTYPES[precision]) for t in random_qkv(*dims, seed=1)]
     out = registry.get("attention", "flex_window").fn(q, k, v, causal=causal, window=4)
     expected = registry.get("attention", "flex_window_reference").fn(
         q.double(), k.double(), v.double(), causal=causal, window=4)
-    assert _rel(out, expected) < TOLERANCE[precision]
+    assert max_rel_err(out, expected) < TOLERANCE[precision]
     if dims[4] > 4:  # more keys than the window: dropping them must show
-        assert _rel(out, attention_fp64(q, k, v, causal=causal)) > 1e-2
+        assert max_rel_err(out, attention_fp64(q, k, v, causal=causal)) > 1e-2
 
 
 @pytest.mark.slow  # flex on the CPU
@@ -138,10 +128,10 @@ def test_flex_window_passes_its_op_check_against_its_own_reference():
 @pytest.mark.parametrize("shape", SHAPES)
 def test_flex_and_flex_window_on_cuda_match_their_references(shape):
     *dims, causal = shape
-    q, k, v = [t.cuda().half() for t in _qkv(*dims)]
+    q, k, v = [t.cuda().half() for t in random_qkv(*dims)]
     out = registry.get("attention", "flex").fn(q, k, v, causal=causal)
-    assert _rel(out, attention_fp64(q, k, v, causal=causal)) < 5e-3
+    assert max_rel_err(out, attention_fp64(q, k, v, causal=causal)) < 5e-3
     out = registry.get("attention", "flex_window").fn(q, k, v, causal=causal, window=4)
     expected = registry.get("attention", "flex_window_reference").fn(
         q.double(), k.double(), v.double(), causal=causal, window=4)
-    assert _rel(out, expected) < 5e-3
+    assert max_rel_err(out, expected) < 5e-3

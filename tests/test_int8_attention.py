@@ -9,6 +9,8 @@ from impls.attention import cost
 from impls.attention.int8 import int8_attention, int8_reference, int_matmul_t, quantize_rows
 from impls.attention.reference import attention_fp64
 
+from tests.conftest import max_rel_err, random_qkv
+
 SHAPES = [  # (B, Hq, Hkv, N, M, D, causal)
     (1, 2, 2, 17, 17, 32, False),
     (2, 4, 2, 33, 40, 64, True),  # grouped heads, M > N, causal aligned bottom-right
@@ -19,16 +21,6 @@ SHAPES = [  # (B, Hq, Hkv, N, M, D, causal)
 ]
 
 
-def _qkv(b, hq, hkv, n, m, d, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(b, hq, n, d, generator=gen), torch.randn(b, hkv, m, d, generator=gen),
-            torch.randn(b, hkv, m, d, generator=gen))
-
-
-def _rel(out, expected):
-    return float((out.double() - expected).abs().max() / expected.abs().max())
-
-
 def test_int_matmul_is_exact_integer_arithmetic():
     gen = torch.Generator().manual_seed(1)
     a = torch.randint(-127, 128, (3, 37), generator=gen, dtype=torch.int8)  # padded to (17, 40)
@@ -37,7 +29,7 @@ def test_int_matmul_is_exact_integer_arithmetic():
 
 
 def test_quantize_rows_uses_full_range_and_bounded_rounding_error():
-    x = _qkv(1, 2, 2, 11, 11, 32)[0]
+    x = random_qkv(1, 2, 2, 11, 11, 32)[0]
     values, scales = quantize_rows(x)
     assert values.dtype == torch.int8
     assert torch.equal(values.abs().amax(-1), torch.full((1, 2, 11), 127, dtype=torch.int8))
@@ -47,18 +39,18 @@ def test_quantize_rows_uses_full_range_and_bounded_rounding_error():
 @pytest.mark.parametrize("shape", SHAPES)
 def test_int8_matches_its_dequantized_reference_tightly(shape):
     *dims, causal = shape
-    q, k, v = _qkv(*dims)
+    q, k, v = random_qkv(*dims)
     out = int8_attention(q, k, v, causal=causal)
     expected = int8_reference(q.double(), k.double(), v.double(), causal=causal)
     assert out.dtype == torch.float32
-    assert _rel(out, expected) < 1e-5
+    assert max_rel_err(out, expected) < 1e-5
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_int8_error_against_exact_attention_is_small_but_not_zero(shape):
     *dims, causal = shape
-    q, k, v = _qkv(*dims, seed=3)
-    err = _rel(int8_attention(q, k, v, causal=causal), attention_fp64(q, k, v, causal=causal))
+    q, k, v = random_qkv(*dims, seed=3)
+    err = max_rel_err(int8_attention(q, k, v, causal=causal), attention_fp64(q, k, v, causal=causal))
     assert 1e-5 < err < 5e-2  # the quantisation shows, and stays small
 
 
@@ -75,11 +67,11 @@ def test_int8_is_registered_as_approximate_with_its_reference():
 def test_int8_on_cuda_matches_its_reference(shape):
     """On a GPU the inputs are fp16 and P V runs in fp16: looser, still far below the int8 error."""
     *dims, causal = shape
-    q, k, v = [t.cuda().half() for t in _qkv(*dims)]
+    q, k, v = [t.cuda().half() for t in random_qkv(*dims)]
     out = int8_attention(q, k, v, causal=causal)
     expected = int8_reference(q.double(), k.double(), v.double(), causal=causal)
     assert out.dtype == torch.float16
-    assert _rel(out, expected) < 5e-3
+    assert max_rel_err(out, expected) < 5e-3
 
 
 @pytest.mark.parametrize("device, elem", [("cpu", 4), ("cuda", 2)])
