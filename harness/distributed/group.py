@@ -82,20 +82,13 @@ class RankGroup:
             answers.fail_pending(self._store, self._index, self.world, f"the rank processes exited (status {status})")
 
     def close(self) -> None:
-        """Stop the ranks: asked first, then their whole process group killed."""
-        if self._broken:
-            return
+        """End the ranks: they hold nothing to save, so their process group is killed."""
         self._broken = True
-        if self._process.poll() is None and self._index >= 0:
-            self._store.set(f"cmd/{self._index}", pickle.dumps({"op": "stop"}))
+        if self._process.poll() is None or self.world > 1:  # forked ranks can outlive rank 0
             try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
-        try:  # forked ranks can outlive rank 0
-            os.killpg(self._process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self._process.wait()
 
 

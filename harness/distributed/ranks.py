@@ -16,6 +16,7 @@ import sys
 import threading
 import traceback
 from datetime import timedelta
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -61,7 +62,7 @@ def _status_text(status: int) -> str:
     return f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
 
 
-def _serve(host: str, port: int, rank: int, world: int, device: str, threads: int) -> int:
+def _serve(host: str, port: int, rank: int, world: int, device: str, threads: int) -> NoReturn:
     torch.set_num_threads(threads)
     allocator.steady()
     store = _store(host, port)
@@ -78,8 +79,6 @@ def _serve(host: str, port: int, rank: int, world: int, device: str, threads: in
             command = pickle.loads(store.get(f"cmd/{index}"))
         except dist.DistError:  # the driver is gone (its worker ended or was killed): so is the group
             os._exit(0)
-        if command["op"] == "stop":
-            break
         try:
             if command["op"] == "prepare":
                 job = None  # the last case's tensors go before the next case's are made
@@ -88,7 +87,7 @@ def _serve(host: str, port: int, rank: int, world: int, device: str, threads: in
             elif command["op"] in Job.COMMANDS:
                 answer = {"ok": getattr(job, command["op"])()}
             else:
-                raise ValueError(f"no command {command['op']!r}; valid: prepare, stop, {', '.join(Job.COMMANDS)}")
+                raise ValueError(f"no command {command['op']!r}; valid: prepare, {', '.join(Job.COMMANDS)}")
         except BaseException as err:  # told to the driver, which records the case as an error
             message = f"rank {rank}: {type(err).__name__}: {err}"
             answers.fail_pending(store, index, world, message, traceback.format_exc(limit=8))
@@ -96,8 +95,6 @@ def _serve(host: str, port: int, rank: int, world: int, device: str, threads: in
             continue
         store.set(answers.key(index, rank), pickle.dumps(answer))
         index += 1
-    dist.destroy_process_group()
-    return 0
 
 
 if __name__ == "__main__":
