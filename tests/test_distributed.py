@@ -6,7 +6,9 @@ started once for the module and every check runs on it; the shapes are tiny.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import os
+import signal
+import time
 
 import pytest
 import torch
@@ -27,14 +29,11 @@ SHAPES = [dict(batch=2, heads=4, seq_len=16, head_dim=8), dict(batch=1, heads=8,
 
 @pytest.fixture(scope="module")
 def started():
-    """Both groups, started at once (each start is mostly one torch import)."""
-    with ThreadPoolExecutor(2) as pool:
-        two = pool.submit(groups.shared, 2, "cpu", 1)  # the group the workload's cases below reuse
-        four = pool.submit(groups.RankGroup, 4, "cpu", 1)
-        started = {2: two.result(), 4: four.result()}
+    """Both groups, from the shared ones a worker's cases use (started here if no earlier test
+    left them up: a start is a torch import, seconds)."""
+    started = {world: groups.shared(world, "cpu", 1) for world in (2, 4)}
     yield started
-    for ranks in started.values():
-        ranks.close()
+    started[4].close()
 
 
 @pytest.fixture
@@ -96,6 +95,16 @@ def test_a_failing_rank_ends_the_group_with_its_message(four_ranks):
     assert not four_ranks.alive
     with pytest.raises(groups.RankError, match="closed"):
         four_ranks.call("run")
+
+
+def test_a_rank_that_dies_ends_its_group():
+    ranks = groups.RankGroup(2, "cpu", 1)
+    os.kill(ranks.pids[1], signal.SIGKILL)
+    with pytest.raises(groups.RankError, match=r"rank 1 died \(signal 9\)"):
+        for _ in range(50):  # the server notices within REAP_S; until then the ranks may still answer
+            ranks.call("release")
+            time.sleep(0.1)
+    assert not ranks.alive
 
 
 def test_distributed_case_records_per_rank_time_memory_and_bytes(two_ranks):

@@ -1,6 +1,7 @@
 """The keys of a rank group's store through which ranks answer the driver's commands.
 
-Command i is answered under `res/<i>/<rank>`; joining the group is command -1. An answer is
+Command i is answered under `res/<i>/<rank>`; joining the group is command -1, and `now`
+holds the command the driver waits on; `dead` says a rank died (the group cannot answer again). An answer is
 a pickled {"ok": value} or {"error": message, "trace": text}. Whoever sees a failure first (a
 rank whose command raised, rank 0 seeing another rank die, the driver seeing the ranks
 exit) writes the error into every answer still missing, with compare_set, so no answer a
@@ -12,6 +13,10 @@ import pickle
 from typing import Any
 
 import torch.distributed as dist
+
+
+NOW = "now"
+DEAD = "dead"
 
 
 def key(index: int, rank: int) -> str:
