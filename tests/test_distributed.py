@@ -116,7 +116,7 @@ def test_distributed_case_records_per_rank_time_memory_and_bytes(two_ranks):
     metrics = record.all_metrics()
     assert metrics["within_tolerance"] == 1.0 and metrics["rel_err"] < 1e-4
     assert metrics["comm_bytes_counted"] == metrics["comm_bytes_expected"] == 2 * 2 * 32 * 8 * 4
-    assert metrics["rank_max_ms"] >= metrics["rank_min_ms"] > 0
+    assert metrics["rank_max_ms"] >= metrics["rank_min_ms"] > 0 and metrics["threads"] == 1
     assert len(record.memory_samples_bytes) == 2 and metrics["peak_extra_bytes"] >= metrics["rank_min_peak_extra_bytes"]
     assert groups.shared(2, "cpu", 1) is two_ranks  # the case reused the module's group
 

@@ -11,6 +11,8 @@ ranks, per pass. Communication per call and rank: `comm_bytes_counted` (the payl
 handed to torch.distributed, counted by impls.distributed.comm), `comm_bytes_expected` (the
 algorithm's own derivation) and, on the CPU, `comm_bytes_measured` (what the rank's process
 wrote to its sockets during the call, from /proc/self/io), each the largest over the ranks.
+Each rank runs `measure.threads` threads (default 1: the ranks share the machine's cores);
+`threads` in the record is that per-rank figure.
 """
 from __future__ import annotations
 
@@ -52,7 +54,8 @@ class DistributedWorkload(Workload):
         p: DistributedParams = case.typed
         shape = Shape(p.batch, p.heads, p.seq_len, p.head_dim, p.causal, p.world_size)
         _refuse(impl, shape, case)
-        ranks = groups.shared(p.world_size, case.device, case.measure.threads or 1)
+        threads = case.measure.threads or 1  # per rank: P ranks share the machine's cores
+        ranks = groups.shared(p.world_size, case.device, threads)
         dtype = input_dtype(p.precision, case.device)
         ranks.call("prepare", impl=impl.name, shape=_sizes(shape), check_shape=_sizes(check_shape(shape, impl, case)),
                    impl_kwargs=case.impl_kwargs(), dtype=str(dtype).removeprefix("torch."), seed=p.seed)
@@ -64,7 +67,7 @@ class DistributedWorkload(Workload):
         element = torch.empty((), dtype=dtype).element_size()
         expected = impl.fn.expected_bytes(shape, element, **case.impl_kwargs())
         return Prepared(run=run, check=lambda: _check(ranks, p.precision, shape), calls=calls,
-                        stats=lambda: _communication(ranks.call("run"), expected),
+                        stats=lambda: _communication(ranks.call("run"), expected) | {"threads": float(threads)},
                         memory=lambda passes: _memory(ranks, passes),
                         work={"flops": impl.fn.flops(shape)})
 
