@@ -39,24 +39,34 @@ FAIL_TIMEOUT = timedelta(seconds=10)  # telling a group that a rank died: its dr
 def main() -> int:
     registry.load_all()
     ranks: dict[int, dict] = {}  # pid -> its group's request and its rank
+    pending = b""  # read but not yet a whole line (os.read: select sees no Python-side buffer)
     while True:
         readable, _, _ = select.select([sys.stdin], [], [], REAP_S)
         if readable:
-            line = sys.stdin.readline()
-            if not line:  # the driver is gone
+            chunk = os.read(sys.stdin.fileno(), 1 << 16)
+            if not chunk:  # the driver is gone
                 for pid in ranks:
                     os.kill(pid, signal.SIGKILL)
                 return 0
-            request = json.loads(line)
-            if "close" in request:
-                _close(ranks, request["close"])
-            else:
-                for rank in range(request["world"]):
-                    pid = os.fork()
-                    if pid == 0:
-                        _serve(request, rank)
-                    ranks[pid] = request | {"rank": rank}
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                _handle(json.loads(line), ranks)
         _reap(ranks)
+
+
+def _handle(request: dict, ranks: dict[int, dict]) -> None:
+    if "close" in request:
+        _close(ranks, request["close"])
+        return
+    for rank in range(request["world"]):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _serve(request, rank)
+            finally:  # a rank that cannot join its group ends here, never back in the server's loop
+                traceback.print_exc()
+                os._exit(1)
+        ranks[pid] = request | {"rank": rank}
 
 
 def _close(ranks: dict[int, dict], port: int) -> None:
