@@ -67,8 +67,9 @@ def _matches_exact_result(ranks) -> None:
                 assert all(r["measured"] >= r["counted"] for r in runs)  # the payload and gloo's headers
     for precision, dtype in (("fp32", "float32"), ("bf16", "bfloat16")):
         for impl, kwargs in IMPLS:
-            error, _ = _errors(ranks, impl, kwargs, SHAPES[0] | {"causal": True}, dtype)
-            assert error <= ATTENTION_TOLERANCE[precision], (impl, kwargs, precision, error)
+            for causal in (False, True):
+                error, _ = _errors(ranks, impl, kwargs, SHAPES[0] | {"causal": causal}, dtype)
+                assert error <= ATTENTION_TOLERANCE[precision], (impl, kwargs, precision, causal, error)
 
 
 def test_two_ranks_match_the_single_process_result_and_count_their_bytes(two_ranks):

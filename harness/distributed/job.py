@@ -20,7 +20,7 @@ from impls.distributed.problem import Distributed, Shape
 
 @dataclass
 class Job:
-    COMMANDS: ClassVar[tuple[str, ...]] = ("run", "check", "memory", "describe")
+    COMMANDS: ClassVar[tuple[str, ...]] = ("run", "check", "memory")
 
     impl: Distributed
     shape: Shape
@@ -55,9 +55,6 @@ class Job:
     def _sync(self) -> None:
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
-
-    def describe(self) -> dict[str, float]:
-        return {"local_input_bytes": float(sum(t.numel() * t.element_size() for t in self.local))}
 
     def run(self) -> dict[str, Any]:
         """One timed call: its time (ms), what it handed to communication (counted) and what

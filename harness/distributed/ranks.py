@@ -130,7 +130,7 @@ def _serve(request: dict, rank: int) -> NoReturn:
                 job = None  # the last case's tensors go before the next case's are made
                 if command["op"] == "prepare":
                     job = Job.build(rank, world, device, command)
-                answer = {"ok": job.describe() if job else None}
+                answer = {"ok": None}
             elif command["op"] in Job.COMMANDS:
                 answer = {"ok": getattr(job, command["op"])()}
             else:

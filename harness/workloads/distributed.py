@@ -92,7 +92,7 @@ def check_shape(shape: Shape, impl: Impl, case: Case) -> Shape:
     small = Shape(1, shape.heads, shape.seq_len, shape.head_dim, shape.causal, shape.world)
     while small.seq_len ** 2 * small.heads > CHECK_MAX_PAIRS:
         shorter = Shape(1, small.heads, small.seq_len // 2, small.head_dim, small.causal, small.world)
-        if small.seq_len % 2 or impl.fn.refusal(shorter, **case.impl_kwargs()):
+        if small.seq_len % 2 or shorter.seq_len < 2 * shape.world or impl.fn.refusal(shorter, **case.impl_kwargs()):
             break
         small = shorter
     return small
