@@ -95,6 +95,14 @@ _ENTRIES = [
     _low("memory_bytes", "bytes", "cached encoder memory (bytes)"),
     _low("kv_peak_reserved_bytes", "bytes", "peak KV memory reserved (bytes)"),
     _about("kv_peak_contiguous_equiv_bytes", "bytes", "contiguous KV a paged peak stands for (bytes)"),
+    # distributed cases (harness.workloads.distributed): per call and rank, the busiest rank's
+    _time("rank_max_ms", "slowest rank's time per call (ms)"),
+    _time("rank_min_ms", "fastest rank's time per call (ms)", judged=False),
+    _about("rank_min_peak_extra_bytes", "bytes", "smallest rank's peak extra memory (bytes)"),
+    _about("comm_bytes_counted", "bytes", "bytes a rank handed to communication per call (counted)"),
+    _about("comm_bytes_expected", "bytes", "bytes a rank communicates per call, as the algorithm derives them"),
+    _about("comm_bytes_measured", "bytes", "bytes a rank's process wrote to its sockets per call (measured)"),
+    _about("comm_calls", "", "communication calls a rank made per call"),
     # checks against the reference: a case outside tolerance is already `wrong`
     *(_about(name, "", title) for name, title in (
         ("rel_err", "error relative to the reference"), ("max_abs_err", "largest error"),

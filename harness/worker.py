@@ -73,7 +73,7 @@ def _measure(case: Case, ceilings: dict[str, Any] | None, profile: profiles.Requ
         samples, call_samples = _time(prepared, case.device, settings, metrics)
         metrics["timing_s"] = time.perf_counter() - timing_start
         timing = Timing.of(samples, settings.noisy_above)
-        peaks, memory_samples = memory.median_peak(prepared.run, case.device, settings.memory_passes)
+        peaks, memory_samples = (prepared.memory or _worker_peak(prepared.run, case.device))(settings.memory_passes)
         metrics.update(peaks)
     if prepared.stats:
         metrics.update(prepared.stats())
@@ -121,6 +121,10 @@ def _warm_up(run: Callable[[], object], sync: Callable[[], None], calls: int) ->
     warm = time.perf_counter() - t
     return {"first_call_ms": first * 1e3, "warmup_s": first + warm,
             "warm_call_ms": (warm / calls if calls else first) * 1e3}
+
+
+def _worker_peak(run: Callable[[], object], device: str) -> Callable[[int], tuple[dict[str, float], list[float]]]:
+    return lambda passes: memory.median_peak(run, device, passes)
 
 
 def _nothing() -> None:

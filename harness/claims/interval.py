@@ -40,6 +40,9 @@ EXACT = {
     "state_bytes": "bytes of parameters, gradients and optimizer state: arithmetic on shapes",
     "kv_waste": "KV bytes reserved vs used on the simulated trace: set by its lengths and the budget",
     "mean_batch": "sequences per model call on the simulated trace: set by its lengths and the budget",
+    "comm_bytes_counted": "bytes of the tensors handed to torch.distributed: arithmetic on their shapes",
+    "comm_bytes_expected": "the algorithm's bytes per call: arithmetic on the case's sizes",
+    "comm_calls": "a count of communication calls",
 }
 
 

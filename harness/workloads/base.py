@@ -37,6 +37,9 @@ class Prepared:
     stats: Callable[[], dict[str, float]] | None = None  # metrics read once after timing (quality, decode stats)
     timed: bool = True  # False where the result is quality, not speed (train)
     calls: CallLog | None = None  # what run() logs of each call; the timed calls' values become metrics
+    # peak memory measured where the work runs (a distributed case's ranks), in place of the
+    # worker's own passes over run(): passes -> (figures, every pass's peak_extra_bytes)
+    memory: Callable[[int], tuple[dict[str, float], list[float]]] | None = None
 
 
 class Workload:
