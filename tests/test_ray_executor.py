@@ -1,0 +1,140 @@
+"""`harness run --executor ray` on a local Ray instance: the local executor's cases and statuses,
+a Ray worker killed mid-case is an error row and the run goes on, a killed driver resumes losing
+and repeating nothing, and one-line errors for a missing Ray or an unreachable cluster."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.results import load, read_records
+from tests.conftest import PLUGINS, ROOT, TINY_MEASURE, run_in_process, tiny_attention_suite
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'seqbench[ray]')")
+
+SMOKE = ROOT / "suites" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """A local Ray instance for the whole module (it takes 10 s or more to start on 2 cores), joined
+    by this process; its address, for drivers in other processes. Its workers import this tree's
+    code and the test impls."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {"PYTHONPATH": str(ROOT), "SEQBENCH_PLUGINS": PLUGINS, "RAY_USAGE_STATS_ENABLED": "0"}.items():
+            patch.setenv(name, value)
+        sigterm = signal.getsignal(signal.SIGTERM)
+        context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                           logging_level="ERROR")
+        signal.signal(signal.SIGTERM, sigterm)  # ray.init takes it over; pytest's own stays
+    try:
+        yield context.address_info["gcs_address"]
+    finally:
+        ray.shutdown()
+
+
+def run(capsys, *argv) -> tuple[int, str]:
+    code = cli.main(["run", *map(str, argv)])
+    return code, capsys.readouterr().err.strip()
+
+
+def statuses(out: Path) -> dict[str, str]:
+    [run_dir] = out.iterdir()
+    return {r["case_id"]: r["status"] for r in read_records(run_dir)}
+
+
+def test_smoke_under_ray_has_the_local_executors_cases_and_statuses(cluster, tmp_path, monkeypatch, capsys):
+    """With the hosts taken for another node's, so that each reads its env: on this machine it is the run's."""
+    from harness import ray_executor
+
+    monkeypatch.setattr(ray_executor.RayExecutor, "_driver_node", lambda self: "another node")
+    where = "seq_len==64 and not causal"  # naive, sdpa_math, sdpa_flash
+    code, err = run(capsys, SMOKE, "--where", where, "--executor", "ray", "--out", tmp_path / "ray")
+    assert code == 0, err
+    run_in_process(monkeypatch)
+    code, err = run(capsys, SMOKE, "--where", where, "--out", tmp_path / "local")
+    assert code == 0, err
+    under_ray, local = statuses(tmp_path / "ray"), statuses(tmp_path / "local")
+    assert under_ray == local
+    assert len(local) == 3
+    [run_dir] = (tmp_path / "ray").iterdir()
+    frame = load(run_dir)
+    assert list(frame["index"]) == sorted(frame["index"])  # the table in the suite's order, whatever ended first
+    # read on the host, with Ray's OMP_NUM_THREADS undone: the same machine, the same env_id, no envs/
+    assert set(frame["env_id"]) == {json.loads((run_dir / "env.json").read_text())["env_id"]}
+    assert not (run_dir / "envs").exists()
+    assert (frame.loc[frame["status"] == "ok", "wall_s"] >= frame.loc[frame["status"] == "ok", "worker_s"]).all()
+
+
+def test_a_ray_worker_killed_mid_case_is_an_error_row_and_the_run_goes_on(cluster, write_suite, tmp_path, capsys):
+    suite = tiny_attention_suite(impls=["test_kill_host", "test_exit", "naive"], sweep={"seq_len": [16]},
+                                 measure={**TINY_MEASURE, "threads": 2})  # one host at a time on 2 CPUs
+    code, err = run(capsys, write_suite(suite), "--executor", "ray", "--out", tmp_path / "out")
+    assert code == 0, err
+    [run_dir] = (tmp_path / "out").iterdir()
+    rows = {r["label"]: r for r in read_records(run_dir)}
+    assert rows["test_kill_host"]["status"] == "error"
+    assert "Ray worker died mid-case" in rows["test_kill_host"]["reason"]
+    assert rows["test_exit"]["status"] == "error"  # its worker died inside a live host, as locally
+    assert "exited with status 3" in rows["test_exit"]["reason"]
+    assert rows["naive"]["status"] == "ok"
+
+
+def test_a_driver_killed_mid_run_then_resumed_loses_and_repeats_nothing(cluster, write_suite, tmp_path, capsys):
+    seq_lens = [8, 12, 16, 20, 24, 28, 32, 36]
+    suite = tiny_attention_suite(impls=["test_slow"], sweep={"seq_len": seq_lens},
+                                 measure={**TINY_MEASURE, "min_reps": 3, "max_reps": 3, "threads": 1})
+    path, out = write_suite(suite), tmp_path / "out"
+    env = {**os.environ, "SEQBENCH_PLUGINS": PLUGINS, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen([sys.executable, "-m", "harness", "run", str(path), "--out", str(out),
+                               "--executor", "ray", "--ray-address", cluster],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and driver.poll() is None:
+        written = list(out.glob("*/records.jsonl")) if out.exists() else []
+        if written and len(written[0].read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver, with cases in flight on the cluster
+    driver.wait()
+    [run_dir] = out.iterdir()
+    before = read_records(run_dir)
+    assert 2 <= len(before) < len(seq_lens)
+    code, err = run(capsys, path, "--resume", run_dir, "--executor", "ray")
+    assert code == 0, err
+    after = read_records(run_dir)  # refuses a case recorded twice
+    assert after[:len(before)] == before
+    assert sorted(r["params"]["seq_len"] for r in after) == seq_lens
+    assert {r["status"] for r in after} == {"ok"}
+
+
+def test_ray_not_installed_is_a_one_line_error(monkeypatch, capsys):
+    import harness
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as where it is not installed
+    monkeypatch.delitem(sys.modules, "harness.ray_executor", raising=False)
+    monkeypatch.delattr(harness, "ray_executor", raising=False)
+    code, err = run(capsys, SMOKE, "--executor", "ray")
+    assert code == 2
+    assert err.startswith("error: --executor ray: Ray is not installed (")
+    assert err.endswith("); pip install 'seqbench[ray]'") and "\n" not in err
+
+
+def test_an_unreachable_cluster_is_a_one_line_error(capsys):
+    code, err = run(capsys, SMOKE, "--executor", "ray", "--ray-address", "127.0.0.1:1")
+    assert code == 2
+    assert err.startswith("error: --ray-address 127.0.0.1:1: cannot reach a Ray cluster there")
+    assert "\n" not in err
+
+
+def test_ray_address_without_the_ray_executor_is_refused(capsys):
+    code, err = run(capsys, SMOKE, "--ray-address", "127.0.0.1:6379")
+    assert (code, err) == (2, "error: --ray-address: only with --executor ray")
