@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator
 
 import ray
-from ray.exceptions import OutOfMemoryError, RayActorError
+from ray.exceptions import OutOfMemoryError, RayActorError, RayError
 
 from harness.case import Case
 from harness.errors import UserError
@@ -76,12 +76,16 @@ class CaseHost:
         return self._env
 
     def run(self, case: Case, ceilings: dict[str, Any] | None, profile: Any) -> Record:
+        """The case's record, with this node's env_id. `ceilings` are the driver's machine's: on another
+        node they are left out (no percent-of-peak columns) rather than put against other hardware."""
         env = self.environment()
-        return replace(self._executor.run(case, ceilings, profile), env_id=env["env_id"] if env else None)
+        if env is None:
+            return self._executor.run(case, ceilings, profile)
+        return replace(self._executor.run(case, None, profile), env_id=env["env_id"])
 
 
 def _read_env(device: str, omp_threads: str | None) -> subprocess.Popen:
-    """`harness env` in a process of its own: reading a GPU's properties opens a CUDA context, which
+    """harness.env's collect in a process of its own: reading a GPU's properties opens a CUDA context, which
     must not stay in the host beside its worker's. OMP_NUM_THREADS is the driver's: Ray sets it to
     the host's CPUs, which would make torch_threads (so env_id) differ from the driver's on one machine."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
@@ -196,6 +200,9 @@ class RayExecutor:
             record = Record.oom(running.case, f"Ray ended the worker for memory: {_first_line(err)}")
         except RayActorError as err:  # the host died (killed, its node lost): a new one takes the next case
             record = Record.error(running.case, f"the Ray worker died mid-case: {_first_line(err)}")
+        except RayError as err:  # the host failed outside the case (its env unreadable): not used again
+            ray.kill(running.host)
+            record = Record.error(running.case, f"the Ray worker failed: {_first_line(err)}")
         else:
             self._idle.setdefault(running.shape, []).append(running.host)
             self._remember_env(running.host, record.env_id)
