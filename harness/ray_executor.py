@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator
 import ray
 from ray.exceptions import OutOfMemoryError, RayActorError, RayError
 
+from harness import console
 from harness.case import Case
 from harness.errors import UserError
 from harness.executor import LocalExecutor
@@ -138,6 +139,10 @@ class RayExecutor:
             raise UserError(f"--ray-address {self.address}: cannot join the Ray cluster "
                             f"({_first_line(err)})") from None
         self._started_ray = True
+        total = ray.cluster_resources()
+        console.console.print(f"Ray: {'a local instance' if not self.address else self.address}, "
+                              f"{len(ray.nodes())} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs",
+                              markup=False, soft_wrap=True)
         return self
 
     def stream(self, jobs: Iterable[Job]) -> Iterator[Record]:
