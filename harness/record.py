@@ -44,6 +44,7 @@ class Record:
     worker_s: float | None = None  # time in the worker process
     wall_s: float | None = None  # time seen by the runner, start-up and transfer included
     started_at: float | None = None  # when the runner took the case up (Unix time)
+    env_id: str | None = None  # the env it ran in, where that is not the run's (a Ray node: harness.ray_executor)
 
     @classmethod
     def measured(cls, case: Case, metrics: dict[str, Any], timing: Timing | None,
@@ -112,6 +113,6 @@ class Record:
         for key in ("worker_s", "wall_s", "started_at"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
-        if env_id is not None:
-            out["env_id"] = env_id
+        if (self.env_id or env_id) is not None:
+            out["env_id"] = self.env_id or env_id
         return out

@@ -29,6 +29,7 @@ from impls import registry
 # What defines a run's cases: a resumed run must agree with its suite.yaml on these.
 CASE_KEYS = ("name", "workload", "family", "impls", "sweep", "zip", "fixed", "constraints")
 RESUMES = "resumes.yaml"  # what each resume forced past a changed measure block (--force)
+ENVS = "envs"  # envs/<env_id>.json: the env of each node whose env_id differs from env.json's
 
 
 def new_run_dir(out: Path, suite: Suite) -> Path:
@@ -172,9 +173,10 @@ class Run:
 
 
 def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None,
-        executor: LocalExecutor | None = None) -> None:
-    """Run every case not in `job.done` (in `executor`'s worker, perhaps started already; it is
-    closed at the end); each record is on disk before the next case starts.
+        executor: Any = None) -> None:
+    """Run every case not in `job.done` (in `executor`, perhaps started already: a LocalExecutor
+    by default, or one that runs several cases at once, like harness.ray_executor's; it is
+    closed at the end); each record is on disk as soon as its case ends.
     The run folder is owned (run.lock) while records are written; a folder that cannot be
     written any more stops the run with RunStopped, the records so far kept."""
     suite, run_dir, env_id = job.suite, job.run_dir, job.env["env_id"]
@@ -188,25 +190,40 @@ def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None,
     for record in job.previous:
         pruner.observe(record)
     saved, total = len(job.previous), len(job.done | {c.id for c in job.cases})
+    started: dict[str, float] = {}
+    envs_saved = {env_id}
+
+    def save(measured: Record) -> None:
+        nonlocal saved
+        taken_up = started.pop(measured.case.id)  # an executor that queues cases says when it sent one
+        record = measured.timed(started_at=measured.started_at or taken_up).to_json(env_id)
+        try:
+            _save_env(run_dir, record["env_id"], getattr(executor, "environments", {}), envs_saved)
+            writer.append(record)
+        except OSError as err:
+            raise RunStopped(f"cannot write {writer.path} ({err.strerror or err}); {saved} of {total} "
+                             "cases are saved there, those in flight are lost", run_dir) from None
+        saved += 1
+        pruner.observe(record)
+        on_record(record)
+
+    def jobs() -> Iterator[tuple[Case, dict[str, Any] | None, Any]]:
+        """The cases to measure, each decided (skipped, pruned) when the executor takes it up."""
+        for case in (c for c in job.cases if c.id not in job.done):
+            started[case.id] = time.time()
+            reason = (constraint_failure(suite, case) or unavailable(case)
+                      or pruner.reason(case.label, case.params, case.axes))
+            if reason:
+                save(Record.skipped(case, reason).timed(wall_s=0.0))
+            else:
+                yield case, ceilings, profiles.request(run_dir, case)
+
     with run_lock.hold(run_dir):
         writer = _writer(run_dir)
         executor = executor or LocalExecutor()
         try:
-            for case in (c for c in job.cases if c.id not in job.done):
-                reason = (constraint_failure(suite, case) or unavailable(case)
-                          or pruner.reason(case.label, case.params, case.axes))
-                started_at = time.time()
-                measured = (Record.skipped(case, reason).timed(wall_s=0.0) if reason
-                            else executor.run(case, ceilings, profiles.request(run_dir, case)))
-                record = measured.timed(started_at=started_at).to_json(env_id)
-                try:
-                    writer.append(record)
-                except OSError as err:
-                    raise RunStopped(f"cannot write {writer.path} ({err.strerror or err}); {saved} of {total} "
-                                     "cases are saved there, the one in flight is lost", run_dir) from None
-                saved += 1
-                pruner.observe(record)
-                on_record(record)
+            for measured in _stream(executor, jobs()):
+                save(measured)
         finally:
             executor.close()
             writer.close()
@@ -216,6 +233,27 @@ def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None,
             raise RunStopped(f"cannot write {run_dir / results.TABLE} ({err.strerror or err}); all {saved} "
                              f"records are saved in {results.RECORDS}, which report and compare read",
                              run_dir) from None
+
+
+def _stream(executor: Any, jobs: Iterator[tuple[Case, dict[str, Any] | None, Any]]) -> Iterator[Record]:
+    """Records as cases end: the executor's own `stream` where it runs several at once, else its
+    `run`, one case after another."""
+    if hasattr(executor, "stream"):
+        yield from executor.stream(jobs)
+        return
+    for case, ceilings, profile in jobs:
+        yield executor.run(case, ceilings, profile)
+
+
+def _save_env(run_dir: Path, env_id: str, environments: dict[str, dict[str, Any]], saved: set[str]) -> None:
+    """envs/<env_id>.json, once, for a record measured in an env other than the run's (a node of a
+    Ray cluster), so that mixed machines are told apart."""
+    if env_id in saved or env_id not in environments:
+        return
+    folder = run_dir / ENVS
+    folder.mkdir(exist_ok=True)
+    (folder / f"{env_id}.json").write_text(json.dumps(environments[env_id], indent=2, default=str))
+    saved.add(env_id)
 
 
 def _writer(run_dir: Path) -> results.RecordWriter:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness import suite_file
 from harness.errors import RunStopped, UserError
@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after timing each case, a torch.profiler pass: trace, operator table, where the time "
                              "goes (results/<run>/profile/)")
     parser.add_argument("--profile-stack", action="store_true", help="with --profile: record Python stacks too")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: one case at a time on this machine; ray: cases spread over a Ray cluster "
+                             "(pip install seqbench[ray])")
+    parser.add_argument("--ray-address", metavar="HOST:PORT",
+                        help="with --executor ray: the cluster to join (default: RAY_ADDRESS, else a local "
+                             "Ray instance is started)")
     parser.add_argument("--max-cases", type=int, default=suite_file.MAX_CASES, metavar="N",
                         help=f"refuse a suite that expands to more cases (default {suite_file.MAX_CASES:,})")
 
@@ -53,13 +59,26 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--force: only with --resume RUN")
     if args.check_only and (args.profile or args.profile_stack):
         raise UserError("--profile: profiles a timed case, and --check-only times nothing; drop one of them")
-    with LocalExecutor() as executor:
+    if args.ray_address and args.executor != "ray":
+        raise UserError("--ray-address: only with --executor ray")
+    with _executor(args) as executor:
         if not args.dry_run:
             executor.start()  # its imports (torch: a second or more) overlap this process's own
         return _plan_and_run(args, executor)
 
 
-def _plan_and_run(args: argparse.Namespace, executor: LocalExecutor) -> int:
+def _executor(args: argparse.Namespace) -> Any:
+    """The executor --executor names (Ray imported only when asked for)."""
+    if args.executor == "local":
+        return LocalExecutor()
+    try:
+        from harness import ray_executor
+    except ImportError as err:
+        raise UserError(f"--executor ray: Ray is not installed ({err}); pip install 'seqbench[ray]'") from None
+    return ray_executor.RayExecutor(args.ray_address or ray_executor.default_address())
+
+
+def _plan_and_run(args: argparse.Namespace, executor: Any) -> int:
     # imported here, after the worker has started: together they take as long as the worker's own
     from harness import run_lock, runner, suite as suites
 
@@ -97,7 +116,7 @@ def _plan_and_run(args: argparse.Namespace, executor: LocalExecutor) -> int:
         raise
 
 
-def _run(job: Run, device: str, executor: LocalExecutor) -> int:
+def _run(job: Run, device: str, executor: Any) -> int:
     from harness import console, results, runner
 
     suite, todo = job.suite, sum(c.id not in job.done for c in job.cases)
