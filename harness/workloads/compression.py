@@ -44,7 +44,7 @@ from impls.models.lm import param_count
 from impls.precision import FLOAT_DTYPES
 from impls.registry import Impl
 
-Method = Literal["none", "int8_weight_only", "int4_weight_only", "int8_dynamic", "w8a8_static", "fp8",
+Method = Literal["none", "int8_weight_only", "int4_weight_only", "int8_dynamic", "w8a8_static", "w8a8_smoothquant", "fp8",
                  "prune_magnitude", "prune_structured", "prune_2_4", "distill", "student_scratch"]
 TRAINED = ("distill", "student_scratch")
 RESHAPED = ("prune_structured", *TRAINED)  # methods that make a model of another shape
@@ -67,8 +67,8 @@ class CompressionParams(CommonParams):
     n_memorize: int = Field(8, ge=1)  # selective_copy
     n_symbols: int = Field(16, ge=2)  # selective_copy
     group_size: int = Field(32, ge=2)  # int4_weight_only
-    calib_batches: int = Field(4, ge=1)  # w8a8_static: batches of 16 training windows
-    smooth_alpha: float | None = Field(None, ge=0, le=1)  # w8a8_static: SmoothQuant migration strength
+    calib_batches: int = Field(4, ge=1)  # w8a8_*: batches of 16 training windows
+    smooth_alpha: float = Field(0.5, ge=0, le=1)  # w8a8_smoothquant: migration strength
     sparsity: float = Field(0.5, ge=0, lt=1)  # prune_magnitude: weights zeroed; prune_structured: heads, channels
     student_d_model: int = Field(32, ge=1)  # distill, student_scratch
     student_n_layers: int = Field(1, ge=1)
@@ -132,10 +132,10 @@ def _compress(model: torch.nn.Module, task: Task, case: Case, p: CompressionPara
         if p.precision != "fp32":
             raise Skip(f"int8_dynamic quantizes from fp32 weights, not {p.precision}")
         return int8_dynamic.quantize(copy.deepcopy(model), case.device)
-    if method == "w8a8_static":
-        stream = task.batches()
+    if method in ("w8a8_static", "w8a8_smoothquant"):
+        stream = task.batches()  # calibration on training batches, never the held-out ones
         batches = [stream(i)[0].to(case.device) for i in range(p.calib_batches)]
-        return quantize.static_w8a8(model, batches, p.smooth_alpha)
+        return quantize.static_w8a8(model, batches, p.smooth_alpha if method == "w8a8_smoothquant" else None)
     if method == "fp8":
         return quantize.fp8(model)
     if method == "prune_magnitude":
