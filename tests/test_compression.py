@@ -10,10 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.errors import Skip
+from harness.quality import corpus
+from harness.workloads import draft_pair
 from impls import compression, models
 from impls.compression import prune, quantize
 from impls.compression.distill import distillation_loss
 from impls.decoding.int8_weights import quantize_linear_layers
+from tests.conftest import make_case, prepare
 
 # (out_features, in_features, group_size); out 20 has no CPU int4 kernel (N % 16): the fallback path
 SHAPES = [(32, 64, 32), (48, 128, 64), (20, 64, 32)]
@@ -185,3 +189,51 @@ def test_distillation_loss_matches_its_formula(temperature, alpha):
     expected = alpha * temperature ** 2 * kl + (1 - alpha) * ce
     got = distillation_loss(student, teacher, targets, temperature, alpha)
     torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+# ---- the compression workload ------------------------------------------------------------------
+
+TINY = dict(d_model=16, n_layers=1, train_steps=2, seq_len=8, eval_tokens=64, prompt_len=4, new_tokens=4,
+            student_d_model=8)
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path, monkeypatch):
+    """The char corpus a short text, the trained models cached under tmp_path."""
+    text_file = tmp_path / "text.txt"
+    text_file.write_text("the quick brown fox jumps over the lazy dog. " * 20)
+    monkeypatch.setattr(draft_pair, "CACHE_DIR", tmp_path / "cache")
+    load = corpus.load
+    monkeypatch.setattr(corpus, "load", lambda: load(text_file))
+
+
+def _stats(family: str, **params) -> dict:
+    prepared = prepare(make_case("compression", family, "transformer", **params))
+    prepared.run()
+    return prepared.stats()
+
+
+def test_each_record_names_its_kernel_bytes_and_quality(tiny_corpus):
+    base = _stats("model", method="none", **TINY)
+    assert base["kernel_path"] == "dense" and base["token_match"] == 1.0 and base["fallback_layers"] == 0
+    assert {"val_ppl", "val_bpc", "weight_bytes", "param_count"} <= set(base)
+    int8 = _stats("model", method="int8_weight_only", **TINY)
+    # fp32 activations on an x86 CPU: the int8 weights are dequantised every call, and the record says so
+    assert int8["kernel_path"].startswith("dequantize:") and int8["fallback_layers"] > 0
+    assert int8["weight_bytes"] < base["weight_bytes"] and int8["param_count"] == base["param_count"]
+    pruned = _stats("model", method="prune_magnitude", sparsity=0.5, **TINY)
+    assert pruned["weight_bytes"] == base["weight_bytes"] and pruned["zero_fraction"] == pytest.approx(0.5, abs=0.02)
+    student = _stats("model", method="distill", **TINY)
+    assert student["param_count"] < base["param_count"] and student["baseline_val_ppl"] == pytest.approx(base["val_ppl"])
+
+
+def test_selective_copy_and_seq2seq_report_their_task_metrics():
+    copy_task = _stats("model", method="fp8", task="selective_copy", n_memorize=2, n_symbols=4,
+                       **(TINY | {"eval_tokens": 8}))
+    assert 0 <= copy_task["accuracy"] <= 1 and copy_task["kernel_path"].startswith("scaled_mm")
+    translated = _stats("seq2seq", method="int8_dynamic", d_model=16, n_layers=1, train_steps=2, eval_samples=8)
+    assert {"bleu", "rouge1", "rouge2", "rougeL", "exact_match", "token_match"} <= set(translated)
+    assert translated["kernel_path"].startswith("quantized_dynamic_")
+    with pytest.raises(Skip, match="structured pruning"):
+        prepare(make_case("compression", "seq2seq", "transformer", method="prune_structured", d_model=16,
+                          n_layers=1, train_steps=2, eval_samples=8))

@@ -53,27 +53,39 @@ RESHAPED = ("prune_structured", *TRAINED)  # methods that make a model of anothe
 CACHE = "grow"
 
 
-class CompressionParams(CommonParams):
+class MethodParams(CommonParams):
+    """The method and its settings: every family's."""
+
     method: Method = "none"
+    train_steps: int = Field(300, ge=1)
+    batch: int = Field(1, ge=1)  # prompts (sources) decoded at once in the timed call
+    group_size: int = Field(32, ge=2)  # int4_weight_only
+    calib_batches: int = Field(4, ge=1)  # w8a8_*: training batches the activation scales are taken from
+    smooth_alpha: float = Field(0.5, ge=0, le=1)  # w8a8_smoothquant: migration strength
+    sparsity: float = Field(0.5, ge=0, lt=1)  # prune_magnitude: weights zeroed; prune_structured: heads, channels
+
+
+class CompressionParams(MethodParams):
     task: Literal["char_lm", "selective_copy"] = "char_lm"
     d_model: int = Field(64, ge=1)
     n_layers: int = Field(2, ge=1)
-    train_steps: int = Field(300, ge=1)
     seq_len: int = Field(64, ge=8)
-    batch: int = Field(1, ge=1)  # prompts decoded at once in the timed call
     prompt_len: int = Field(16, ge=1)  # char_lm (selective_copy's prompt is its context)
     new_tokens: int = Field(32, ge=1)  # char_lm (selective_copy generates its answer)
     eval_tokens: int = Field(8192, ge=1)  # char_lm: validation characters; selective_copy: held-out sequences (<= 256)
     n_memorize: int = Field(8, ge=1)  # selective_copy
     n_symbols: int = Field(16, ge=2)  # selective_copy
-    group_size: int = Field(32, ge=2)  # int4_weight_only
-    calib_batches: int = Field(4, ge=1)  # w8a8_*: batches of 16 training windows
-    smooth_alpha: float = Field(0.5, ge=0, le=1)  # w8a8_smoothquant: migration strength
-    sparsity: float = Field(0.5, ge=0, lt=1)  # prune_magnitude: weights zeroed; prune_structured: heads, channels
     student_d_model: int = Field(32, ge=1)  # distill, student_scratch
     student_n_layers: int = Field(1, ge=1)
     temperature: float = Field(2.0, gt=0)  # distill
     distill_alpha: float = Field(0.5, ge=0, le=1)  # distill: weight of the soft (KL) term
+
+
+class Seq2SeqCompressionParams(MethodParams):
+    task: Literal["numbers"] = "numbers"
+    d_model: int = Field(64, ge=1)
+    n_layers: int = Field(2, ge=1)
+    eval_samples: int = Field(200, ge=1)  # held-out numbers translated
 
 
 @dataclass
@@ -93,16 +105,22 @@ class Task:
 @register_workload
 class Compression(Workload):
     name = "compression"
-    families = {"model": CompressionParams}
+    families = {"model": CompressionParams, "seq2seq": Seq2SeqCompressionParams}
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        p: CompressionParams = case.typed
+        p = case.typed
         if p.precision not in FLOAT_DTYPES:
             raise Skip(f"the compression workload starts from a float model; precision {p.precision} is not one")
+        if case.family == "seq2seq":
+            from harness.workloads.compression_seq2seq import prepare_seq2seq  # it builds on this module
+
+            return prepare_seq2seq(case, p)
         task = _task(case.impl, p, case.impl_kwargs())
         # a copy: a task's trained model is kept for the worker's next case
         reference = copy.deepcopy(task.model).to(case.device, FLOAT_DTYPES[p.precision]).eval()
-        compressed = _compress(reference, task, case, p)
+        stream = task.batches()  # calibration on training batches, never the held-out ones
+        compressed = compress(reference, lambda: [stream(i)[0] for i in range(p.calib_batches)], case, p,
+                              student=lambda: _student(reference, task, case, p))
         prompts = task.prompts[:p.batch].to(case.device)
         calls = CallLog(summarize=lambda stats: stats.latencies())
         last: dict[str, Any] = {}
@@ -113,14 +131,17 @@ class Compression(Workload):
 
         def stats() -> dict[str, Any]:
             counted = compressed if p.method in RESHAPED else reference  # quantized layers hide their weights
-            return {**_sizes(compressed), "param_count": float(param_count(counted)),
+            return {**sizes(compressed), "param_count": float(param_count(counted)),
                     **_quality(compressed, reference, task, p, case.device)}
 
         return Prepared(run=run, stats=stats, calls=calls, work={"tokens": float(p.batch * task.new_tokens)})
 
 
-def _compress(model: torch.nn.Module, task: Task, case: Case, p: CompressionParams) -> torch.nn.Module:
-    """The compressed model, or Skip with the reason this method cannot run here."""
+def compress(model: torch.nn.Module, calibration: Callable[[], list], case: Case, p: MethodParams,
+             student: Callable[[], torch.nn.Module] | None = None) -> torch.nn.Module:
+    """The compressed model, or Skip with the reason this method cannot run here.
+    `calibration()`: the batches (model inputs) w8a8 takes its scales from; `student()`:
+    the distilled or scratch student (None: this family has none)."""
     method = p.method
     if method == "none":
         return model
@@ -133,14 +154,15 @@ def _compress(model: torch.nn.Module, task: Task, case: Case, p: CompressionPara
             raise Skip(f"int8_dynamic quantizes from fp32 weights, not {p.precision}")
         return int8_dynamic.quantize(copy.deepcopy(model), case.device)
     if method in ("w8a8_static", "w8a8_smoothquant"):
-        stream = task.batches()  # calibration on training batches, never the held-out ones
-        batches = [stream(i)[0].to(case.device) for i in range(p.calib_batches)]
+        batches = [_to(batch, case.device) for batch in calibration()]
         return quantize.static_w8a8(model, batches, p.smooth_alpha if method == "w8a8_smoothquant" else None)
     if method == "fp8":
         return quantize.fp8(model)
     if method == "prune_magnitude":
         return prune.magnitude(model, p.sparsity)
     if method == "prune_structured":
+        if case.family != "model":
+            raise Skip("structured pruning removes the heads and MLP channels of the decoder-only LM's blocks")
         try:
             return prune.structured(model, p.sparsity)
         except ValueError as why:
@@ -150,7 +172,14 @@ def _compress(model: torch.nn.Module, task: Task, case: Case, p: CompressionPara
         if reason:
             raise Skip(reason)
         return prune.two_four(model)
-    return _student(model, task, case, p)
+    if student is None:
+        raise Skip(f"{method} trains a smaller decoder-only student; the {case.family} family has none")
+    return student()
+
+
+def _to(batch, device: str):
+    """A batch (a tensor or a tuple of them) on `device`."""
+    return tuple(t.to(device) for t in batch) if isinstance(batch, tuple) else batch.to(device)
 
 
 def _student(teacher: torch.nn.Module, task: Task, case: Case, p: CompressionParams) -> torch.nn.Module:
@@ -227,7 +256,7 @@ def _selective_copy(preset: str, d_model: int, n_layers: int, steps: int, seed: 
 
 # ---- what the record says ------------------------------------------------------------------------
 
-def _sizes(model: torch.nn.Module) -> dict[str, Any]:
+def sizes(model: torch.nn.Module) -> dict[str, Any]:
     paths = compression.layer_paths(model) or _dynamic_path(model) or "dense"
     fallback = sum(int(part.split(":")[1]) for part in paths.split("+") if part.startswith("dequantize:"))
     return {"kernel_path": paths, "fallback_layers": float(fallback),

@@ -1,6 +1,7 @@
 """Pruning a trained LM: three kinds, which differ in what the kernel then does.
 
-- magnitude: unstructured, the smallest |w| of every block's linear weights set to zero
+- magnitude: unstructured, the smallest |w| of every linear weight (an embedding's tied head
+  aside) set to zero
   (torch.nn.utils.prune.l1_unstructured, made permanent). The weights stay dense tensors,
   so the same dense matmul runs over the zeros: no faster, no smaller.
 - structured: whole attention heads and FFN hidden channels removed (the smallest by L2
@@ -23,8 +24,10 @@ from impls.mixers.attention import Attention
 
 
 def block_linears(model: nn.Module) -> list[nn.Linear]:
-    """The linear layers inside the model's blocks (not the head, which shares the embedding)."""
-    return [m for m in model.blocks.modules() if isinstance(m, nn.Linear)]
+    """The model's linear layers but a head that shares an embedding's weight (pruning it
+    would prune the embedding)."""
+    tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return [m for m in model.modules() if isinstance(m, nn.Linear) and id(m.weight) not in tied]
 
 
 def magnitude(model: nn.Module, sparsity: float) -> nn.Module:

@@ -163,7 +163,7 @@ def static_int8_reference(x: torch.Tensor, linear: nn.Linear, act_absmax: torch.
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
+def calibrate(model: nn.Module, batches: Iterable[torch.Tensor | tuple[torch.Tensor, ...]]) -> dict[str, torch.Tensor]:
     """Per-input-channel max |x| (in,) seen by every nn.Linear, by module name, over `batches`."""
     maxima: dict[str, torch.Tensor] = {}
 
@@ -175,8 +175,8 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, to
 
     handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     try:
-        for batch in batches:
-            model(batch)
+        for batch in batches:  # a tensor, or a tuple of a model's inputs (source, target)
+            model(*batch) if isinstance(batch, tuple) else model(batch)
     finally:
         for handle in handles:
             handle.remove()
@@ -234,7 +234,7 @@ def int4_weight_only(model: nn.Module, group_size: int = 32) -> nn.Module:
     return replace_linears(copy.deepcopy(model), lambda _, linear: Int4Linear(linear, group_size))
 
 
-def static_w8a8(model: nn.Module, batches: Iterable[torch.Tensor], smooth_alpha: float | None = None) -> nn.Module:
+def static_w8a8(model: nn.Module, batches: Iterable[torch.Tensor | tuple[torch.Tensor, ...]], smooth_alpha: float | None = None) -> nn.Module:
     maxima = calibrate(model, batches)
     return replace_linears(copy.deepcopy(model),
                            lambda name, linear: StaticInt8Linear(linear, maxima[name], smooth_alpha))
