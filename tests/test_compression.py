@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from torch import nn
 
 from harness.errors import Skip
 from harness.quality import corpus
+from harness.report.compression import compression_table, markdown
 from harness.workloads import draft_pair
 from impls import compression, models
 from impls.compression import prune, quantize
@@ -237,3 +239,20 @@ def test_selective_copy_and_seq2seq_report_their_task_metrics():
     with pytest.raises(Skip, match="structured pruning"):
         prepare(make_case("compression", "seq2seq", "transformer", method="prune_structured", d_model=16,
                           n_layers=1, train_steps=2, eval_samples=8))
+
+
+def test_the_compression_table_marks_each_task_front_on_its_own_quality():
+    rows = [("none", 100.0, 4000, 5.0), ("int8_weight_only", 50.0, 1500, 5.1), ("prune_magnitude", 99.0, 4000, 6.0),
+            ("prune_structured", 150.0, 2000, 7.0)]
+    frame = pd.DataFrame([dict(workload="compression", status="ok", impl="transformer", task="char_lm", method=m,
+                               sparsity=0.5, kernel_path="dense", tokens_per_s=speed, weight_bytes=size, val_ppl=ppl,
+                               token_match=1.0) for m, speed, size, ppl in rows]
+                         + [dict(workload="compression", status="skipped", impl="transformer", task="char_lm",
+                                 method="prune_2_4")])
+    table = compression_table(frame).set_index("method")
+    assert list(table.index) == ["prune_structured", "none", "prune_magnitude", "int8_weight_only"]
+    assert table["front_speed"].to_dict() == {"prune_structured": True, "none": True, "prune_magnitude": False,
+                                              "int8_weight_only": False}
+    assert table["front_bytes"].to_dict() == {"prune_structured": False, "none": True, "prune_magnitude": False,
+                                              "int8_weight_only": True}
+    assert "prune_magnitude 0.5" in markdown(compression_table(frame))
