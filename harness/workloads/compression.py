@@ -257,7 +257,7 @@ def _selective_copy(preset: str, d_model: int, n_layers: int, steps: int, seed: 
 # ---- what the record says ------------------------------------------------------------------------
 
 def sizes(model: torch.nn.Module) -> dict[str, Any]:
-    paths = compression.layer_paths(model) or _dynamic_path(model) or "dense"
+    paths = "+".join(part for part in (_dynamic_path(model), compression.layer_paths(model)) if part) or "none"
     fallback = sum(int(part.split(":")[1]) for part in paths.split("+") if part.startswith("dequantize:"))
     return {"kernel_path": paths, "fallback_layers": float(fallback),
             "weight_bytes": float(compression.stored_bytes(model)), "zero_fraction": prune.zero_fraction(model)}

@@ -3,8 +3,8 @@
 Each method takes the trained float model (and, where it needs them, calibration
 batches) and returns the compressed model, leaving the float one as it was. Every
 quantized layer keeps `last_path`, the kernel its last call took, so a record names it
-(`layer_paths`) and a fallback such as "dequantize" is visible; `stored_bytes` is
-what the weights take.
+(`layer_paths`, with the linear layers left in float) and a fallback such as
+"dequantize" is visible; `stored_bytes` is what the weights take.
 """
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from torch import nn
 
 
 def layer_paths(model: nn.Module) -> str:
-    """'path:count+...' over every layer that names the kernel its last call took (a
-    `last_path` attribute); '' when no layer does (a plain float model)."""
+    """'path:count+...' over the layers that name the kernel their last call took (a
+    `last_path` attribute) and the plain nn.Linear layers left ('float_linear'); '' when
+    the model has neither."""
     counts = Counter(m.last_path for m in model.modules() if getattr(m, "last_path", None))
-    return "+".join(f"{path}:{n}" for path, n in sorted(counts.items()))
+    counts["float_linear"] = sum(type(m) is nn.Linear for m in model.modules())
+    return "+".join(f"{path}:{n}" for path, n in sorted(counts.items()) if n)
 
 
 def stored_bytes(model: nn.Module) -> int:

@@ -231,7 +231,10 @@ def replace_linears(model: nn.Module, make: Callable[[str, nn.Linear], nn.Module
 
 
 def int4_weight_only(model: nn.Module, group_size: int = 32) -> nn.Module:
-    return replace_linears(copy.deepcopy(model), lambda _, linear: Int4Linear(linear, group_size))
+    """Every linear layer whose inputs split into groups of `group_size` as Int4Linear; a
+    narrower one (Mamba's dt projection takes dt_rank inputs) stays float."""
+    return replace_linears(copy.deepcopy(model), lambda _, linear: (
+        Int4Linear(linear, group_size) if linear.in_features % group_size == 0 else linear))
 
 
 def static_w8a8(model: nn.Module, batches: Iterable[torch.Tensor | tuple[torch.Tensor, ...]], smooth_alpha: float | None = None) -> nn.Module:
