@@ -169,6 +169,7 @@ _ENTRIES = [
     _low("fallback_layers", "", "quantized layers that dequantised instead of running a low-precision kernel"),
     _high("token_match", "", "greedy tokens equal to the uncompressed model's"),
     _about("zero_fraction", "", "block weights exactly zero"),
+    _rate("speedup_vs_uncompressed", "", "uncompressed model's fastest call / this one's (alternated)"),
     _about("baseline_val_ppl", "", "the uncompressed (teacher) model's validation perplexity"),
     _high("rouge1", "", "ROUGE-1 F1"),
     _high("rouge2", "", "ROUGE-2 F1"),

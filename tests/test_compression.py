@@ -218,7 +218,7 @@ def _stats(family: str, **params) -> dict:
 def test_each_record_names_its_kernel_bytes_and_quality(tiny_corpus):
     base = _stats("model", method="none", **TINY)
     assert base["kernel_path"] == "float_linear:5" and base["token_match"] == 1.0 and base["fallback_layers"] == 0
-    assert {"val_ppl", "val_bpc", "weight_bytes", "param_count"} <= set(base)
+    assert {"val_ppl", "val_bpc", "weight_bytes", "param_count"} <= set(base) and base["speedup_vs_uncompressed"] > 0
     int8 = _stats("model", method="int8_weight_only", **TINY)
     # fp32 activations on an x86 CPU: the int8 weights are dequantised every call, and the record says so
     assert int8["kernel_path"] == "dequantize:5" and int8["fallback_layers"] == 5

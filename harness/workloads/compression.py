@@ -9,7 +9,9 @@ call is a greedy generation of `new_tokens` from `batch` held-out prompts.
 
 The record holds the kernel path the layers took (`kernel_path`; `fallback_layers` counts
 layers that dequantised instead of running a low-precision kernel), the bytes of its
-stored weights (`weight_bytes`), and its quality: validation loss, perplexity and bits per
+stored weights (`weight_bytes`), on a CPU `speedup_vs_uncompressed` (the float model's
+fastest decode call over this one's, timed in alternation: robust to load that moves the
+medians from case to case), and its quality: validation loss, perplexity and bits per
 character (char_lm), accuracy of the greedy answers (selective_copy), and `token_match`,
 the fraction of greedy tokens equal to the uncompressed model's from the same prompts.
 `distill` trains a smaller student (student_d_model, student_n_layers) on the teacher's
@@ -28,11 +30,13 @@ from pydantic import Field
 
 from harness.case import Case
 from harness.errors import Skip
+from harness.measure import timer
 from harness.measure.calls import CallLog
 from harness.quality import corpus, synthetic
 from harness.quality.lm_tasks import EVAL_SEED_OFFSET
 from harness.quality.metrics import bits_per_token, perplexity
 from harness.quality.training import Budget, mean_nll, train
+from harness.regression import interleaved_fastest
 from harness.workloads import draft_pair
 from harness.workloads.base import CommonParams, Prepared, Workload, register_workload
 from harness.workloads.generate import corpus_prompts
@@ -125,13 +129,17 @@ class Compression(Workload):
         calls = CallLog(summarize=lambda stats: stats.latencies())
         last: dict[str, Any] = {}
 
+        def run_on(model: torch.nn.Module):
+            return generate(model, prompts, task.new_tokens, "greedy", cache=CACHE)
+
         def run():
-            last["generation"] = generate(compressed, prompts, task.new_tokens, "greedy", cache=CACHE)
+            last["generation"] = run_on(compressed)
             calls.log(last["generation"].stats)
 
         def stats() -> dict[str, Any]:
             counted = compressed if p.method in RESHAPED else reference  # quantized layers hide their weights
             return {**sizes(compressed), "param_count": float(param_count(counted)),
+                    **speedup(lambda: run_on(reference), lambda: run_on(compressed), case.device),
                     **_quality(compressed, reference, task, p, case.device)}
 
         return Prepared(run=run, stats=stats, calls=calls, work={"tokens": float(p.batch * task.new_tokens)})
@@ -261,6 +269,20 @@ def sizes(model: torch.nn.Module) -> dict[str, Any]:
     fallback = sum(int(part.split(":")[1]) for part in paths.split("+") if part.startswith("dequantize:"))
     return {"kernel_path": paths, "fallback_layers": float(fallback),
             "weight_bytes": float(compression.stored_bytes(model)), "zero_fraction": prune.zero_fraction(model)}
+
+
+# a few calls of each, alternated: a decode call is tens to hundreds of ms on a CPU
+ALTERNATED = timer.TimerSettings(min_reps=1, max_reps=2, noise_target=0.05, max_time_s=0.05, threads=1)
+
+
+def speedup(reference: Callable[[], object], compressed: Callable[[], object], device: str) -> dict[str, float]:
+    """speedup_vs_uncompressed: the uncompressed model's fastest call over the compressed
+    one's, the two timed in alternation (CPU only), so that load on a shared machine, which
+    moves the records' medians from case to case, slows both alike."""
+    if device != "cpu":
+        return {}
+    fastest = interleaved_fastest({"reference": reference, "compressed": compressed}, rounds=3, settings=ALTERNATED)
+    return {"speedup_vs_uncompressed": fastest["reference"] / fastest["compressed"]}
 
 
 def _dynamic_path(model: torch.nn.Module) -> str:

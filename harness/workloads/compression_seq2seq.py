@@ -23,7 +23,7 @@ from harness.quality.seq2seq_task import MAX_TARGET, greedy, train_numbers, tran
 from harness.quality.training import token_loss
 from harness.workloads.base import Prepared
 from harness.workloads.builder import sized_config
-from harness.workloads.compression import Seq2SeqCompressionParams, compress, sizes
+from harness.workloads.compression import Seq2SeqCompressionParams, compress, sizes, speedup
 from harness.workloads.train import Seq2SeqTrainParams
 from impls.decoding.seq2seq import generate_seq2seq
 from impls.models.lm import param_count
@@ -46,12 +46,16 @@ def prepare_seq2seq(case: Case, p: Seq2SeqCompressionParams) -> Prepared:
     calls = CallLog(summarize=lambda stats: stats.latencies())
     last: dict[str, Any] = {}
 
+    def run_on(model: torch.nn.Module):
+        return generate_seq2seq(model, src, MAX_TARGET, bos_id=numbers.BOS)
+
     def run():
-        last["generation"] = generate_seq2seq(compressed, src, MAX_TARGET, bos_id=numbers.BOS)
+        last["generation"] = run_on(compressed)
         calls.log(last["generation"].stats)
 
     def stats() -> dict[str, Any]:
         return {**sizes(compressed), "param_count": float(param_count(reference)),
+                **speedup(lambda: run_on(reference), lambda: run_on(compressed), case.device),
                 **_quality(compressed, reference, test, case.device)}
 
     return Prepared(run=run, stats=stats, calls=calls, work={"tokens": float(p.batch * MAX_TARGET)})
