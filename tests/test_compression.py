@@ -245,10 +245,11 @@ def test_the_compression_table_marks_each_task_front_on_its_own_quality():
     rows = [("none", 100.0, 4000, 5.0), ("int8_weight_only", 50.0, 1500, 5.1), ("prune_magnitude", 99.0, 4000, 6.0),
             ("prune_structured", 150.0, 2000, 7.0)]
     frame = pd.DataFrame([dict(workload="compression", status="ok", impl="transformer", task="char_lm", method=m,
+                               precision="fp32", speedup_vs_uncompressed=1.0,
                                sparsity=0.5, kernel_path="dense", tokens_per_s=speed, weight_bytes=size, val_ppl=ppl,
                                token_match=1.0) for m, speed, size, ppl in rows]
                          + [dict(workload="compression", status="skipped", impl="transformer", task="char_lm",
-                                 method="prune_2_4")])
+                                 method="prune_2_4", precision="fp32")])
     table = compression_table(frame).set_index("method")
     assert list(table.index) == ["prune_structured", "none", "prune_magnitude", "int8_weight_only"]
     assert table["front_speed"].to_dict() == {"prune_structured": True, "none": True, "prune_magnitude": False,
