@@ -172,6 +172,16 @@ _ENTRIES = [
     _high("bleu", "", "BLEU"),
     _high("exact_match", "", "exact match"),
     _about("int8_kernel", "", "int8 kernel path that ran"),
+    # compression (harness.workloads.compression)
+    _about("kernel_path", "", "kernel each layer's last call took (path:layers)"),
+    _low("fallback_layers", "", "quantized layers that dequantised instead of running a low-precision kernel"),
+    _high("token_match", "", "greedy tokens equal to the uncompressed model's"),
+    _about("zero_fraction", "", "block weights exactly zero"),
+    _rate("speedup_vs_uncompressed", "", "uncompressed model's fastest call / this one's (alternated)"),
+    _about("baseline_val_ppl", "", "the uncompressed (teacher) model's validation perplexity"),
+    _high("rouge1", "", "ROUGE-1 F1"),
+    _high("rouge2", "", "ROUGE-2 F1"),
+    _high("rougeL", "", "ROUGE-L F1"),
     # GPU clocks around the case (harness.measure.gpu): conditions, not results
     *(_about(name, unit, title) for name, unit, title in (
         ("sm_clock_before_mhz", "MHz", "SM clock before"), ("sm_clock_after_mhz", "MHz", "SM clock after"),

@@ -17,7 +17,7 @@ from torch import nn
 from harness.quality import numbers
 from harness.quality.lm_tasks import budget, log_metrics
 from harness.quality.metrics import bleu, exact_match
-from harness.quality.training import token_loss, train
+from harness.quality.training import TrainLog, token_loss, train
 
 MakeSeq2Seq = Callable[[int, int, int], nn.Module]  # (src_vocab, tgt_vocab, max_seq_len) -> model
 MAX_TARGET = 12  # longest target (10 words) + <bos>/<eos>, with room
@@ -56,8 +56,8 @@ def greedy(model: nn.Module, src: torch.Tensor, max_len: int = MAX_TARGET) -> li
     return torch.stack(out, dim=1).tolist()
 
 
-def numbers_to_words(make_model: MakeSeq2Seq, p: Any) -> dict[str, Any]:
-    """BLEU and exact match of greedy translations of held-out numbers."""
+def train_numbers(make_model: MakeSeq2Seq, p: Any) -> tuple[nn.Module, TrainLog, numbers.Split]:
+    """The model trained on numbers to words under p's budget and options, its log, and the split."""
     data = numbers.split(p.seed, n_test=p.eval_samples)
     gen = torch.Generator().manual_seed(p.seed)
     model = make_model(numbers.SRC_VOCAB, numbers.TGT_VOCAB, 2 * MAX_TARGET)
@@ -73,10 +73,19 @@ def numbers_to_words(make_model: MakeSeq2Seq, p: Any) -> dict[str, Any]:
             tgt_in = sampled_inputs(model, src, tgt_in, p.scheduled_sampling * step / max(1, p.steps), gen)
         return token_loss(model(src, tgt_in), tgt_out, tgt_out != numbers.PAD)
 
-    log = train(model, next_batch, budget(p), loss_fn)
-    test = numbers.pairs(data.test.tolist())
+    return model, train(model, next_batch, budget(p), loss_fn), data
+
+
+def translations(model: nn.Module, test: numbers.Pairs) -> tuple[list[str], list[str]]:
+    """Greedy translations of the test numbers, and the right ones."""
     device = next(model.parameters()).device
     hypotheses = [numbers.decode_target(row) for row in greedy(model, test.src.to(device))]
-    references = [numbers.to_words(n) for n in test.numbers]
+    return hypotheses, [numbers.to_words(n) for n in test.numbers]
+
+
+def numbers_to_words(make_model: MakeSeq2Seq, p: Any) -> dict[str, Any]:
+    """BLEU and exact match of greedy translations of held-out numbers."""
+    model, log, data = train_numbers(make_model, p)
+    hypotheses, references = translations(model, numbers.pairs(data.test.tolist()))
     return {"bleu": bleu(hypotheses, references), "exact_match": exact_match(hypotheses, references),
             **log_metrics(log)}
