@@ -52,7 +52,7 @@ class Section:
         if not columns:
             return [()]
         values = self.frame[columns].drop_duplicates().itertuples(index=False, name=None)
-        return sorted(values, key=lambda combo: tuple(_sort_key(v) for v in combo))
+        return sorted(values, key=lambda combo: tuple(sort_key(v) for v in combo))
 
     def rows(self, combo: tuple, with_x: bool = False) -> pd.DataFrame:
         columns = self.facets + ([self.x] if with_x else [])
@@ -80,7 +80,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _sort_key(value: Any) -> tuple:
+def sort_key(value: Any) -> tuple:
     return (0, float(value), "") if isinstance(value, (int, float)) and not _missing(value) else (1, 0.0, str(value))
 
 

@@ -17,7 +17,7 @@ from harness.metrics import higher_is_better, is_speed
 from harness.analysis.pareto import pareto_front
 from harness.report.data import RunInfo, Section, ceiling_values
 from harness.report.style import bytes_text, colors, combo_title, dashes, number, plot_text, series_name
-from harness.report.units import log_ticks, metric_axis, sweep_axis
+from harness.report.units import auto_scale, log_ticks, metric_axis, sweep_axis
 
 LAYOUT = dict(template="plotly_white", height=460, margin=dict(l=70, r=30, t=80, b=60), title_x=0.01,
               legend=dict(font=dict(size=11)), hoverlabel=dict(align="left"))
@@ -73,7 +73,7 @@ def lines_vs_axis(section: Section, y: str, title: str, with_ci: bool = False) -
     axis = metric_axis(y)
     palette, styles = colors(list(dict.fromkeys(section.frame["label"]))), dashes(section.runs)
     groups, titles = [], []
-    for combo in section.combos():
+    for combo in fullest_first(section, y):
         rows = section.rows(combo)
         group = []
         for (label, run), series in rows.groupby(["label", "run"], sort=False):
@@ -99,6 +99,16 @@ def lines_vs_axis(section: Section, y: str, title: str, with_ci: bool = False) -
                      **(log_ticks(section.frame[section.x]) if _log_axis(section.frame[section.x]) else {}))
     fig.update_yaxes(title=axis.title, **(log_ticks(values) if _log_axis(values) else {}))
     return fig
+
+
+def fullest_first(section: Section, y: str) -> list[tuple]:
+    """The dropdown's combinations, the one with the most ok points along x first (shown on
+    load), the rest in sorted order."""
+    combos = section.combos()
+    def points(combo: tuple) -> int:
+        rows = section.rows(combo)
+        return rows.loc[(rows["status"] == "ok") & rows[y].notna(), section.x].nunique() if y in rows else 0
+    return sorted(combos, key=lambda combo: -points(combo))
 
 
 def _sweep_ticks(section: Section) -> list | None:
@@ -328,6 +338,6 @@ def quality_vs_speed(section: Section, speed: str, quality: str) -> go.Figure | 
     height = "top" if higher_is_better(quality) else "bottom"
     fig.update_layout(title=plot_text(f"quality vs speed: {quality} against {speed} ({height}-{side} is better)"),
                       **LAYOUT)
-    fig.update_xaxes(title=metric_axis(speed).title, **log_ticks(frame[speed]))
+    fig.update_xaxes(title=metric_axis(speed).title, **auto_scale(frame[speed]))
     fig.update_yaxes(title=metric_axis(quality).title)
     return fig

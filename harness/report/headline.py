@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from harness.analysis.crossover import crossovers
@@ -14,7 +13,7 @@ from harness.analysis.speedup import speedups
 from harness.claims import interval
 from harness.metrics import higher_is_better
 from harness.report.data import Section
-from harness.report.style import esc, number
+from harness.report.style import esc, number, value_text
 from harness.report.tables import html_table
 
 FAILED = ("wrong", "error", "oom", "timeout")
@@ -62,7 +61,7 @@ def leads(section: Section, metric: str) -> list[Lead]:
         estimate = draws.estimate()
         if not higher_is_better(metric):  # a time: the second's over the first's
             estimate = _inverse(estimate)
-        setting = ", ".join(f"{c}={v}" for c, v in zip(settings, key[:-1]))
+        setting = ", ".join(f"{c}={value_text(v)}" for c, v in zip(settings, key[:-1]))
         found.append(Lead(key[-1], setting, str(first[who]), str(second[who]), estimate))
     return found
 
@@ -83,7 +82,7 @@ def leads_table(section: Section, metric: str) -> str:
         wins = pd.Series([lead.winner for lead in group]).value_counts()
         top = wins.index[0]
         own = [lead for lead in group if lead.winner == top]
-        rows.append([x, top, f"{wins.iloc[0]} of {len(group)}", _margins(own),
+        rows.append([value_text(x), top, f"{wins.iloc[0]} of {len(group)}", _margins(own),
                      ", ".join(dict.fromkeys(lead.runner_up for lead in own))])
     return html_table([section.x, "winner", "settings won", f"by (95% interval; {metric})", "runner-up"], rows)
 
@@ -105,6 +104,8 @@ def _margins(own: list[Lead]) -> str:
 
 
 def _margin_text(e: interval.Estimate) -> str:
+    if e.value == 1 and (not e.has_interval or e.low == e.high):
+        return "tied (equal values)"
     if not e.has_interval:
         return f"{e.value:.3g}x (no interval: {e.how})"
     verdict = "" if e.low > 1 else " (not separable)"
@@ -123,7 +124,7 @@ def crossover_lines(section: Section, metric: str) -> list[str]:
     found = found[found["faster"].isin(["above", "below", "mixed"])]
     lines = []
     for _, row in found.head(MAX_CROSSOVERS).iterrows():
-        where = ", ".join(f"{f}={row[f]}" for f in section.facets)
+        where = ", ".join(f"{f}={value_text(row[f])}" for f in section.facets)
         how = ("crosses several times, first" if row["faster"] == "mixed"
                else f"faster than {section.baseline} {row['faster']}")
         lines.append(f"{row['label']} {how} {section.x} ≈ {number(row['crossover'])}" + (f" ({where})" if where else ""))
@@ -162,6 +163,3 @@ def section_html(section: Section, metric: str, verdicts: list) -> str:
                 for v in own]
     return "".join(lines) + (f"<ul>{''.join(bullets)}</ul>" if bullets else "")
 
-
-def _finite(values: list[float]) -> list[float]:
-    return [v for v in values if np.isfinite(v)]

@@ -38,7 +38,7 @@ def series_name(label: str, tag: str | None) -> str:
 
 
 def combo_title(columns: list[str], combo: tuple) -> str:
-    return plot_text(", ".join(f"{c}={v}" for c, v in zip(columns, combo))) if columns else ""
+    return plot_text(", ".join(f"{c}={value_text(v)}" for c, v in zip(columns, combo))) if columns else ""
 
 
 def number(value: Any, unit: str = "") -> str:
@@ -48,6 +48,13 @@ def number(value: Any, unit: str = "") -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{value:.3g}{unit}"
     return esc(value)
+
+
+def value_text(value: Any) -> str:
+    """A swept value as a person writes it: 250000, not 250000.0; 0.5 stays 0.5."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def bytes_text(value: Any) -> str:

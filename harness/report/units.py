@@ -37,7 +37,9 @@ class Axis:
 def metric_axis(name: str) -> Axis:
     """The axis of a catalogued metric: its title without a unit in brackets, then its unit."""
     metric = metrics.get(name)
-    words = re.sub(r"\s*\((ms|s|bytes|J|W|MHz|GB/s|TFLOP/s|tokens/s)[^)]*\)$", "", metric.title)
+    percentile = re.search(r"_p(\d+)_", name)
+    title = metric.title.replace("percentile q", f"p{percentile.group(1)}") if percentile else metric.title
+    words = re.sub(r"\s*\((ms|s|bytes|J|W|MHz|GB/s|TFLOP/s|tokens/s)[^)]*\)$", "", title)
     if metric.unit == "bytes":
         return Axis(plot_text(f"{words} (MB)"), 1 / MB)
     if metric.unit and metric.unit not in words:
@@ -52,9 +54,20 @@ def sweep_axis(name: str) -> str:
 
 
 def log_ticks(values: pd.Series) -> dict:
-    """Layout of a log axis over `values`: whole numbers on every tick, and one tick per decade
-    when they span three decades or more (so the labels never crowd)."""
+    """Layout of a log axis over `values`: whole numbers on every tick (0.02, never a bare 2),
+    at 1, 2 and 5 of each decade, or one tick per decade over three decades or more, so the
+    labels never crowd."""
     numeric = pd.to_numeric(values, errors="coerce")
     numeric = numeric[numeric > 0]
-    wide = len(numeric) and numeric.max() / numeric.min() >= 1e3
-    return dict(type="log", tickformat="~g", **({"dtick": 1} if wide else {}))
+    span = numeric.max() / numeric.min() if len(numeric) else 1.0
+    ticks = {"dtick": 1} if span >= 1e3 else ({"dtick": "D2"} if span >= 10 else {})
+    return dict(type="log", tickformat="~g", **ticks)
+
+
+def auto_scale(values: pd.Series) -> dict:
+    """log_ticks where the positive values span a decade or more, else a linear axis."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    numeric = numeric[numeric > 0]
+    if len(numeric) and (pd.to_numeric(values, errors="coerce").dropna() > 0).all() and numeric.max() >= 10 * numeric.min():
+        return log_ticks(numeric)
+    return {}

@@ -8,10 +8,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from harness.report.data import Section
+from harness.report.data import Section, sort_key
 from harness.report.figures import LAYOUT, _dropdown
 from harness.report.style import colors, combo_title, number, plot_text
-from harness.report.units import log_ticks, metric_axis, sweep_axis
+from harness.report.units import auto_scale, log_ticks, metric_axis, sweep_axis
 
 
 def contender_names(section: Section, rows: pd.DataFrame, by: list[str]) -> list[str]:
@@ -31,7 +31,7 @@ def _settings(section: Section, keep: list[str]) -> tuple[list[str], list[tuple]
     if not columns:
         return [], [()]
     combos = section.frame[columns].drop_duplicates().itertuples(index=False, name=None)
-    return columns, sorted(combos, key=lambda c: tuple(str(v) for v in c))
+    return columns, sorted(combos, key=lambda combo: tuple(sort_key(v) for v in combo))
 
 
 def _rows(section: Section, columns: list[str], combo: tuple) -> pd.DataFrame:
@@ -234,5 +234,5 @@ def throughput_vs_latency(section: Section, policy_axis: str, latency: str) -> g
                                  name=name))
     fig.update_layout(title=plot_text(f"throughput against {latency} across request rates"), **LAYOUT)
     fig.update_xaxes(title=metric_axis("output_tokens_per_s").title)
-    fig.update_yaxes(title=metric_axis(latency).title, **log_ticks(frame[latency]))
+    fig.update_yaxes(title=metric_axis(latency).title, **auto_scale(frame[latency]))
     return fig

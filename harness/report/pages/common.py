@@ -59,6 +59,16 @@ def along(section: Section, x: str) -> Section:
     return dataclasses.replace(section, x=x, facets=facets)
 
 
+def lines_per(section: Section, axis: str) -> Section:
+    """The same cases with one line per impl and value of `axis` (serving policies): `axis`
+    joins the label and leaves the dropdown."""
+    if axis == "label" or axis not in section.frame:
+        return section
+    frame = section.frame.assign(label=section.frame["label"].astype(str) + " · " + section.frame[axis].astype(str))
+    return dataclasses.replace(section, frame=frame, facets=[f for f in section.facets if f != axis],
+                               axes=[a for a in section.axes if a != axis])
+
+
 def left_out(title: str, reason: str) -> Part:
     """A figure not drawn, with the one-line reason (never an empty chart)."""
     return Part(title, html=f"<p class='note'>Not drawn: {esc(reason)}.</p>")
