@@ -58,9 +58,22 @@ def build_pages(run_paths: list[Path], metric: str | None = None,
     intro = ("<p class='note'>Hover a point for its numbers; the camera icon above a chart saves it as "
              "an image. Hollow markers: noisy measurements (IQR/median above the suite's limit). Red "
              "crosses: wrong results, never counted as speed. Error bars: 95% CI of the median.</p>")
-    named = [(f"{s.anchor}-{_slug(p.title) or j}", p.figure) for s in page for j, p in enumerate(s.parts)
-             if p.figure is not None]
-    return render(title, intro, page), named
+    return render(title, intro, page), figure_names(page)
+
+
+def figure_names(page: list[PageSection]) -> list[tuple[str, go.Figure]]:
+    """(file name, figure) for every figure: its page's title and its own, made unique."""
+    named, seen = [], set()
+    for section in page:
+        for part in section.parts:
+            if part.figure is None:
+                continue
+            name = "-".join(filter(None, (_slug(section.title), _slug(part.title)))) or "figure"
+            unique = next(f"{name}-{i}" if i else name for i in range(len(seen) + 1)
+                          if (f"{name}-{i}" if i else name) not in seen)
+            seen.add(unique)
+            named.append((unique, part.figure))
+    return named
 
 
 def _page_note(section: data.Section, metric: str) -> str:

@@ -97,7 +97,8 @@ def percentile_bars(section: Section, names: list[str], by: list[str], title: st
         return None
     _dropdown(fig, groups, titles)
     fig.update_layout(title=plot_text(title), barmode="group", **LAYOUT)
-    fig.update_yaxes(title="latency (ms)")
+    values = pd.concat([section.frame[n] for n in present])
+    fig.update_yaxes(title="latency (ms)", **auto_scale(values.dropna()))
     return fig
 
 
