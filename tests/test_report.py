@@ -153,11 +153,11 @@ def test_compare_rejects_a_metric_no_case_has(small_run):
 def test_claims_section_lists_only_the_claims_these_runs_measure(tmp_path):
     import pandas as pd
 
-    from harness.report.tables import claims
+    from harness.report.tables import claims, measured_claims
 
     rows = [{"label": "transformer", "status": "ok", "device": "cpu", "kv_heads": h, "new_tokens": 64,
              "prompt_len": 16, "batch": 1, "cache_bytes_final": 4096.0 * h} for h in (4, 1)]
-    html = claims(pd.DataFrame(rows))
+    html = claims(*measured_claims(pd.DataFrame(rows)))
     assert "gqa_cache_shrink" in html and "reproduced" in html and "1 of " in html
     # claims these records cannot judge are counted, not listed: the claims command lists them
     assert "flash_attention_speedup" not in html and "not applicable here" not in html

@@ -49,7 +49,7 @@ def build_pages(run_paths: list[Path], metric: str | None = None,
         own = PAGES.get(section.workload, generic.parts)(section, runs, chosen[id(section)])
         page.append(PageSection(section.title, f"section-{i}", own, note=_page_note(section, chosen[id(section)])))
     page += profile_section.sections(runs)
-    page.append(PageSection("Published claims", "claims", [Part(html=tables.claims(frame))]))
+    page.append(PageSection("Published claims", "claims", [Part(html=tables.claims(verdicts, total))]))
     failures = tables.failures(frame)
     if failures:
         page.append(PageSection("Cases that did not end ok", "failures", [Part(html=failures)]))

@@ -289,7 +289,7 @@ def ceilings(runs: list[RunInfo], section: Section, precisions: list[str], low: 
 
 # What a model is good at, higher or lower as the catalogue says; distances from a reference
 # (rel_err and the like) measure round-off against a specification and go to correctness
-QUALITY_METRICS = ("val_ppl", "val_loss", "val_bpc", "accuracy", "bleu", "exact_match", "final_loss",
+QUALITY_METRICS = ("val_ppl", "val_ppl_1x", "val_loss", "val_bpc", "accuracy", "bleu", "exact_match", "final_loss",
                    "preference_accuracy")
 
 

@@ -36,23 +36,34 @@ def contenders(section: Section) -> str:
     (serving policies, decoding strategies)."""
     if section.frame["label"].nunique() > 1:
         return "label"
+    if _size(section) is None:
+        return section.x
     for axis in section.facets:
         if not pd.api.types.is_numeric_dtype(section.frame[axis]):
             return axis
     return "label"
 
 
+def _size(section: Section) -> str | None:
+    """The size axis, where the x axis is one (a number), else None."""
+    column = section.frame[section.x]
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    return section.x if numeric and section.x != "point" else None
+
+
 def leads(section: Section, metric: str) -> list[Lead]:
-    """The winner at each (setting, x), over ok cases, with its margin's 95% interval."""
-    who = contenders(section)
+    """The winner at each (setting, size), over ok cases, with its margin's 95% interval."""
+    who, size = contenders(section), _size(section)
     settings = [f for f in section.facets if f != who]
     ok = section.frame[(section.frame["status"] == "ok") & section.frame[metric].notna()]
     if section.multi_run:
         settings = ["run"] + settings
     rng = interval.generator()
     found = []
-    for key, rows in ok.groupby(settings + [section.x], sort=True, dropna=False):
+    keys = settings + ([size] if size else [])
+    for key, rows in (ok.groupby(keys, sort=True, dropna=False) if keys else [((), ok)]):
         key = key if isinstance(key, tuple) else (key,)
+        key = key if size else key + ("every size",)
         best = rows.sort_values(metric, ascending=not higher_is_better(metric)).drop_duplicates(who)
         if len(best) < 2:
             continue
@@ -71,6 +82,10 @@ def _inverse(e: interval.Estimate) -> interval.Estimate:
     return interval.Estimate(1 / e.value, low, high, e.how)
 
 
+def _plural(axis: str) -> str:
+    return "impls" if axis == "label" else f"{axis} values"
+
+
 def leads_table(section: Section, metric: str) -> str:
     """One row per size: the contender that wins most settings there, in how many, and its
     margins over the runner-up (each with its interval, or why it has none)."""
@@ -84,7 +99,7 @@ def leads_table(section: Section, metric: str) -> str:
         own = [lead for lead in group if lead.winner == top]
         rows.append([value_text(x), top, f"{wins.iloc[0]} of {len(group)}", _margins(own),
                      ", ".join(dict.fromkeys(lead.runner_up for lead in own))])
-    return html_table([section.x, "winner", "settings won", f"by (95% interval; {metric})", "runner-up"], rows)
+    return html_table([_size(section) or "size", "winner", "settings won", f"by (95% interval; {metric})", "runner-up"], rows)
 
 
 def _by_x(found: list[Lead]) -> list[tuple[object, list[Lead]]]:
@@ -151,8 +166,9 @@ def section_html(section: Section, metric: str, verdicts: list) -> str:
     ok = int((section.frame["status"] == "ok").sum())
     better = "higher" if higher_is_better(metric) else "lower"
     lines = [f"<h3>{esc(section.title)}</h3>",
-             f"<p class='note'>{ok} of {len(section.frame)} cases ok; ranked by {esc(metric)} ({better} is "
-             f"better) at each {esc(section.x)}; a setting is one combination of the other swept axes.</p>",
+             f"<p class='note'>{ok} of {len(section.frame)} cases ok; {esc(_plural(contenders(section)))} ranked by "
+             f"{esc(metric)} ({better} is better){' at each ' + esc(_size(section)) if _size(section) else ''}; "
+             "a setting is one combination of the other swept axes.</p>",
              leads_table(section, metric)]
     bullets = [f"<li>{esc(line)}</li>" for line in crossover_lines(section, metric)]
     failed = failure_line(section.frame)

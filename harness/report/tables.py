@@ -150,13 +150,12 @@ def environment(runs: list[RunInfo]) -> str:
     return table + f"<p class='note'>{esc(note) if calibrated else note}</p>"
 
 
-def claims(frame: pd.DataFrame) -> str:
-    """The published claims (claims/claims.yaml) these runs measure, with their verdicts; the
-    others are counted in one line with the command that lists them."""
+def claims(verdicts: list, total: int) -> str:
+    """The published claims (claims/claims.yaml) these runs measure (measured_claims), with
+    their verdicts; the others are counted in one line with the command that lists them."""
     from harness.claims.present import COLUMNS
     from harness.commands.claims import rows
 
-    verdicts, total = measured_claims(frame)
     note = (f"<p class='note'>{len(verdicts)} of {total} published claims are measured by these runs; "
             "<code>python -m harness claims RUN ...</code> lists every claim and what would measure it.</p>")
     if not verdicts:
@@ -173,8 +172,10 @@ def measured_claims(frame: pd.DataFrame) -> tuple[list, int]:
 
     every = model.load()
     if "suite" in frame:  # a claim is measured by its own suite's records
-        suites = set(frame["suite"].dropna())
-        every_here = [c for c in every if c.suite_name in suites]
+        suites, names = set(frame["suite"].dropna()), {}
+        for claim in every:  # many claims share a suite file: read each once
+            names.setdefault(claim.suite_path, claim.suite_name)
+        every_here = [c for c in every if names[c.suite_path] in suites]
     else:
         every_here = every
     device = "cuda" if "device" in frame and (frame["device"] == "cuda").any() else "cpu"
