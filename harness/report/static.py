@@ -17,15 +17,26 @@ WIDTH = 1100  # px: the report's figure width on a laptop screen
 PNG_SCALE = 2  # sharp on slides
 
 
+KALEIDO = "kaleido"  # the module plotly exports images through
+
+
 class NoRenderer(Exception):
     """No image renderer can run here; the message says why."""
+
+
+def renderer_missing() -> str | None:
+    """Why no image can be drawn here, or None when kaleido is installed (it finds the browser)."""
+    if importlib.util.find_spec(KALEIDO) is None:
+        return "kaleido is not installed (pip install 'seqbench[report]')"
+    return None
 
 
 def write_static(figures: list[tuple[str, go.Figure]], folder: Path) -> list[Path]:
     """Writes <name>.png and <name>.svg per figure into `folder`; returns the paths written.
     Raises NoRenderer when kaleido or a browser for it is missing."""
-    if importlib.util.find_spec("kaleido") is None:
-        raise NoRenderer("kaleido is not installed (pip install 'seqbench[report]')")
+    missing = renderer_missing()
+    if missing:
+        raise NoRenderer(missing)
     folder.mkdir(parents=True, exist_ok=True)
     still = [still_image(figure) for _, figure in figures]
     paths = [folder / f"{name}.{fmt}" for fmt in FORMATS for name, _ in figures]
