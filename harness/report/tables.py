@@ -172,15 +172,23 @@ def measured_claims(frame: pd.DataFrame) -> tuple[list, int]:
 
     every = model.load()
     if "suite" in frame:  # a claim is measured by its own suite's records
-        suites, names = set(frame["suite"].dropna()), {}
-        for claim in every:  # many claims share a suite file: read each once
-            names.setdefault(claim.suite_path, claim.suite_name)
-        every_here = [c for c in every if names[c.suite_path] in suites]
+        suites = set(frame["suite"].dropna())
+        # a suite file that does not mention a run's suite name cannot be that suite: reading the
+        # text is cheap, parsing every claim's suite is not (a second a report)
+        every_here = [c for c in every if _mentions(c.suite_path, suites) and c.suite_name in suites]
     else:
         every_here = every
     device = "cuda" if "device" in frame and (frame["device"] == "cuda").any() else "cpu"
     verdicts = [evaluate(c, frame, device) for c in every_here]
     return [v for v in verdicts if v.verdict in JUDGED], len(every)
+
+
+def _mentions(path, names: set[str]) -> bool:
+    try:
+        text = path.read_text()
+    except OSError:
+        return True  # let suite_name decide (it falls back to the file's stem)
+    return any(name in text for name in names) or path.stem in names
 
 
 # Distances from a reference implementation: they say whether an impl is right (within its
