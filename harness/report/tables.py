@@ -212,4 +212,5 @@ def correctness(section: Section) -> str:
         checked = group[shown[0][0]].notna().sum()
         rows.append(list(key) + [group[c].max() for c, _ in shown]
                     + [f"{(group['status'] == 'ok').sum()} of {len(group)}", int(checked)])
-    return html_table(by + [f"max {title}" for _, title in shown] + ["ok (within tolerance)", "checked"], rows)
+    headers = [title if column == "tolerance" else f"max {title}" for column, title in shown]
+    return html_table(by + headers + ["ok (within tolerance)", "checked"], rows)

@@ -60,7 +60,7 @@ def log_ticks(values: pd.Series) -> dict:
     numeric = pd.to_numeric(values, errors="coerce")
     numeric = numeric[numeric > 0]
     span = numeric.max() / numeric.min() if len(numeric) else 1.0
-    ticks = {"dtick": 1} if span >= 1e3 else ({"dtick": "D2"} if span >= 10 else {})
+    ticks = {"dtick": 1} if span >= 1e3 else ({"dtick": "D2"} if span >= 3 else {})
     return dict(type="log", tickformat="~g", **ticks)
 
 
