@@ -144,3 +144,12 @@ def test_static_images_are_written_as_png_and_svg(tmp_path):
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[0].stat().st_size > 10_000
     svg = paths[1].read_text()
     assert svg.startswith("<svg") and "causal=True" in svg  # the dropdown's entry is named in the title
+
+
+def test_a_run_whose_every_case_failed_still_gets_a_report_that_says_so(tmp_path, capsys):
+    rows = [record(label, {"task": "char_lm"}, {}, workload="train", status="error") for label in ("a", "b")]
+    section_of(tmp_path, rows)  # writes tmp_path/run
+    out = tmp_path / "report.html"
+    assert cli.main(["report", str(tmp_path / "run"), "-o", str(out)]) == 0
+    html = out.read_text()
+    assert "<b>Not ok:</b> 2 error (a, b)" in html and "Not drawn: no ok case records a loss_curve" in html

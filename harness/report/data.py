@@ -284,6 +284,10 @@ def check_request(frame: pd.DataFrame, runs: list[RunInfo], metric: str, baselin
     if metric not in valid:
         raise UserError(f"--metric {metric}: not a metric with one number per case in these runs; "
                         f"valid: {', '.join(valid)}")
+    check_baseline(frame, baseline)
+
+
+def check_baseline(frame: pd.DataFrame, baseline: str | None) -> None:
     if baseline and baseline not in set(frame["label"]):
         raise UserError(f"--baseline {baseline}: not an impl in these runs; valid: "
                         f"{', '.join(sorted(set(frame['label'])))}")

@@ -54,6 +54,8 @@ def _size(section: Section) -> str | None:
 def leads(section: Section, metric: str) -> list[Lead]:
     """The winner at each (setting, size), over ok cases, with its margin's 95% interval."""
     who, size = contenders(section), _size(section)
+    if metric not in section.frame:  # every case failed, or none measured it
+        return []
     settings = [f for f in section.facets if f != who]
     ok = section.frame[(section.frame["status"] == "ok") & section.frame[metric].notna()]
     if section.multi_run:
@@ -129,7 +131,8 @@ def _margin_text(e: interval.Estimate) -> str:
 
 def crossover_lines(section: Section, metric: str) -> list[str]:
     """Where an impl starts or stops beating the baseline along the size axis."""
-    if not section.baseline or not pd.api.types.is_numeric_dtype(section.frame[section.x]):
+    if (not section.baseline or metric not in section.frame
+            or not pd.api.types.is_numeric_dtype(section.frame[section.x])):
         return []
     table = speedups(section.frame, section.baseline, section.axes or [section.x], metric)
     if table.empty:

@@ -11,7 +11,7 @@ from harness.analysis.speedup import speedups
 from harness.report import figures, rlhf, tables
 from harness.report.data import RunInfo, Section
 from harness.report.page import Part
-from harness.report.pages.common import has
+from harness.report.pages.common import has, left_out
 from harness.report.style import esc
 
 HEATMAP_KEY = ("Blank cells with a cross: a side was wrong (red) or failed (orange); points skipped on "
@@ -20,6 +20,8 @@ HEATMAP_KEY = ("Blank cells with a cross: a side was wrong (red) or failed (oran
 
 def parts(section: Section, runs: list[RunInfo], metric: str) -> list[Part]:
     facets = f" Other swept axes ({esc(', '.join(section.facets))}) are in the dropdown." if section.facets else ""
+    if not has(section, metric):
+        return [left_out(f"{metric} vs {section.x}", f"no ok case records {metric}")] + failure_parts(section)
     found = [Part(f"{metric} vs {section.x}", figures.lines_vs_axis(
         section, metric, f"{metric} vs {section.x}", with_ci=metric == "median_ms"),
         caption=f"One line per impl{' and run' if section.multi_run else ''}.{facets}")]
