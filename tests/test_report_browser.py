@@ -12,8 +12,12 @@ import json
 import re
 import shutil
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
+
+from harness import cli
 
 pytestmark = pytest.mark.slow
 
@@ -109,3 +113,68 @@ def test_report_fits_a_laptop_screen(page):
     layout = json.loads(found.group(1).replace("&quot;", '"'))
     assert layout["page_width"] <= layout["window_width"], layout
     assert 0 < layout["tallest_figure"] <= 640, layout  # 768 less the browser's own bars
+
+
+# One report holding a page per workload, from small committed reference runs: generate (KV
+# cache on and off), serve (policies), model (Mamba scaling), train (positional encodings); the
+# op page is the small report's, above
+WORKLOAD_RUNS = ("2026-12-02-claims_kv_cache", "2026-12-02-claims_serving_vllm", "2026-12-02-claims_mamba_scaling",
+                 "2026-12-01-positional")
+PAGES = {"generate / model": "Cache bytes against generated length", "serve / model": "Throughput against latency",
+         "model / model": "Tokens/s against seq_len", "train / model": "Loss over steps"}
+
+# After load: where each page (h2 section) sits and how many figures plotly drew. (The page's
+# own clock runs on virtual time here; scripts/report_render_time.py reads it in real time.)
+PAGE_PROBE = """<script>window.addEventListener('load', function () { setTimeout(function () {
+  var pages = Array.prototype.map.call(document.querySelectorAll('section'), function (s) {
+    var r = s.getBoundingClientRect();
+    return {title: s.querySelector('h2').textContent, top: r.top + window.scrollY, height: r.height,
+            drawn: s.querySelectorAll('.plot-container.plotly').length,
+            figures: s.querySelectorAll('.plotly-graph-div').length};
+  });
+  var n = document.createElement('pre'); n.id = 'seqbench-pages';
+  n.textContent = JSON.stringify({pages: pages});
+  document.body.appendChild(n); }, 0); });</script>"""
+
+
+@pytest.fixture(scope="module")
+def workload_pages(tmp_path_factory):
+    binary = browser()
+    if binary is None:
+        pytest.skip(f"no Chromium/Chrome binary on PATH (looked for {', '.join(BROWSERS)})")
+    folder = tmp_path_factory.mktemp("pages")
+    report = folder / "report.html"
+    reference = Path(__file__).resolve().parents[1] / "results" / "reference"
+    runs = [str(reference / f"cpu-epyc-2core-{name}") for name in WORKLOAD_RUNS]
+    assert cli.main(["report", *runs, "-o", str(report)]) == 0
+    html = report.read_text()
+    probed = folder / "probed.html"
+    probed.write_text(html.replace("<head>", "<head>" + RECORDER + PAGE_PROBE, 1))
+    started = time.perf_counter()
+    dom = headless(binary, folder / "profile", f"--screenshot={folder / 'pages.png'}", "--dump-dom",
+                   probed.as_uri())
+    browser_s = time.perf_counter() - started
+    found = re.search(r'<pre id="seqbench-pages">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stderr[-2000:]
+    probe = json.loads(found.group(1).replace("&quot;", '"'))
+    kept = {"report_bytes": len(html.encode()), "figures": html.count('class="plotly-graph-div"'),
+            "browser_wall_s": round(browser_s, 2), "pages": probe["pages"]}
+    (folder / "render.json").write_text(json.dumps(kept, indent=1))
+    print(f"\nreport of {len(runs)} runs: {kept['report_bytes'] / 1e6:.2f} MB, {kept['figures']} figures, "
+          f"loaded, drawn and captured by headless Chromium in {browser_s:.1f} s; {folder / 'render.json'}")
+    return {"html": html, "dom": dom, "probe": probe, "folder": folder}
+
+
+def test_every_workload_page_loads_without_script_errors(workload_pages):
+    recorded = re.search(r'<pre id="seqbench-errors">(.*?)</pre>', workload_pages["dom"].stdout, re.S)
+    assert recorded and json.loads(recorded.group(1).replace("&quot;", '"')) == []
+    assert "Uncaught" not in workload_pages["dom"].stderr
+
+
+def test_every_workload_has_its_page_with_its_figures_drawn(workload_pages):
+    pages = {p["title"]: p for p in workload_pages["probe"]["pages"]}
+    assert list(pages)[0] == "Headline"  # the answer first
+    for title, figure in PAGES.items():
+        assert pages[title]["figures"] >= 1 and pages[title]["drawn"] == pages[title]["figures"], pages[title]
+        assert f"<h3>{figure}</h3>" in workload_pages["html"]
+    assert (workload_pages["folder"] / "pages.png").stat().st_size > 50_000  # the headline, drawn

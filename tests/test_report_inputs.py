@@ -13,7 +13,7 @@ from harness import cli
 from harness.analysis.speedup import speedups
 from harness.errors import UserError
 from harness.report import data, figures, tables
-from harness.report.build import runs_side_by_side, section_parts
+from harness.report.pages.generic import parts as section_parts, runs_side_by_side
 
 CALIBRATION = {"ceilings": {"flops": {"fp32": 2.0e12, "bf16": 8.0e12}, "bytes_per_s": 40e9}}
 
@@ -156,7 +156,7 @@ def test_two_runs_are_shown_side_by_side(tmp_path):
     heatmap = next(t for t in part.figure.data if isinstance(t, go.Heatmap))
     assert set(heatmap.y) == {"R2 · naive", "R2 · fast"}
     assert all(v == pytest.approx(math.log2(4)) for row in heatmap.z for v in row)  # 4x faster in R2
-    names = {t.name for t in figures.lines_vs_axis(section, "median_ms", "ms", "t").data}
+    names = {t.name for t in figures.lines_vs_axis(section, "median_ms", "t").data}
     assert {"naive · R1", "naive · R2", "fast · R1", "fast · R2"} <= names  # short tags in legends
     assert "<td>R1</td><td>a/run</td>" in tables.overview(infos, section.frame)
 

@@ -52,7 +52,7 @@ class Section:
         if not columns:
             return [()]
         values = self.frame[columns].drop_duplicates().itertuples(index=False, name=None)
-        return sorted(values, key=lambda combo: tuple(_sort_key(v) for v in combo))
+        return sorted(values, key=lambda combo: tuple(sort_key(v) for v in combo))
 
     def rows(self, combo: tuple, with_x: bool = False) -> pd.DataFrame:
         columns = self.facets + ([self.x] if with_x else [])
@@ -80,7 +80,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _sort_key(value: Any) -> tuple:
+def sort_key(value: Any) -> tuple:
     return (0, float(value), "") if isinstance(value, (int, float)) and not _missing(value) else (1, 0.0, str(value))
 
 
@@ -210,7 +210,7 @@ def sections(frame: pd.DataFrame, runs: list[RunInfo], baseline: str | None) -> 
     for (workload, family), rows in frame.groupby(["workload", "family"], sort=False):
         rows = rows.reset_index(drop=True)
         axes = list(dict.fromkeys(a for listed in rows["axes"] for a in listed if a in rows))
-        x = "seq_len" if "seq_len" in axes else (axes[0] if axes else None)
+        x = size_axis(rows, axes)
         if x is None:  # nothing swept: one point per impl
             rows = rows.assign(point="all")
             x = "point"
@@ -219,6 +219,20 @@ def sections(frame: pd.DataFrame, runs: list[RunInfo], baseline: str | None) -> 
         out.append(Section(workload, family, rows, x, facets, axes, chosen, note,
                            runs=list(dict.fromkeys(rows["run"])), run_tags=run_tags(runs)))
     return out
+
+
+# The axes that say how big a case is, most telling first: what a reader puts on the x axis
+SIZE_AXES = ("seq_len", "prompt_len", "src_len", "new_tokens", "batch", "rate", "target_params", "k",
+             "n_layers", "d_model", "heads", "head_dim")
+
+
+def size_axis(rows: pd.DataFrame, axes: list[str]) -> str | None:
+    """The x axis: the first of SIZE_AXES swept over several values here, else the first numeric
+    swept axis with several values, else the first swept axis (None: nothing is swept)."""
+    varied = [a for a in axes if rows[a].nunique(dropna=True) > 1]
+    numeric = [a for a in varied if pd.api.types.is_numeric_dtype(rows[a]) and not pd.api.types.is_bool_dtype(rows[a])]
+    by_meaning = [a for a in SIZE_AXES if a in numeric]
+    return next(iter(by_meaning + numeric + varied + axes), None)
 
 
 def _baseline(rows: pd.DataFrame, runs: list[RunInfo], requested: str | None) -> tuple[str | None, str]:
@@ -270,6 +284,10 @@ def check_request(frame: pd.DataFrame, runs: list[RunInfo], metric: str, baselin
     if metric not in valid:
         raise UserError(f"--metric {metric}: not a metric with one number per case in these runs; "
                         f"valid: {', '.join(valid)}")
+    check_baseline(frame, baseline)
+
+
+def check_baseline(frame: pd.DataFrame, baseline: str | None) -> None:
     if baseline and baseline not in set(frame["label"]):
         raise UserError(f"--baseline {baseline}: not an impl in these runs; valid: "
                         f"{', '.join(sorted(set(frame['label'])))}")

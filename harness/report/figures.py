@@ -16,7 +16,8 @@ import plotly.graph_objects as go
 from harness.metrics import higher_is_better, is_speed
 from harness.analysis.pareto import pareto_front
 from harness.report.data import RunInfo, Section, ceiling_values
-from harness.report.style import bytes_text, colors, combo_title, dashes, esc, number, series_name
+from harness.report.style import bytes_text, colors, combo_title, dashes, number, plot_text, series_name
+from harness.report.units import auto_scale, log_ticks, metric_axis, sweep_axis
 
 LAYOUT = dict(template="plotly_white", height=460, margin=dict(l=70, r=30, t=80, b=60), title_x=0.01,
               legend=dict(font=dict(size=11)), hoverlabel=dict(align="left"))
@@ -31,13 +32,13 @@ def _log_axis(values: pd.Series) -> bool:
 
 def _xs(values: pd.Series) -> pd.Series | list[str]:
     """Axis values as plotted: numbers as they are, anything else escaped (tick labels are HTML)."""
-    return values if pd.api.types.is_numeric_dtype(values) else [esc(v) for v in values]
+    return values if pd.api.types.is_numeric_dtype(values) else [plot_text(v) for v in values]
 
 
 def _point_text(row: pd.Series, section: Section, lines: list[str]) -> str:
     axes = ", ".join(f"{a}={row[a]}" for a in section.axes if a in row and pd.notna(row[a]))
-    head = [f"<b>{esc(row['label'])}</b>"] + ([f"run {esc(row['run'])}"] if section.multi_run else [])
-    return "<br>".join(head + [esc(axes)] + lines)
+    head = [f"<b>{plot_text(row['label'])}</b>"] + ([f"run {plot_text(row['run'])}"] if section.multi_run else [])
+    return "<br>".join(head + [plot_text(axes)] + lines)
 
 
 def _timing_lines(row: pd.Series) -> list[str]:
@@ -64,38 +65,50 @@ def _dropdown(fig: go.Figure, groups: list[list[int]], titles: list[str], always
                                         y=1.03, yanchor="bottom", showactive=True)])
 
 
-def lines_vs_axis(section: Section, y: str, y_title: str, title: str, with_ci: bool = False) -> go.Figure:
+def lines_vs_axis(section: Section, y: str, title: str, with_ci: bool = False) -> go.Figure:
     """`y` against the section's swept axis, one line per impl (and run); noisy points hollow,
-    wrong results as red crosses off the lines. Log-log where the axis spans a decade."""
+    wrong results as red crosses off the lines. Log-log where the axis spans a decade; the
+    y axis in the metric's unit (bytes in MB)."""
     fig = go.Figure()
+    axis = metric_axis(y)
     palette, styles = colors(list(dict.fromkeys(section.frame["label"]))), dashes(section.runs)
     groups, titles = [], []
-    for combo in section.combos():
+    for combo in fullest_first(section, y):
         rows = section.rows(combo)
         group = []
         for (label, run), series in rows.groupby(["label", "run"], sort=False):
             ok = series[(series["status"] == "ok") & series[y].notna()].sort_values(section.x)
             if ok.empty:
                 continue
-            fig.add_trace(_line(section, ok, y, with_ci, series_name(label, section.tag(run)),
+            fig.add_trace(_line(section, ok, y, axis.scale, with_ci, series_name(label, section.tag(run)),
                                 palette[label], styles[run]))
             group.append(len(fig.data) - 1)
         wrong = rows[(rows["status"] == "wrong") & rows[y].notna()]
         if not wrong.empty:
             fig.add_trace(go.Scatter(
-                x=_xs(wrong[section.x]), y=wrong[y], mode="markers", marker=WRONG, name="wrong result",
-                hovertext=[_point_text(r, section, [f"<b>wrong</b>: {esc(r['reason'])}"]) for _, r in wrong.iterrows()],
-                hoverinfo="text"))
+                x=_xs(wrong[section.x]), y=wrong[y] * axis.scale, mode="markers", marker=WRONG, name="wrong result",
+                hovertext=[_point_text(r, section, [f"<b>wrong</b>: {plot_text(r['reason'])}"])
+                           for _, r in wrong.iterrows()], hoverinfo="text"))
             group.append(len(fig.data) - 1)
         groups.append(group)
         titles.append(combo_title(section.facets, combo))
     _dropdown(fig, groups, titles)
-    log = _log_axis(section.frame[section.x])
-    values = section.frame.loc[section.frame["status"] == "ok", y] if y in section.frame else pd.Series([])
-    fig.update_layout(title=esc(title), **LAYOUT)
-    fig.update_xaxes(title=esc(section.x), type="log" if log else None, tickvals=_sweep_ticks(section))
-    fig.update_yaxes(title=esc(y_title), type="log" if log and bool((values.dropna() > 0).all()) else None)
+    values = section.frame.loc[section.frame["status"] == "ok", y].dropna() if y in section.frame else pd.Series([])
+    fig.update_layout(title=plot_text(title), **LAYOUT)
+    fig.update_xaxes(title=sweep_axis(section.x), tickvals=_sweep_ticks(section),
+                     **(log_ticks(section.frame[section.x]) if _log_axis(section.frame[section.x]) else {}))
+    fig.update_yaxes(title=axis.title, **(log_ticks(values) if _log_axis(values) else {}))
     return fig
+
+
+def fullest_first(section: Section, y: str) -> list[tuple]:
+    """The dropdown's combinations, the one with the most ok points along x first (shown on
+    load), the rest in sorted order."""
+    combos = section.combos()
+    def points(combo: tuple) -> int:
+        rows = section.rows(combo)
+        return rows.loc[(rows["status"] == "ok") & rows[y].notna(), section.x].nunique() if y in rows else 0
+    return sorted(combos, key=lambda combo: -points(combo))
 
 
 def _sweep_ticks(section: Section) -> list | None:
@@ -106,16 +119,16 @@ def _sweep_ticks(section: Section) -> list | None:
     return sorted(values.dropna().unique().tolist())
 
 
-def _line(section: Section, ok: pd.DataFrame, y: str, with_ci: bool, name: str, color: str,
+def _line(section: Section, ok: pd.DataFrame, y: str, scale: float, with_ci: bool, name: str, color: str,
           dash: str) -> go.Scatter:
     noisy = ok["noisy"].fillna(False).astype(bool) if "noisy" in ok else pd.Series(False, index=ok.index)
-    text = [_point_text(r, section, _timing_lines(r) if with_ci else [f"{esc(y)} {_value(y, r[y])}"])
+    text = [_point_text(r, section, _timing_lines(r) if with_ci else [f"{plot_text(y)} {_value(y, r[y])}"])
             for _, r in ok.iterrows()]
     error = None
     if with_ci and {"ci_low_ms", "ci_high_ms"} <= set(ok.columns):
         error = dict(type="data", symmetric=False, array=(ok["ci_high_ms"] - ok[y]).clip(lower=0),
                      arrayminus=(ok[y] - ok["ci_low_ms"]).clip(lower=0), thickness=1, width=3)
-    return go.Scatter(x=_xs(ok[section.x]), y=ok[y], mode="lines+markers", name=name, error_y=error,
+    return go.Scatter(x=_xs(ok[section.x]), y=ok[y] * scale, mode="lines+markers", name=name, error_y=error,
                       line=dict(color=color, dash=dash),
                       marker=dict(size=8, symbol=["circle-open" if n else "circle" for n in noisy],
                                   line=dict(width=2, color=color)),
@@ -138,7 +151,7 @@ def speedup_heatmap(section: Section, table: pd.DataFrame, metric: str) -> go.Fi
         if rows.empty:
             continue
         rows = rows.assign(row=[series_name(l, section.tag(r)) for l, r in zip(rows["label"], rows["run"])],
-                           col=rows[section.x].map(esc))
+                           col=rows[section.x].map(plot_text))
         names = list(dict.fromkeys(rows["row"]))
         most_rows = max(most_rows, len(names))
         groups.append(_heatmap_traces(fig, section, rows, names))
@@ -149,15 +162,15 @@ def speedup_heatmap(section: Section, table: pd.DataFrame, metric: str) -> go.Fi
     word = "faster" if is_speed(metric) else "better"
     # one row per impl (and run), but never taller than a laptop screen shows at once (1366x768)
     layout = LAYOUT | {"height": min(620, max(LAYOUT["height"], 160 + 22 * most_rows))}
-    fig.update_layout(title=esc(f"speedup vs {section.baseline} ({metric}; blue: {word}, ~: noisy)"), **layout)
-    fig.update_xaxes(title=esc(section.x), type="category")
+    fig.update_layout(title=plot_text(f"speedup vs {section.baseline} ({metric}; blue: {word}, ~: noisy)"), **layout)
+    fig.update_xaxes(title=sweep_axis(section.x), type="category")
     fig.update_yaxes(type="category")
     return fig
 
 
 def _heatmap_traces(fig: go.Figure, section: Section, rows: pd.DataFrame, names: list[str]) -> list[int]:
     """Adds one combination's heatmap (and crosses for cases not ok); returns the trace indices."""
-    columns = [esc(v) for v in sorted(rows[section.x].unique(), key=_order)]
+    columns = [plot_text(v) for v in sorted(rows[section.x].unique(), key=_order)]
     z = [[None] * len(columns) for _ in names]
     text = [[""] * len(columns) for _ in names]
     hover = [[""] * len(columns) for _ in names]
@@ -166,10 +179,10 @@ def _heatmap_traces(fig: go.Figure, section: Section, rows: pd.DataFrame, names:
         if pd.notna(r["speedup"]) and r["status"] == "ok":
             z[i][j] = math.log2(r["speedup"])
             text[i][j] = ("~" if r["noisy"] else "") + f"{r['speedup']:.2f}x"
-        hover[i][j] = f"{r['row']}<br>{esc(section.x)}={r['col']}<br>" + (
-            f"speedup {number(r['speedup'])}x vs {esc(section.baseline)}" if pd.notna(r["speedup"]) else "")
+        hover[i][j] = f"{r['row']}<br>{plot_text(section.x)}={r['col']}<br>" + (
+            f"speedup {number(r['speedup'])}x vs {plot_text(section.baseline)}" if pd.notna(r["speedup"]) else "")
         if r["note"]:
-            hover[i][j] += f"<br><i>{esc(r['note'])}</i>"
+            hover[i][j] += f"<br><i>{plot_text(r['note'])}</i>"
     fig.add_trace(go.Heatmap(z=z, x=columns, y=names, text=text, texttemplate="%{text}", hovertext=hover,
                              hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-3, zmax=3,
                              colorbar=dict(title="speedup", tickvals=[-3, -2, -1, 0, 1, 2, 3],
@@ -180,7 +193,7 @@ def _heatmap_traces(fig: go.Figure, section: Section, rows: pd.DataFrame, names:
         fig.add_trace(go.Scatter(x=bad["col"], y=bad["row"], mode="markers", name="not a speedup",
                                  marker=WRONG | {"color": ["#d62728" if s == "wrong" else "#ff7f0e"
                                                            for s in bad["status"]]}, showlegend=False,
-                                 hovertext=[f"{r['row']}: <b>{esc(r['status'])}</b> {esc(r['note'])}"
+                                 hovertext=[f"{r['row']}: <b>{plot_text(r['status'])}</b> {plot_text(r['note'])}"
                                             for _, r in bad.iterrows()], hoverinfo="text"))
         group.append(len(fig.data) - 1)
     return group
@@ -226,9 +239,9 @@ def roofline(section: Section, runs: list[RunInfo]) -> go.Figure | None:
         for (label, run, direction), series in rows.groupby(["label", "run", "direction"], sort=False, dropna=False):
             text = [_point_text(r, section, [f"{number(r['intensity'])} FLOP/B, {number(r['tflops'])} TFLOP/s"]
                                 + _fractions(r)) for _, r in series.iterrows()]
-            name = series_name(label, section.tag(run)) + (f" · {esc(direction)}" if len(directions) > 1 else "")
+            name = series_name(label, section.tag(run)) + (f" · {plot_text(direction)}" if len(directions) > 1 else "")
             fig.add_trace(go.Scatter(x=series["intensity"], y=series["tflops"], mode="markers", name=name,
-                                     hovertext=text, hoverinfo="text", legendgroup=esc(label),
+                                     hovertext=text, hoverinfo="text", legendgroup=plot_text(label),
                                      marker=dict(size=9, color=palette[label],
                                                  symbol=symbols.get(direction, "circle") + variants[run])))
             group.append(len(fig.data) - 1)
@@ -239,9 +252,9 @@ def roofline(section: Section, runs: list[RunInfo]) -> go.Figure | None:
         titles.append(combo_title(["precision"], (precision,)) if precision != "" else "")
     _dropdown(fig, groups, titles)
     markers = f"; markers: {', '.join(map(str, directions))}" if len(directions) > 1 else ""
-    fig.update_layout(title=esc(f"roofline: achieved TFLOP/s vs arithmetic intensity{markers}"), **LAYOUT)
-    fig.update_xaxes(title="arithmetic intensity (FLOP/byte)", type="log")
-    fig.update_yaxes(title="TFLOP/s", type="log")
+    fig.update_layout(title=plot_text(f"roofline: achieved TFLOP/s vs arithmetic intensity{markers}"), **LAYOUT)
+    fig.update_xaxes(title="arithmetic intensity (FLOP/byte)", **log_ticks(ok["intensity"]))
+    fig.update_yaxes(title="achieved (TFLOP/s)", **log_ticks(ok["tflops"]))
     return fig
 
 
@@ -270,15 +283,27 @@ def ceilings(runs: list[RunInfo], section: Section, precisions: list[str], low: 
             if not isinstance(peak, (int, float)) and not isinstance(gbps, (int, float)):
                 continue
             ys = [min(v for v in (peak, (gbps or math.inf) * x / 1e3) if isinstance(v, (int, float))) for x in xs]
-            out.append((esc(f"ceiling {precision} ({env_id})"), xs, ys))
+            out.append((plot_text(f"ceiling {precision} ({env_id})"), xs, ys))
     return out
 
 
-def quality_vs_speed(section: Section, metric: str) -> go.Figure | None:
-    """Error against time for each point of the sweep (dropdown), Pareto front marked."""
+# What a model is good at, higher or lower as the catalogue says; distances from a reference
+# (rel_err and the like) measure round-off against a specification and go to correctness
+QUALITY_METRICS = ("val_ppl", "val_ppl_1x", "val_loss", "val_bpc", "accuracy", "bleu", "exact_match", "final_loss",
+                   "preference_accuracy")
+
+
+def quality_metric(frame: pd.DataFrame) -> str | None:
+    """The first quality metric the section's ok cases hold, or None."""
+    ok = frame[frame["status"] == "ok"]
+    return next((m for m in QUALITY_METRICS if m in ok and ok[m].notna().any()), None)
+
+
+def quality_vs_speed(section: Section, speed: str, quality: str) -> go.Figure | None:
+    """A quality metric against a speed metric for each point of the sweep (dropdown), the
+    Pareto front marked; None when no case has both."""
     frame = section.frame
-    error = "exact_rel_err" if "exact_rel_err" in frame and frame["exact_rel_err"].notna().any() else "rel_err"
-    if error not in frame or not frame[error].notna().any():
+    if quality not in frame or speed not in frame:
         return None
     fig = go.Figure()
     palette = colors(list(dict.fromkeys(frame["label"])))
@@ -286,34 +311,33 @@ def quality_vs_speed(section: Section, metric: str) -> go.Figure | None:
     columns = section.facets + [section.x]
     for combo in section.combos(with_x=True):
         rows = section.rows(combo, with_x=True)
-        rows = rows[rows["status"].isin(["ok", "wrong"]) & rows[metric].notna() & rows[error].notna()]
+        rows = rows[(rows["status"] == "ok") & rows[speed].notna() & rows[quality].notna()]
         if rows.empty:
             continue
         group = []
         for (label, run), series in rows.groupby(["label", "run"], sort=False):
-            text = [_point_text(r, section, [f"{esc(metric)} {number(r[metric])}", f"{error} {number(r[error])}"]
-                                + ([f"<b>wrong</b>: {esc(r['reason'])}"] if r["status"] == "wrong" else []))
+            text = [_point_text(r, section, [f"{plot_text(speed)} {number(r[speed])}",
+                                             f"{plot_text(quality)} {number(r[quality])}"])
                     for _, r in series.iterrows()]
-            fig.add_trace(go.Scatter(x=series[metric], y=series[error], mode="markers", hovertext=text,
+            fig.add_trace(go.Scatter(x=series[speed], y=series[quality], mode="markers", hovertext=text,
                                      hoverinfo="text", name=series_name(label, section.tag(run)),
-                                     marker=dict(size=10, color=palette[label],
-                                                 symbol=["x" if s == "wrong" else "circle" for s in series["status"]])))
+                                     marker=dict(size=10, color=palette[label])))
             group.append(len(fig.data) - 1)
-        ok = rows[rows["status"] == "ok"]
-        if len(ok):
-            front = ok[pareto_front(ok[metric].to_numpy(), ok[error].to_numpy(),
-                                    higher_is_better(metric))].sort_values(metric)
-            fig.add_trace(go.Scatter(x=front[metric], y=front[error], mode="lines", name="Pareto front",
-                                     line=dict(color="#333", dash="dash", width=1)))
-            group.append(len(fig.data) - 1)
-        groups.append(group)
+        # the front minimises lower-is-better quality; flip higher-is-better quality to use it
+        sign = -1.0 if higher_is_better(quality) else 1.0
+        front = rows[pareto_front(rows[speed].to_numpy(), sign * rows[quality].to_numpy(),
+                                  higher_is_better(speed))].sort_values(speed)
+        fig.add_trace(go.Scatter(x=front[speed], y=front[quality], mode="lines", name="Pareto front",
+                                 line=dict(color="#333", dash="dash", width=1)))
+        groups.append(group + [len(fig.data) - 1])
         titles.append(combo_title(columns, combo))
     if not groups:
         return None
     _dropdown(fig, groups, titles)
-    positive = bool((frame[error].dropna() > 0).all())
-    corner = "lower-right" if higher_is_better(metric) else "lower-left"
-    fig.update_layout(title=esc(f"quality vs speed: {error} against {metric} ({corner} is better)"), **LAYOUT)
-    fig.update_xaxes(title=esc(metric), type="log")
-    fig.update_yaxes(title=esc(error), type="log" if positive else None)
+    side = "right" if higher_is_better(speed) else "left"
+    height = "top" if higher_is_better(quality) else "bottom"
+    fig.update_layout(title=plot_text(f"quality vs speed: {quality} against {speed} ({height}-{side} is better)"),
+                      **LAYOUT)
+    fig.update_xaxes(title=metric_axis(speed).title, **auto_scale(frame[speed]))
+    fig.update_yaxes(title=metric_axis(quality).title)
     return fig

@@ -29,7 +29,9 @@ table.env td { font-family: ui-monospace, monospace; font-size: .8rem; }
 .note { color: #555; font-size: .9rem; } nav a { margin-right: 1rem; }
 """
 
-CONFIG = {"responsive": True, "displaylogo": False}
+# the mode bar's camera saves the chart as it is shown (PNG); `report --static` writes PNG and SVG
+CONFIG = {"responsive": True, "displaylogo": False,
+          "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
 @dataclass
@@ -47,6 +49,7 @@ class PageSection:
     title: str
     anchor: str
     parts: list[Part] = field(default_factory=list)
+    note: str = ""  # a line under the title, already escaped
 
 
 def figure_html(figure: go.Figure) -> str:
@@ -70,4 +73,5 @@ def _section(section: PageSection) -> str:
         caption = f"<p class='note'>{part.caption}</p>" if part.caption else ""
         content = f"<div class='figure'>{figure_html(part.figure)}</div>" if part.figure is not None else part.html
         parts.append(heading + caption + content)
-    return f"<section id='{esc(section.anchor)}'><h2>{esc(section.title)}</h2>{''.join(parts)}</section>"
+    note = f"<p class='note'>{section.note}</p>" if section.note else ""
+    return f"<section id='{esc(section.anchor)}'><h2>{esc(section.title)}</h2>{note}{''.join(parts)}</section>"

@@ -12,8 +12,16 @@ DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 
 
 def esc(value: Any) -> str:
-    """Anything a user wrote (labels, params, reasons) passes through here before display."""
+    """Anything a user wrote (labels, params, reasons) passes through here before it goes into
+    the page's HTML."""
     return html.escape(str(value), quote=True)
+
+
+def plot_text(value: Any) -> str:
+    """Text drawn by plotly (titles, legends, ticks, hovers): plotly reads it as a small subset
+    of HTML that decodes &amp; &lt; &gt; but shows &quot; and &#x27; as typed, so only those
+    three are escaped: a label shows once, as written."""
+    return html.escape(str(value), quote=False)
 
 
 def colors(labels: list[str]) -> dict[str, str]:
@@ -26,11 +34,11 @@ def dashes(runs: list[str]) -> dict[str, str]:
 
 def series_name(label: str, tag: str | None) -> str:
     """A legend entry: the impl, and the run's short tag (R1, R2, ...) when several runs share a chart."""
-    return esc(f"{label} · {tag}" if tag else label)
+    return plot_text(f"{label} · {tag}" if tag else label)
 
 
 def combo_title(columns: list[str], combo: tuple) -> str:
-    return esc(", ".join(f"{c}={v}" for c, v in zip(columns, combo))) if columns else ""
+    return plot_text(", ".join(f"{c}={value_text(v)}" for c, v in zip(columns, combo))) if columns else ""
 
 
 def number(value: Any, unit: str = "") -> str:
@@ -40,6 +48,13 @@ def number(value: Any, unit: str = "") -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{value:.3g}{unit}"
     return esc(value)
+
+
+def value_text(value: Any) -> str:
+    """A swept value as a person writes it: 250000, not 250000.0; 0.5 stays 0.5."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def bytes_text(value: Any) -> str:

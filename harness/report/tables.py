@@ -92,7 +92,7 @@ def failures(frame: pd.DataFrame, section: Section | None = None) -> str:
     (and, in the table for the whole report, by its workload and family)."""
     bad = frame[frame["status"] != "ok"]
     if bad.empty:
-        return "<p class='note'>Every case ended ok.</p>"
+        return ""
     rows = [([] if section else [f"{r['workload']} / {r['family']}"])
             + [r["run"], r["label"], _case_text(r), r["status"], r.get("reason", "")] for _, r in bad.iterrows()]
     headers = ([] if section else ["workload"]) + ["run", "impl", "case", "status", "reason"]
@@ -150,18 +150,67 @@ def environment(runs: list[RunInfo]) -> str:
     return table + f"<p class='note'>{esc(note) if calibrated else note}</p>"
 
 
-def claims(frame: pd.DataFrame) -> str:
-    """Every published claim (claims/claims.yaml) with its verdict on these runs; a claim they
-    cannot judge says why (not measured: the command; not applicable here: what it needs)."""
-    from harness.claims import model
-    from harness.claims.evaluate import JUDGED, evaluate
+def claims(verdicts: list, total: int) -> str:
+    """The published claims (claims/claims.yaml) these runs measure (measured_claims), with
+    their verdicts; the others are counted in one line with the command that lists them."""
     from harness.claims.present import COLUMNS
     from harness.commands.claims import rows
 
-    device = "cuda" if "device" in frame and (frame["device"] == "cuda").any() else "cpu"
-    verdicts = [evaluate(c, frame, device) for c in model.load()]
-    judged = sum(v.verdict in JUDGED for v in verdicts)
-    note = (f"<p class='note'>{judged} of {len(verdicts)} claims judged from these runs "
-            "(python -m harness claims RUN ... [--run-missing]).</p>")
+    note = (f"<p class='note'>{len(verdicts)} of {total} published claims are measured by these runs; "
+            "<code>python -m harness claims RUN ...</code> lists every claim and what would measure it.</p>")
+    if not verdicts:
+        return note
     cells = [[row[0].replace("**", "")] + row[1:] for row in rows(verdicts)]
     return note + html_table(list(COLUMNS), cells)
+
+
+def measured_claims(frame: pd.DataFrame) -> tuple[list, int]:
+    """(verdicts of the claims whose suite these runs ran and that they could judge, number
+    of claims in all). Claims of other suites are not evaluated: they cannot be measured here."""
+    from harness.claims import model
+    from harness.claims.evaluate import JUDGED, evaluate
+
+    every = model.load()
+    if "suite" in frame:  # a claim is measured by its own suite's records
+        suites = set(frame["suite"].dropna())
+        # a suite file that does not mention a run's suite name cannot be that suite: reading the
+        # text is cheap, parsing every claim's suite is not (a second a report)
+        every_here = [c for c in every if _mentions(c.suite_path, suites) and c.suite_name in suites]
+    else:
+        every_here = every
+    device = "cuda" if "device" in frame and (frame["device"] == "cuda").any() else "cpu"
+    verdicts = [evaluate(c, frame, device) for c in every_here]
+    return [v for v in verdicts if v.verdict in JUDGED], len(every)
+
+
+def _mentions(path, names: set[str]) -> bool:
+    try:
+        text = path.read_text()
+    except OSError:
+        return True  # let suite_name decide (it falls back to the file's stem)
+    return any(name in text for name in names) or path.stem in names
+
+
+# Distances from a reference implementation: they say whether an impl is right (within its
+# precision's tolerance), not how good a model is
+REFERENCE_DISTANCES = [("rel_err", "relative error"), ("max_abs_err", "largest error"),
+                       ("exact_rel_err", "relative error vs exact attention"),
+                       ("grad_rel_err", "gradient relative error"), ("tolerance", "tolerance")]
+
+
+def correctness(section: Section) -> str:
+    """Per impl (and run): the largest distance from its reference over its checked cases,
+    the tolerance, and how many cases were within it ('' when nothing was checked)."""
+    frame = section.frame[section.frame["status"].isin(["ok", "wrong"])]
+    shown = [(c, title) for c, title in REFERENCE_DISTANCES if c in frame and frame[c].notna().any()]
+    if not shown:
+        return ""
+    by = ["run", "label"] if section.multi_run else ["label"]
+    rows = []
+    for key, group in frame.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        checked = group[shown[0][0]].notna().sum()
+        rows.append(list(key) + [group[c].max() for c, _ in shown]
+                    + [f"{(group['status'] == 'ok').sum()} of {len(group)}", int(checked)])
+    headers = [title if column == "tolerance" else f"max {title}" for column, title in shown]
+    return html_table(by + headers + ["ok (within tolerance)", "checked"], rows)
