@@ -168,6 +168,7 @@ _ENTRIES = [
     _low("val_loss", "", "validation loss"),
     _low("val_ppl", "", "validation perplexity"),
     _low("val_bpc", "", "validation bits per character"),
+    _low("val_bits_per_token", "", "validation bits per token"),
     _high("accuracy", "", "accuracy"),
     _high("bleu", "", "BLEU"),
     _high("exact_match", "", "exact match"),
@@ -191,6 +192,7 @@ _ENTRIES = [
     _about("chars", "", "characters per call"),
     _rate("chars_per_s", "chars/s", "characters per second", per_median_call=True),
     _about("chars_per_token", "", "characters per token"),
+    _about("chars_per_window", "", "characters per training window"),
     # long dialogues (harness.workloads.dialogue)
     _low("prompt_tokens_per_turn", "", "prompt words per question"),
     _low("max_prompt_tokens", "", "longest prompt (words)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness import metrics as catalogue
 from harness.case import Case
 from harness.quality import corpus, tokenization
 from harness.workloads.tokenize import Tokenize
@@ -96,6 +97,7 @@ def test_char_lm_reports_bits_per_character_over_the_characters_its_tokens_cover
     assert result["val_bpc"] == pytest.approx(result["val_bits_per_token"] / result["chars_per_token"])
     assert result["chars_per_window"] == pytest.approx(16 * result["chars_per_token"])
     assert (result["chars_per_token"] == 1.0) == (tokenizer == "char")
+    catalogue.check(result)  # the worker would make a case that reports an unknown metric an error
     assert result["vocab_size"] == (corpus.load().vocab_size if tokenizer == "char" else 300)
 
 
