@@ -257,3 +257,24 @@ def test_the_compression_table_marks_each_task_front_on_its_own_quality():
     assert table["front_bytes"].to_dict() == {"prune_structured": False, "none": True, "prune_magnitude": False,
                                               "int8_weight_only": True}
     assert "prune_magnitude 0.5" in markdown(compression_table(frame))
+
+
+def test_a_compression_run_gets_its_own_report_page_with_both_fronts_and_the_table(tiny_corpus, tmp_path, monkeypatch):
+    import yaml
+
+    from harness import runner, suite as suites
+    from harness.report.build import build_pages
+    from tests.conftest import run_in_process
+
+    run_in_process(monkeypatch)
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump({
+        "name": "compression-page", "workload": "compression", "family": "model", "device": "cpu",
+        "impls": ["transformer"], "sweep": {"method": ["none", "int8_weight_only"]},
+        "fixed": {**TINY, "task": "char_lm"}, "measure": {"warmup": 1, "min_reps": 3, "max_reps": 3, "threads": 1}}))
+    suite = suites.load(tmp_path / "suite.yaml")
+    run_dir = runner.new_run_dir(tmp_path / "results", suite)
+    runner.run(runner.Run(suite, suites.expand(suite, "cpu"), run_dir, runner.start(run_dir, suite, "cpu")))
+    html, named = build_pages([run_dir])
+    assert "char_lm (fp32): quality against speed" in html and "char_lm (fp32): quality against weight bytes" in html
+    assert "Every method" in html and "dequantize:5" in html  # the fallback is visible on the page
+    assert sum("quality-against" in name for name, _ in named) == 2

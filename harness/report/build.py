@@ -10,16 +10,18 @@ import plotly.graph_objects as go
 from harness.metrics import higher_is_better
 from harness.report import data, headline, profile_section, tables
 from harness.report.page import PageSection, Part, render
-from harness.report.pages import common, generate, generic, model, serve, train
+from harness.report.pages import common, compression, generate, generic, model, serve, train
 from harness.report.style import esc
 
-PAGES = {"generate": generate.parts, "serve": serve.parts, "train": train.parts, "model": model.parts}
+PAGES = {"generate": generate.parts, "serve": serve.parts, "train": train.parts, "model": model.parts,
+         "compression": compression.parts}
 QUESTIONS = {
     "generate": "how fast each architecture and strategy decodes, and what it costs",
     "serve": "how much traffic each policy serves, and at what latency",
     "train": "how well each architecture learns for the same budget",
     "model": "how time and memory grow with sequence length, per architecture",
     "op": "which implementation is fastest at each size, and is it right",
+    "compression": "what each compression method saves in bytes and time, and what it costs in quality",
 }
 
 
