@@ -112,9 +112,7 @@ def test_a_ray_worker_killed_mid_case_is_an_error_row_and_the_run_goes_on(ray_ru
     assert {rows[label]["status"] for label in ("naive", "sdpa_math", "sdpa_flash")} == {"ok"}
 
 
-@pytest.mark.skipif(not os.environ.get("SEQBENCH_RAY_SLOW"),
-                    reason="starts a driver process and two runs' workers (30 s or more on 2 cores); "
-                           "set SEQBENCH_RAY_SLOW=1 to run it")
+@pytest.mark.slow  # a driver process and two runs' workers: 20-60 s on 2 cores
 def test_a_driver_killed_mid_run_then_resumed_loses_and_repeats_nothing(cluster, write_suite, tmp_path, capsys):
     seq_lens = [8, 12, 16, 20, 24, 28]
     suite = tiny_attention_suite(impls=["test_slow"], sweep={"seq_len": seq_lens},
