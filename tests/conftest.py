@@ -88,6 +88,12 @@ def pytest_collection_finish(session) -> None:
     gc.freeze()
 
 
+def pytest_unconfigure(config) -> None:
+    """Unfrozen before the interpreter exits, so every object is finalized as usual (frozen,
+    triton's bindings report their objects as leaked after pytest's summary)."""
+    gc.unfreeze()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _frozen_heap():
     """What earlier modules left alive (fixtures, caches, modules imported late) frozen too;
