@@ -71,6 +71,21 @@ def max_rel_err(out, expected) -> float:
     return float((out.double() - expected).abs().max() / expected.abs().max())
 
 
+@pytest.fixture
+def tiny_corpus(tmp_path, monkeypatch) -> Path:
+    """The char corpus a short text; models trained on it (harness.workloads.draft_pair) cached
+    under the folder returned."""
+    from harness.quality import corpus
+    from harness.workloads import draft_pair
+
+    text_file = tmp_path / "text.txt"
+    text_file.write_text("the quick brown fox jumps over the lazy dog. " * 20)
+    monkeypatch.setattr(draft_pair, "CACHE_DIR", tmp_path / "cache")
+    load = corpus.load
+    monkeypatch.setattr(corpus, "load", lambda: load(text_file))
+    return tmp_path / "cache"
+
+
 def harness_cli(*args: str, timeout: float = 300, env_extra: dict[str, str] | None = None,
                 **popen) -> subprocess.CompletedProcess:
     """Run `python -m harness ...` as a user would, with the test impls available."""

@@ -12,9 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import Skip
-from harness.quality import corpus
 from harness.report.compression import compression_table, markdown
-from harness.workloads import draft_pair
 from impls import compression, models
 from impls.compression import prune, quantize
 from impls.compression.distill import distillation_loss
@@ -197,16 +195,6 @@ def test_distillation_loss_matches_its_formula(temperature, alpha):
 
 TINY = dict(d_model=16, n_layers=1, train_steps=2, seq_len=8, eval_tokens=64, prompt_len=4, new_tokens=4,
             student_d_model=8)
-
-
-@pytest.fixture
-def tiny_corpus(tmp_path, monkeypatch):
-    """The char corpus a short text, the trained models cached under tmp_path."""
-    text_file = tmp_path / "text.txt"
-    text_file.write_text("the quick brown fox jumps over the lazy dog. " * 20)
-    monkeypatch.setattr(draft_pair, "CACHE_DIR", tmp_path / "cache")
-    load = corpus.load
-    monkeypatch.setattr(corpus, "load", lambda: load(text_file))
 
 
 def _stats(family: str, **params) -> dict:

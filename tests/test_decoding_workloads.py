@@ -9,7 +9,6 @@ from safetensors.torch import save_model
 from harness import workloads
 from harness.case import Case
 from harness.errors import Skip
-from harness.quality import corpus
 from harness.workloads import draft_pair
 from impls import models
 from tests.conftest import make_case, prepare
@@ -79,17 +78,6 @@ def test_seq2seq_generate_workload_counts_encoder_calls(encoder_cache):
                           encoder_cache=encoder_cache))
     assert p.check()["within_tolerance"] == 1.0
     assert p.stats()["encoder_calls"] == (1 if encoder_cache else 4)
-
-
-@pytest.fixture
-def tiny_corpus(tmp_path, monkeypatch):
-    """draft_pair on a short text, caching under tmp_path."""
-    text_file = tmp_path / "text.txt"
-    text_file.write_text("the quick brown fox jumps over the lazy dog. " * 20)
-    monkeypatch.setattr(draft_pair, "CACHE_DIR", tmp_path / "cache")
-    load = corpus.load
-    monkeypatch.setattr(corpus, "load", lambda: load(text_file))
-    return tmp_path / "cache"
 
 
 def _train_tiny(preset="transformer", d_model=16, **params):
