@@ -1,4 +1,7 @@
-"""The environment a run was measured in (env.json), and its short id."""
+"""The environment a run was measured in (env.json), and its short id.
+
+What only torch can say (its version as it reports it, its threads, the GPU) comes from
+`torch_facts`, read in a worker: the runner collects the rest without importing torch."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +14,6 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
-import torch
 
 # Left out of env_id: when it was read, and which commit of seqbench ran (the
 # commit is in env.json; the id names the machine and its software, so that a
@@ -22,7 +24,10 @@ VOLATILE = ("load_average", "collected_at", "git_commit", "git_dirty", "gpu_cloc
 NULL_ON_CPU = ("cuda", "driver")
 
 
-def collect(device: str) -> dict[str, Any]:
+def collect(device: str, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The env of a run on `device`; `facts`: torch_facts(device) as a worker read them (read
+    here, importing torch, when not given)."""
+    facts = torch_facts(device) if facts is None else facts
     env: dict[str, Any] = {
         "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         # 1/5/15-minute load averages when the run started: on a shared machine, what else ran
@@ -33,8 +38,8 @@ def collect(device: str) -> dict[str, Any]:
         "device": device,
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch_threads": facts["torch_threads"],
+        "torch": facts["torch"],
         "triton": _version("triton"),
         "numpy": _version("numpy"),
         "pandas": _version("pandas"),
@@ -42,11 +47,20 @@ def collect(device: str) -> dict[str, Any]:
         "seqbench": _version("seqbench"),
         **_git(),
         **dict.fromkeys(NULL_ON_CPU),
+        **facts.get("gpu", {}),
     }
-    if device == "cuda" and torch.cuda.is_available():
-        env.update(_cuda())
     env["env_id"] = env_id(env)
     return env
+
+
+def torch_facts(device: str) -> dict[str, Any]:
+    """torch's version and default thread count, and on CUDA the GPU's description."""
+    import torch
+
+    facts: dict[str, Any] = {"torch": str(torch.__version__), "torch_threads": torch.get_num_threads()}  # str: no torch to unpickle it
+    if device == "cuda" and torch.cuda.is_available():
+        facts["gpu"] = _cuda()
+    return facts
 
 
 def env_id(env: dict[str, Any]) -> str:
@@ -57,6 +71,8 @@ def env_id(env: dict[str, Any]) -> str:
 
 
 def _cuda() -> dict[str, Any]:
+    import torch
+
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     info = {"gpu": props.name, "gpu_count": torch.cuda.device_count(),
             "gpu_memory_bytes": props.total_memory, "compute_capability": f"{props.major}.{props.minor}",

@@ -14,12 +14,14 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness import memory_limit
 from harness.measure import allocator
-from harness.case import Case
-from harness.record import Record
+
+if TYPE_CHECKING:  # imported on use: `harness run` starts its worker before pydantic and numpy are in
+    from harness.case import Case
+    from harness.record import Record
 
 STARTUP_TIMEOUT_S = 300.0
 PARENT_POLL_S = 0.5
@@ -52,9 +54,7 @@ def _serve(conn, parent: int) -> None:
     """Worker main loop: answer each case with its record until told to stop."""
     die_with_parent(parent)
     allocator.steady()
-    from harness import worker  # torch and the measuring code, imported once per worker
-
-    _preload()
+    from harness import plan, worker  # torch and the measuring code, imported once per worker
 
     # What the imports made lives as long as the worker: out of the collector's sight, the full
     # collection before each memory pass reads only what cases made (0.1 ms, not 140).
@@ -66,22 +66,25 @@ def _serve(conn, parent: int) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
+        if isinstance(job, plan.Request):  # it imports the suite's workload and impls: frozen too
+            conn.send(_plan(job))
+            gc.freeze()
+            continue
         case, ceilings, profile = job
         memory_limit.apply(case.measure.memory_limit_gib)
         conn.send(worker.execute(case, ceilings, profile))
 
 
-def _preload() -> None:
-    """Import every workload and impl while the runner still reads its suite, rather than in
-    the first case."""
-    from harness import workloads
-    from impls import registry
+def _plan(request: Any) -> tuple[str, Any]:
+    """("plan", the plan without what only a worker can unpickle) or ("refused", the one-line error)."""
+    from harness import plan
+    from harness.errors import UserError
+    from impls.errors import PluginError
 
     try:
-        registry.load_all()
-        workloads.names()
-    except Exception:  # a broken plugin: the runner says so in one line before any case is sent
-        pass
+        return "plan", plan.make(request).portable()
+    except (UserError, PluginError) as err:
+        return "refused", str(err)
 
 
 class LocalExecutor:
@@ -123,15 +126,38 @@ class LocalExecutor:
             raise RuntimeError("worker process did not start")
         self._ready = True
 
+    def plan(self, request: Any, meanwhile: Callable[[], None] = lambda: None) -> Any:
+        """The run's plan (harness.plan.make(request)) made in the worker, which imports torch
+        for it anyway; `meanwhile` runs here while it does. A UserError if the worker refuses."""
+        from harness.errors import UserError
+
+        if self._proc is None or not self._proc.is_alive():
+            self.start()
+        self._conn.send(request)
+        meanwhile()
+        if not self._ready:
+            self._wait_ready()
+        try:
+            kind, answer = self._conn.recv()
+        except (EOFError, ConnectionResetError):
+            self._kill()
+            self._discard()
+            raise RuntimeError("worker process died while reading the suite") from None
+        if kind == "refused":
+            raise UserError(answer)
+        return answer
+
     def run(self, case: Case, ceilings: dict[str, Any] | None = None, profile: Any = None) -> Record:
         """The case's record, measured in the worker (`ceilings`: harness calibrate's, for the
         percent-of-peak metrics; `profile`: a harness.profile.store.Request); a timeout or the
         worker's death is recorded here."""
+        from harness.record import Record
+
         if self._proc is None or not self._proc.is_alive():
             self.start()
         if not self._ready:
             self._wait_ready()
-        start = time.perf_counter()
+        start, sent_at = time.perf_counter(), time.time()  # the worker is ready: the case starts now
         timeout = case.measure.timeout_s
         self._conn.send((case, ceilings, profile))
         if self._conn.poll(timeout):
@@ -147,7 +173,7 @@ class LocalExecutor:
             self._kill()
             record = Record.timeout(case, timeout)
             self._discard()
-        return record.timed(wall_s=time.perf_counter() - start)
+        return record.timed(wall_s=time.perf_counter() - start, started_at=sent_at)
 
     def _kill(self) -> None:
         self._proc.kill()

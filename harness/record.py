@@ -43,7 +43,7 @@ class Record:
     detail: str | None = None  # a traceback, for errors
     worker_s: float | None = None  # time in the worker process
     wall_s: float | None = None  # time seen by the runner, start-up and transfer included
-    started_at: float | None = None  # when the runner took the case up (Unix time)
+    started_at: float | None = None  # when it was sent to a ready worker (Unix time)
     env_id: str | None = None  # the env it ran in, where that is not the run's (a Ray node: harness.ray_executor)
 
     @classmethod

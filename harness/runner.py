@@ -18,12 +18,11 @@ from harness import console, results, run_lock
 from harness.case import Case
 from harness.errors import RunStopped, UserError
 from harness.executor import LocalExecutor
-from harness.measure import calibrate
+from harness.measure import ceilings as calibrations
 from harness.profile import store as profiles
 from harness.pruning import Pruner
 from harness.record import Record
 from harness.suite import Measure, Suite, constraint_failure
-from impls import registry
 
 
 # What defines a run's cases: a resumed run must agree with its suite.yaml on these.
@@ -47,14 +46,15 @@ def new_run_dir(out: Path, suite: Suite) -> Path:
     return run_dir
 
 
-def start(run_dir: Path, suite: Suite, device: str) -> dict[str, Any]:
-    """Write suite.yaml and env.json into a new run folder; return the env.
+def start(run_dir: Path, suite: Suite, device: str, torch_facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write suite.yaml and env.json into a new run folder; return the env (`torch_facts`: as a
+    worker read them, harness.env.torch_facts; read here when None).
 
     If they cannot be written (disk full, a read-only folder) the folder is removed,
     since nothing was measured, and the error is one line (exit status 2)."""
     try:
         (run_dir / "suite.yaml").write_text(yaml.safe_dump(suite.model_dump(), sort_keys=False))
-        env = environment.collect(device)
+        env = environment.collect(device, torch_facts)
         (run_dir / "env.json").write_text(json.dumps(env, indent=2, default=str))
     except OSError as err:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -64,7 +64,8 @@ def start(run_dir: Path, suite: Suite, device: str) -> dict[str, Any]:
 
 
 @contextmanager
-def new_run(out: Path, suite: Suite, device: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+def new_run(out: Path, suite: Suite, device: str,
+            torch_facts: dict[str, Any] | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
     """A new run folder, owned (run.lock) for the block, with suite.yaml and env.json written.
     If it cannot be made (disk full, read-only) nothing is left behind: the run folder, and
     `out` if this made it, are removed, and the error is one line (exit status 2)."""
@@ -73,7 +74,7 @@ def new_run(out: Path, suite: Suite, device: str) -> Iterator[tuple[Path, dict[s
     with ExitStack() as owned:
         try:
             owned.enter_context(run_lock.hold(run_dir))
-            env = start(run_dir, suite, device)
+            env = start(run_dir, suite, device, torch_facts)
         except UserError:
             owned.close()
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -153,16 +154,10 @@ def _check_same_suite(run_dir: Path, suite: Suite) -> dict[str, Any]:
     return saved
 
 
-def unavailable(case: Case) -> str | None:
-    """Why the case's impl cannot run here, decided before a worker is bothered."""
-    ok, reason = registry.available(registry.get(case.family, case.impl), case.device, case.precision)
-    return None if ok else reason
-
-
 @dataclass
 class Run:
     """What the runner runs: the suite as it runs on its device, its cases, the run folder with
-    its env, and for a resumed run the ids and records already there."""
+    its env, for a resumed run the ids and records already there, and the constraints' verdicts."""
 
     suite: Suite
     cases: list[Case]
@@ -170,6 +165,9 @@ class Run:
     env: dict[str, Any]
     done: set[str] = field(default_factory=set)
     previous: list[dict[str, Any]] = field(default_factory=list)
+    # case id -> why the suite's constraints leave it out, where the plan said (harness.plan: then
+    # this process needs no workload, and no torch, to read the constraints); None: read here
+    excluded: dict[str, str] | None = None
 
 
 def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None,
@@ -182,10 +180,10 @@ def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None,
     suite, run_dir, env_id = job.suite, job.run_dir, job.env["env_id"]
     pruner = Pruner(suite.measure.budget_s)
     # the device's measured ceilings (`harness calibrate`), for the percent-of-peak columns
-    folders = calibrate.search_folders(run_dir.parent)
-    ceilings = calibrate.find_ceilings(env_id, folders)
+    folders = calibrations.search_folders(run_dir.parent)
+    ceilings = calibrations.find_ceilings(env_id, folders)
     if ceilings is None:
-        console.console.print(calibrate.MISSING.format(env_id=env_id, folders=", ".join(map(str, folders))),
+        console.console.print(calibrations.MISSING.format(env_id=env_id, folders=", ".join(map(str, folders))),
                               soft_wrap=True, markup=False)
     for record in job.previous:
         pruner.observe(record)
@@ -211,8 +209,9 @@ def run(job: Run, on_record: Callable[[dict[str, Any]], None] = lambda r: None,
         """The cases to measure, each decided (skipped, pruned) when the executor takes it up."""
         for case in (c for c in job.cases if c.id not in job.done):
             started[case.id] = time.time()
-            reason = (constraint_failure(suite, case) or unavailable(case)
-                      or pruner.reason(case.label, case.params, case.axes))
+            # an impl that cannot run here is the worker's to say (the runner has no torch)
+            excluded = constraint_failure(suite, case) if job.excluded is None else job.excluded.get(case.id)
+            reason = excluded or pruner.reason(case.label, case.params, case.axes)
             if reason:
                 save(Record.skipped(case, reason).timed(wall_s=0.0))
             else:

@@ -15,7 +15,7 @@ import torch
 from harness import metrics as catalogue, workloads
 from harness.case import Case, Measure
 from harness.errors import SKIPPED, Skip
-from harness.measure import calibrate, contention, energy, gpu, memory, timer
+from harness.measure import ceilings as calibrations, contention, energy, gpu, memory, timer
 from harness.measure.calls import CallLog
 from harness.profile import store as profiles
 from harness.record import Record, Timing
@@ -156,7 +156,7 @@ def _rates(metrics: dict[str, float], median_ms: float, precision: str = "fp32",
     if metrics.get("expected_peak_bytes") and metrics.get("peak_extra_bytes") is not None:
         rates["peak_ratio"] = metrics["peak_extra_bytes"] / metrics["expected_peak_bytes"]
     if ceilings:
-        rates.update(calibrate.fractions(rates.get("tflops"), rates.get("gbps"),
+        rates.update(calibrations.fractions(rates.get("tflops"), rates.get("gbps"),
                                          ceilings.get("flops", {}).get(precision) or None, ceilings.get("bytes_per_s")))
     return rates
 

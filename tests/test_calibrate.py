@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import worker
-from harness.measure import calibrate
+from harness.measure import calibrate, ceilings as stored
 from harness.record import Record
 
 
@@ -40,8 +40,8 @@ def test_ceilings_are_saved_and_loaded_by_env_id(tmp_path):
     ceilings = {"flops": {"fp32": 1e11}, "bytes_per_s": 2e10}
     path = calibrate.save(env, ceilings, [], tmp_path)
     assert path.name == "calibration-abc123.json"
-    assert calibrate.load_ceilings("abc123", tmp_path) == ceilings
-    assert calibrate.load_ceilings("other", tmp_path) is None
+    assert stored.load_ceilings("abc123", tmp_path) == ceilings
+    assert stored.load_ceilings("other", tmp_path) is None
 
 
 def test_rates_report_percent_of_the_calibrated_peak():
@@ -75,16 +75,16 @@ def test_larger_sizes_stop_once_one_call_would_take_too_long(monkeypatch):
 def test_calibration_is_found_in_the_fixed_place_whatever_the_run_folder(tmp_path, monkeypatch):
     fixed, out = tmp_path / "fixed", tmp_path / "elsewhere"
     monkeypatch.setenv("SEQBENCH_CALIBRATION", str(fixed))
-    assert calibrate.default_folder() == fixed
+    assert stored.default_folder() == fixed
     calibrate.save({"env_id": "e2"}, {"flops": {"fp32": 1.0}, "bytes_per_s": 2.0}, [])
     assert (fixed / "calibration-e2.json").exists()
-    folders = calibrate.search_folders(out)
+    folders = stored.search_folders(out)
     assert folders == [out, fixed]
-    assert calibrate.find_ceilings("e2", folders)["bytes_per_s"] == 2.0
+    assert stored.find_ceilings("e2", folders)["bytes_per_s"] == 2.0
     calibrate.save({"env_id": "e2"}, {"flops": {}, "bytes_per_s": 3.0}, [], out)  # the run's own comes first
-    assert calibrate.find_ceilings("e2", folders)["bytes_per_s"] == 3.0
+    assert stored.find_ceilings("e2", folders)["bytes_per_s"] == 3.0
     monkeypatch.delenv("SEQBENCH_CALIBRATION")
-    assert calibrate.default_folder() == Path(__file__).resolve().parents[1] / "results"
+    assert stored.default_folder() == Path(__file__).resolve().parents[1] / "results"
 
 
 def test_calibrate_command_writes_ceilings_for_this_env(tmp_path, monkeypatch):
@@ -94,7 +94,7 @@ def test_calibrate_command_writes_ceilings_for_this_env(tmp_path, monkeypatch):
     monkeypatch.setitem(calibrate.COPY_BYTES, "cpu", 1 << 14)
     monkeypatch.setitem(calibrate.READ_BYTES, "cpu", 1 << 14)
     assert cli.main(["calibrate", "--device", "cpu", "--out", str(tmp_path)]) == 0
-    ceilings = calibrate.load_ceilings(env.collect("cpu")["env_id"], tmp_path)
+    ceilings = stored.load_ceilings(env.collect("cpu")["env_id"], tmp_path)
     assert ceilings is not None and ceilings["flops"]["fp32"] > 0
 
 

@@ -110,7 +110,7 @@ def test_pinned_holds_one_config_and_restores_the_list_even_after_a_failure():
 @pytest.mark.skipif(not _importable("triton") or os.environ.get("TRITON_INTERPRET") == "1",
                     reason="the interpreter has one tile; the GPU's configurations are read without it")
 def test_flash_configurations_cover_every_autotune_config_of_each_kernel():
-    from impls.attention import triton_flash as flash
+    from impls.attention import _triton_flash_kernels as flash
 
     pairs = kernels.flash_configurations()
     assert {id(f) for _, f, _ in pairs} == {id(c) for c in flash.FWD_CONFIGS}

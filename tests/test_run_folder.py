@@ -269,15 +269,3 @@ def test_every_record_says_when_its_case_started(finished_run):
     records = results.read_records(finished_run[1])
     starts = [r["started_at"] for r in records]
     assert all(later >= earlier + r["worker_s"] for earlier, later, r in zip(starts, starts[1:], records))
-
-
-def test_the_run_command_starts_its_worker_before_importing_torch_or_pandas():
-    """The worker's imports overlap the runner's only if the runner reaches the spawn first."""
-    probe = ("import sys; from harness import cli; cli.build_parser('run'); import harness.executor; "
-             "print(sorted(m for m in ('torch', 'pandas', 'scipy.stats') if m in sys.modules))")
-    printed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert printed.stdout.strip() == "[]"
-    probe = ("import sys; import harness.runner; "
-             "print(sorted(m for m in ('pandas', 'pyarrow', 'scipy.stats', 'torch.utils.benchmark') if m in sys.modules))")
-    printed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert printed.stdout.strip() == "[]"  # what only a finished run's table needs, or only the worker

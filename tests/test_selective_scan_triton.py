@@ -41,7 +41,7 @@ def test_triton_scan_kernels_compile_for_hopper_without_a_gpu():
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from impls.mixers import selective_scan_triton as scan
+    from impls.mixers import _selective_scan_triton as scan
 
     for kernel in (scan._scan_kernel, scan._scan_backward_kernel):
         for dtype in ("fp32", "fp64"):

@@ -60,7 +60,7 @@ def test_triton_flash_kernels_compile_for_hopper_without_a_gpu():
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from impls.attention import triton_flash as tf
+    from impls.attention import _triton_flash_kernels as tf
 
     for kernel in (tf._forward_kernel, tf._backward_kv_kernel, tf._backward_q_kernel):
         config = kernel.configs[-1]  # the smallest tiles: quickest to compile

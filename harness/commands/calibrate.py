@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from harness import console, env as environment
-from harness.commands.run import resolve_device
+from harness.plan import resolve_device
 from harness.measure import calibrate
 
 NAME = "calibrate"

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness import console
-from harness.commands.run import resolve_device
+from harness.plan import resolve_device
 from harness.doctor import plan, stack
 from harness.doctor.checks import Row
 from harness.errors import UserError

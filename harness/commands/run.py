@@ -42,16 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"refuse a suite that expands to more cases (default {suite_file.MAX_CASES:,})")
 
 
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; valid: cpu")
-    if requested in ("cpu", "cuda"):
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def main(args: argparse.Namespace) -> int:
     if args.max_cases < 1:
         raise UserError(f"--max-cases {args.max_cases}: must be at least 1")
@@ -79,41 +69,44 @@ def _executor(args: argparse.Namespace) -> Any:
 
 
 def _plan_and_run(args: argparse.Namespace, executor: Any) -> int:
-    # imported here, after the worker has started: together they take as long as the worker's own
-    from harness import run_lock, runner, suite as suites
+    # imported here, after the worker has started: pydantic and the suite's models overlap its imports
+    from harness import plan
 
-    suite = suites.load(args.suite, max_cases=args.max_cases)
-    device = resolve_device(args.device or suite.device)
-    suite = suites.for_device(suite, device)
-    if args.check_only:  # recorded in the run's suite.yaml, so a resume keeps to it
-        suite = suite.model_copy(update={"measure": suite.measure.model_copy(update={"check": True, "timed": False})})
-    if args.profile or args.profile_stack:  # in suite.yaml too, so a resume profiles the rest
-        suite = suite.model_copy(update={"measure": suite.measure.model_copy(
-            update={"profile": True, "profile_stack": args.profile_stack})})
-    if args.only:
-        labels = {e.shown for e in suite.entries} | {e.name for e in suite.entries}
-        unknown = [o for o in args.only if o not in labels]
-        if unknown:
-            raise UserError(f"--only {unknown[0]}: not an impl of {args.suite}; valid: {', '.join(sorted(labels))}")
-    cases = suites.expand(suite, device, where=args.where, only=args.only)
+    request = plan.Request(args.suite, args.device, args.max_cases, args.check_only, args.profile,
+                           args.profile_stack, tuple(args.only or ()), args.where)
+    if args.dry_run or not hasattr(executor, "plan"):  # made here (torch imported here)
+        planned = plan.make(request)
+    else:  # made in the worker, which imports torch anyway; meanwhile this process reads what the end needs
+        planned = executor.plan(request, meanwhile=_import_for_the_end)
+    suite, device, cases = planned.suite, planned.device, planned.cases
     if args.dry_run:
         for case in cases:
-            reason = suites.constraint_failure(suite, case)
+            reason = planned.excluded.get(case.id)
             print(f"{case.index:4d}  {case.describe()}" + (f"  (skip: {reason})" if reason else ""))
         print(f"{len(cases)} cases on {device}")
         return 0
     if not cases:
         raise UserError(f"{args.suite}: no cases left after --only/--where")
+    from harness import run_lock, runner
+
     try:
         if args.resume:
             with run_lock.hold(args.resume):
                 done, previous, env = runner.resume(args.resume, suite, device, force=args.force)
-                return _run(runner.Run(suite, cases, args.resume, env, done, previous), device, executor)
-        with runner.new_run(args.out, suite, device) as (run_dir, env):
-            return _run(runner.Run(suite, cases, run_dir, env), device, executor)
+                return _run(runner.Run(suite, cases, args.resume, env, done, previous, planned.excluded), device,
+                            executor)
+        with runner.new_run(args.out, suite, device, planned.torch_facts) as (run_dir, env):
+            return _run(runner.Run(suite, cases, run_dir, env, excluded=planned.excluded), device, executor)
     except RunStopped as stopped:
         stopped.resume_command = f"python -m harness run {args.suite} --resume {stopped.run_dir}"
         raise
+
+
+def _import_for_the_end() -> None:
+    """The table and summary at the end of a run need pandas and pyarrow (half a second): read
+    them while the worker imports torch, before any case, rather than after the last."""
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
 
 
 def _run(job: Run, device: str, executor: Any) -> int:

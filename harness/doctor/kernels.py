@@ -38,7 +38,7 @@ def describe(config: Any) -> str:
 def flash_configurations() -> list[tuple[str, Any, Any]]:
     """(label, forward config, backward config) pairs covering every config of triton_flash's
     forward and both backward kernels (they share one list): config i of each, in turn."""
-    from impls.attention import triton_flash as flash
+    from impls.attention import _triton_flash_kernels as flash
 
     count = max(len(flash.FWD_CONFIGS), len(flash.BWD_CONFIGS))
     pairs = [(flash.FWD_CONFIGS[i % len(flash.FWD_CONFIGS)], flash.BWD_CONFIGS[i % len(flash.BWD_CONFIGS)])
@@ -48,7 +48,7 @@ def flash_configurations() -> list[tuple[str, Any, Any]]:
 
 def pinned_flash(variant: Variant, forward: Any, backward: Any) -> Variant:
     """`variant` with triton_flash's kernels held at these configs while it runs."""
-    from impls.attention import triton_flash as flash
+    from impls.attention import _triton_flash_kernels as flash
 
     def check() -> dict[str, Any]:
         with pinned([flash._forward_kernel], forward), \
@@ -86,7 +86,7 @@ def scan_variant(device: str, precision: str, shape: ScanShape, block_d: int) ->
         if not ok:
             return {"status": "skipped", "reason": reason, "metrics": {}}
         from impls.mixers.selective_scan import selective_scan_ref
-        from impls.mixers.selective_scan_triton import ACCURACY, selective_scan_triton
+        from impls.mixers._selective_scan_triton import ACCURACY, selective_scan_triton
 
         args = {k: v.to(device, FLOAT_DTYPES[precision]).requires_grad_() for k, v in _scan_inputs(shape).items()}
         exact = {k: v.detach().double().requires_grad_() for k, v in args.items()}

@@ -7,9 +7,7 @@ read plus bytes written) and a large read (a sum over a tensor far larger than
 the caches; on a CPU with one thread, as a batch-1 decode step on one core reads
 its weights: the ceiling of its weight-read bandwidth). `calibrate` measures them with the same timer as
 every case; the result is stored per environment id in
-calibration-<env_id>.json under `default_folder()` (results/ at the repository
-root, or $SEQBENCH_CALIBRATION) and found again by `find_ceilings`, which also
-looks in a run's own output folder.
+calibration-<env_id>.json, where harness.measure.ceilings finds it again.
 """
 from __future__ import annotations
 
@@ -19,11 +17,12 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 
 from harness.measure import timer
+from harness.measure.ceilings import path_for
 from impls.precision import DTYPES, PRECISIONS
 
 # Square matmul sizes (the ceiling is the best rate over them) and copy size (bytes) per
@@ -36,8 +35,6 @@ MAX_CALL_S = 0.25
 COPY_BYTES = {"cpu": 32 << 20, "cuda": 1 << 30}
 READ_BYTES = {"cpu": 256 << 20, "cuda": 1 << 30}  # 8x a large server CPU's last-level cache
 READ_THREADS = {"cpu": 1, "cuda": None}
-MISSING = ("no calibration for this machine (env {env_id}; looked in {folders}): the pct_peak_flops and "
-           "pct_peak_bandwidth columns are left out; run `python -m harness calibrate` once to add them")
 SETTINGS = timer.TimerSettings(min_reps=3, max_reps=50, noise_target=0.05, max_time_s=0.5)
 
 
@@ -130,61 +127,12 @@ def _matmul_sweep(sizes: tuple[int, ...], precision: str, device: str) -> list[M
     return out
 
 
-def default_folder() -> Path:
-    """Where calibrations live: $SEQBENCH_CALIBRATION, else results/ at the repository root
-    (not the working directory, so every run on this machine finds them)."""
-    override = os.environ.get("SEQBENCH_CALIBRATION")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "results"
-
-
-def path_for(env_id: str, folder: Path | None = None) -> Path:
-    return Path(folder or default_folder()) / f"calibration-{env_id}.json"
-
-
 def save(env: dict[str, Any], ceilings: dict[str, Any], measured: list[Measurement],
          folder: Path | None = None) -> Path:
-    """Write calibration-<env_id>.json (in `folder`, default `default_folder()`) with the
-    env it was measured in."""
+    """Write calibration-<env_id>.json (in `folder`, default harness.measure.ceilings.default_folder()) with the
+    env it was measured in; harness.measure.ceilings reads it back."""
     path = path_for(env["env_id"], folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"env_id": env["env_id"], "env": env, "ceilings": ceilings,
                                 "measurements": [asdict(m) for m in measured]}, indent=2, default=str))
     return path
-
-
-def load_ceilings(env_id: str, folder: Path | None = None) -> dict[str, Any] | None:
-    """The ceilings measured for `env_id` in `folder` (default `default_folder()`), or None."""
-    path = path_for(env_id, folder)
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())["ceilings"]
-
-
-def search_folders(*extra: Path) -> list[Path]:
-    """`extra` (e.g. a run's output folder) then `default_folder()`, without repeats."""
-    folders: list[Path] = []
-    for folder in (*extra, default_folder()):
-        if folder.resolve() not in [f.resolve() for f in folders]:
-            folders.append(folder)
-    return folders
-
-
-def find_ceilings(env_id: str, folders: Iterable[Path]) -> dict[str, Any] | None:
-    """The first calibration of `env_id` found in `folders`, or None."""
-    for folder in folders:
-        ceilings = load_ceilings(env_id, folder)
-        if ceilings is not None:
-            return ceilings
-    return None
-
-
-def fractions(tflops: Any, gbps: Any, peak_flops: Any, bytes_per_s: float | None) -> dict[str, Any]:
-    """pct_peak_flops and pct_peak_bandwidth (percent of the ceilings: FLOP/s, bytes/s) of a
-    case's TFLOP/s and GB/s, where both sides are known. Numbers or pandas columns alike: the
-    worker computes a record's, the report those of runs recorded before a calibration."""
-    out = {}
-    if tflops is not None and peak_flops is not None:
-        out["pct_peak_flops"] = 100.0 * tflops * 1e12 / peak_flops
-    if gbps is not None and bytes_per_s:
-        out["pct_peak_bandwidth"] = 100.0 * gbps * 1e9 / bytes_per_s
-    return out

@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from harness import metrics, results
-from harness.measure import calibrate
+from harness.measure import ceilings as calibrations
 from harness.errors import UserError
 
 
@@ -137,12 +137,12 @@ def _metric_names(path: Path) -> list[str]:
 
 def calibration_for(run: RunInfo) -> dict[str, Any] | None:
     """calibration-<env_id>.json where `harness run` looks for it (beside the run folder, then
-    calibrate.default_folder()), if it exists and parses."""
+    calibrations.default_folder()), if it exists and parses."""
     env_id = run.env.get("env_id")
     if not env_id:
         return None
-    for folder in calibrate.search_folders(run.path.parent):
-        found = _read_json(calibrate.path_for(env_id, folder))
+    for folder in calibrations.search_folders(run.path.parent):
+        found = _read_json(calibrations.path_for(env_id, folder))
         if found:
             return found
     return None
@@ -172,7 +172,7 @@ def with_fractions(frame: pd.DataFrame, calibration: dict[str, Any] | None) -> p
     peaks, gbps = ceiling_values(calibration, sorted(frame["precision"].dropna().unique()))
     peak = frame["precision"].map(peaks).astype(float)
     frame = frame.copy()
-    computed = calibrate.fractions(frame["tflops"], frame.get("gbps"), peak * 1e12 if peaks else None,
+    computed = calibrations.fractions(frame["tflops"], frame.get("gbps"), peak * 1e12 if peaks else None,
                                    gbps * 1e9 if gbps else None)
     for column, values in computed.items():
         frame[column] = _keep(frame.get(column), values)

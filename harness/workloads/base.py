@@ -7,6 +7,7 @@ and never writes a file.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Literal
@@ -72,7 +73,12 @@ def _load_all() -> None:
 
 
 def get(name: str) -> Workload:
-    _load_all()
+    """The workload `name` (KeyError if there is none), importing its own module first
+    (harness/workloads/<name>.py) and every workload only if it is not there."""
+    if name not in _WORKLOADS and name.isidentifier() and importlib.util.find_spec(f"harness.workloads.{name}"):
+        importlib.import_module(f"harness.workloads.{name}")
+    if name not in _WORKLOADS:
+        _load_all()
     return _WORKLOADS[name]
 
 

@@ -5,6 +5,8 @@ Each family that can be measured as a single op registers an OpFamily here
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import ClassVar
 
 from pydantic import BaseModel
@@ -35,12 +37,23 @@ class Op(Workload):
     name = "op"
 
     def families(self) -> list[str]:
-        return sorted(_FAMILIES)
+        return sorted(_families())
 
     def params_model(self, family: str) -> type[BaseModel]:
-        if family not in _FAMILIES:
+        if family not in _families():
             raise KeyError(f"the op workload has no {family} family; valid: {', '.join(self.families())}")
         return _FAMILIES[family].Params
 
     def prepare(self, case: Case, impl: Impl) -> Prepared:
-        return _FAMILIES[case.family].prepare(case, impl)
+        return _families()[case.family].prepare(case, impl)
+
+
+def _families() -> dict[str, OpFamily]:
+    """Every op family: the modules op_<family>.py beside this one register theirs when imported,
+    which is done here, on first use, since the workload may be imported alone."""
+    import harness.workloads as package
+
+    for module in pkgutil.iter_modules(package.__path__, prefix="harness.workloads."):
+        if module.name.rpartition(".")[2].startswith("op_"):
+            importlib.import_module(module.name)
+    return _FAMILIES

@@ -24,9 +24,17 @@ from torch import nn
 from impls.mixers.base import Mixer
 from impls.mixers.selective_scan import (compute_dtype, scan_step, selective_scan,  # noqa: F401
                                          selective_scan_ref)
-from impls.mixers.selective_scan_triton import selective_scan_triton
 from impls import requirements
 from impls.registry import register
+
+
+
+def selective_scan_triton(*args, **kwargs):
+    """The Triton scan, its module (and triton) imported on the first call: not at every run's start."""
+    from impls.mixers._selective_scan_triton import selective_scan_triton as scan
+
+    return scan(*args, **kwargs)
+
 
 SCANS = {"chunked": selective_scan, "sequential": selective_scan_ref, "triton": selective_scan_triton}
 

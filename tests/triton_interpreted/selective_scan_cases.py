@@ -27,7 +27,7 @@ if DEVICE == "cuda" and not torch.cuda.is_available():
 
 from impls import registry  # noqa: E402  (after the interpreter decision above)
 from impls.mixers.selective_scan import selective_scan_ref  # noqa: E402
-from impls.mixers.selective_scan_triton import ACCURACY as TOLERANCE, selective_scan_triton  # noqa: E402
+from impls.mixers._selective_scan_triton import ACCURACY as TOLERANCE, selective_scan_triton  # noqa: E402
 
 DTYPES = {"fp64": torch.float64, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
