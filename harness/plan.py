@@ -1,7 +1,7 @@
 """What `harness run` will do: the suite checked and resolved for its device, its cases, and
 what torch says of the environment (env.json's torch_facts).
 
-Checking a suite needs every impl and workload, so torch. `harness run` therefore makes the
+Checking a suite needs its impls and workload, so torch. `harness run` therefore makes the
 plan in its worker, which imports torch anyway, while the runner stays without torch (its
 start and its exit are a second shorter, and it reads the end's tables meanwhile); a dry run
 or the Ray executor make it in the runner.

@@ -35,6 +35,7 @@ def one_run(tree: Path, suite: str) -> dict[str, float]:
     if "started_at" in records[0]:
         split["to_first_case_s"] = records[0]["started_at"] - start
         split["after_last_case_s"] = start + wall - records[-1]["started_at"] - records[-1]["wall_s"]
+        split["between_cases_s"] = sum(b["started_at"] - a["started_at"] - a["wall_s"] for a, b in zip(records, records[1:]))
     return split
 
 
