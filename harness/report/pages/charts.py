@@ -3,9 +3,12 @@ side, loss curves, perplexity against evaluation length, speculative decoding ag
 length, and serving's throughput against latency. Each returns None when its data is missing."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.basedatatypes import BaseTraceType
 from plotly.subplots import make_subplots
 
 from harness.report.data import Section, sort_key
@@ -41,29 +44,39 @@ def _rows(section: Section, columns: list[str], combo: tuple) -> pd.DataFrame:
     return frame
 
 
+def _one_setting_at_a_time(section: Section, keep: list[str],
+                           traces: Callable[[pd.DataFrame], list[BaseTraceType]]) -> go.Figure | None:
+    """A figure showing one setting of the swept axes not in `keep` at a time (a dropdown):
+    `traces(rows)` makes the traces of one setting's ok rows; None when no setting has any."""
+    columns, combos = _settings(section, keep)
+    fig, groups, titles = go.Figure(), [], []
+    for combo in combos:
+        made = traces(_rows(section, columns, combo))
+        if made:
+            fig.add_traces(made)
+            groups.append(list(range(len(fig.data) - len(made), len(fig.data))))
+            titles.append(combo_title(columns, combo))
+    if not groups:
+        return None
+    _dropdown(fig, groups, titles)
+    return fig
+
+
 def samples_box(section: Section, metric: str, by: list[str]) -> go.Figure | None:
     """One box per contender of `metric`'s per-call samples (samples_<metric>), one setting of
     the other swept axes at a time; None when no case kept samples."""
     column = f"samples_{metric}"
     if column not in section.frame or not section.frame[column].map(_listed).any():
         return None
-    columns, combos = _settings(section, by)
-    fig, groups, titles = go.Figure(), [], []
-    for combo in combos:
-        rows = _rows(section, columns, combo)
+
+    def boxes(rows: pd.DataFrame) -> list[go.Box]:
         rows = rows[rows[column].map(_listed)]
-        if rows.empty:
-            continue
-        names = contender_names(section, rows, by)
-        group = []
-        for name, samples in zip(names, rows[column]):
-            fig.add_trace(go.Box(y=list(samples), name=name, boxpoints="all", jitter=0.3, showlegend=False))
-            group.append(len(fig.data) - 1)
-        groups.append(group)
-        titles.append(combo_title(columns, combo))
-    if not groups:
+        return [go.Box(y=list(samples), name=name, boxpoints="all", jitter=0.3, showlegend=False)
+                for name, samples in zip(contender_names(section, rows, by), rows[column])]
+
+    fig = _one_setting_at_a_time(section, by, boxes)
+    if fig is None:
         return None
-    _dropdown(fig, groups, titles)
     fig.update_layout(title=plot_text(f"{metric}: one point per timed call"), **LAYOUT)
     fig.update_yaxes(title=metric_axis(metric).title, rangemode="tozero")
     return fig
@@ -78,24 +91,19 @@ def percentile_bars(section: Section, names: list[str], by: list[str], title: st
     present = [n for n in names if n in section.frame and section.frame[n].notna().any()]
     if not present:
         return None
-    columns, combos = _settings(section, by)
-    fig, groups, titles = go.Figure(), [], []
     palette = colors(present)
-    for combo in combos:
-        rows = _rows(section, columns, combo)
+
+    def bars(rows: pd.DataFrame) -> list[go.Bar]:
         if rows.empty:
-            continue
+            return []
         labels = contender_names(section, rows, by)
-        group = []
-        for name in present:
-            fig.add_trace(go.Bar(x=labels, y=rows[name], name=plot_text(name), marker_color=palette[name],
-                                 hovertemplate="%{x}<br>" + plot_text(name) + ": %{y:.3g} ms<extra></extra>"))
-            group.append(len(fig.data) - 1)
-        groups.append(group)
-        titles.append(combo_title(columns, combo))
-    if not groups:
+        return [go.Bar(x=labels, y=rows[name], name=plot_text(name), marker_color=palette[name],
+                       hovertemplate="%{x}<br>" + plot_text(name) + ": %{y:.3g} ms<extra></extra>")
+                for name in present]
+
+    fig = _one_setting_at_a_time(section, by, bars)
+    if fig is None:
         return None
-    _dropdown(fig, groups, titles)
     fig.update_layout(title=plot_text(title), barmode="group", **LAYOUT)
     values = pd.concat([section.frame[n] for n in present])
     fig.update_yaxes(title="latency (ms)", **auto_scale(values.dropna()))
@@ -107,25 +115,21 @@ def loss_curves(section: Section) -> go.Figure | None:
     the loss every train_steps / len(curve) steps)."""
     if "loss_curve" not in section.frame or not section.frame["loss_curve"].map(_listed).any():
         return None
-    columns, combos = _settings(section, [])
     palette = colors(list(dict.fromkeys(section.frame["label"])))
-    fig, groups, titles = go.Figure(), [], []
-    for combo in combos:
-        rows = _rows(section, columns, combo)
+
+    def curves(rows: pd.DataFrame) -> list[go.Scatter]:
         rows = rows[rows["loss_curve"].map(_listed)]
-        group = []
+        lines = []
         for name, (_, row) in zip(contender_names(section, rows, []), rows.iterrows()):
             curve = list(row["loss_curve"])
             every = float(row.get("train_steps", len(curve))) / len(curve)
-            fig.add_trace(go.Scatter(x=[every * (i + 1) for i in range(len(curve))], y=curve, mode="lines",
-                                     name=name, line=dict(color=palette[row["label"]])))
-            group.append(len(fig.data) - 1)
-        if group:
-            groups.append(group)
-            titles.append(combo_title(columns, combo))
-    if not groups:
+            lines.append(go.Scatter(x=[every * (i + 1) for i in range(len(curve))], y=curve, mode="lines",
+                                    name=name, line=dict(color=palette[row["label"]])))
+        return lines
+
+    fig = _one_setting_at_a_time(section, [], curves)
+    if fig is None:
         return None
-    _dropdown(fig, groups, titles)
     fig.update_layout(title="training loss over steps", **LAYOUT)
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="training loss (nats per token)")
